@@ -1,0 +1,61 @@
+import type { AccountInput } from './accountSchema';
+
+export type Provider = AccountInput['provider'];
+
+export interface SmtpSettings {
+  host: string;
+  port: number;
+  security: 'starttls' | 'tls' | 'plain';
+  caFile?: string;
+}
+
+export interface ProviderPreset {
+  smtp: SmtpSettings;
+  /** Discovery issuer; `{tenant}` is replaced by the account's tenantId. */
+  issuer: string;
+  delegatedScopes: string[];
+  appOnlyScopes?: string[];
+  /** Extra authorization request parameters. */
+  authParams: Record<string, string>;
+  rateLimit: { messagesPerMinute: number; concurrentConnections: number; recipientsPerDay?: number };
+  maxRecipientsPerMessage: number;
+  maxMessageBytes: number;
+  /** For app-only tokens: what the decoded token must carry before we open an SMTP connection. */
+  appOnlyToken?: { audience: string; role: string };
+}
+
+const MB = 1024 * 1024;
+
+export const PRESETS: Record<Provider, ProviderPreset> = {
+  microsoft: {
+    smtp: { host: 'smtp.office365.com', port: 587, security: 'starttls' },
+    issuer: 'https://login.microsoftonline.com/{tenant}/v2.0',
+    delegatedScopes: ['https://outlook.office.com/SMTP.Send', 'offline_access', 'openid', 'profile', 'email'],
+    appOnlyScopes: ['https://outlook.office365.com/.default'],
+    authParams: {},
+    // Exchange Online, per mailbox: 30 messages/min, 3 concurrent connections, 10,000 recipients/day.
+    rateLimit: { messagesPerMinute: 30, concurrentConnections: 3, recipientsPerDay: 10000 },
+    maxRecipientsPerMessage: 500,
+    maxMessageBytes: 25 * MB,
+    appOnlyToken: { audience: 'https://outlook.office365.com', role: 'SMTP.SendAsApp' },
+  },
+  google: {
+    smtp: { host: 'smtp.gmail.com', port: 465, security: 'tls' },
+    issuer: 'https://accounts.google.com',
+    delegatedScopes: ['https://mail.google.com/', 'openid', 'email'],
+    // Google returns a refresh token only with access_type=offline, and again only with prompt=consent.
+    authParams: { access_type: 'offline', prompt: 'consent' },
+    rateLimit: { messagesPerMinute: 60, concurrentConnections: 3, recipientsPerDay: 2000 },
+    maxRecipientsPerMessage: 100,
+    maxMessageBytes: 25 * MB,
+  },
+  custom: {
+    smtp: { host: 'localhost', port: 587, security: 'starttls' },
+    issuer: '',
+    delegatedScopes: [],
+    authParams: {},
+    rateLimit: { messagesPerMinute: 60, concurrentConnections: 3 },
+    maxRecipientsPerMessage: 500,
+    maxMessageBytes: 25 * MB,
+  },
+};

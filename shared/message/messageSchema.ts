@@ -1,0 +1,108 @@
+import { z } from 'zod';
+import { CONTAINERS } from '../names';
+
+/**
+ * Queue message, version 1: what producers put on `mail-outbox`, base64-encoded UTF-8 JSON.
+ * Strict: an unknown field is refused, never ignored and never passed on to nodemailer.
+ */
+
+/** Header injection guard: a CR or LF in any header field is refused. */
+const oneLine = <T extends z.ZodString>(schema: T) =>
+  schema.refine((v) => !/[\r\n]/.test(v), { error: 'must not contain CR or LF' });
+
+const emailAddress = z.email({ error: 'is not a valid email address' }).max(320);
+
+/** `a@example.com`, or `Name <a@example.com>`, or { name, address }. */
+export const addressSchema = z.union([
+  z
+    .string()
+    .max(400)
+    .refine((v) => !/[\r\n]/.test(v), { error: 'must not contain CR or LF' })
+    .refine((v) => parseAddress(v) !== undefined, { error: 'is not a valid email address' }),
+  z.object({ name: oneLine(z.string().max(200)), address: emailAddress }).strict(),
+]);
+
+const addressList = z.array(addressSchema).max(1000);
+
+const RESERVED_HEADERS = new Set([
+  'from', 'to', 'cc', 'bcc', 'reply-to', 'subject', 'sender', 'date', 'message-id', 'mime-version',
+  'content-type', 'content-transfer-encoding', 'content-disposition', 'return-path', 'received',
+]);
+
+const headerName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,75}$/, { error: 'header names are letters, digits and dashes' })
+  .refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), { error: 'this header is set from the message fields; use the field instead' });
+
+const base64 = /^[A-Za-z0-9+/\r\n]*={0,2}\s*$/;
+
+const blobRef = z
+  .string()
+  .regex(new RegExp(`^${CONTAINERS.attachments}/[^\\\\?#]+$`), { error: `must be "${CONTAINERS.attachments}/<path>"` })
+  .refine((v) => !v.split('/').includes('..'), { error: 'must not contain ".."' });
+
+const attachmentBase = {
+  filename: z
+    .string()
+    .min(1)
+    .max(255)
+    .refine((v) => !/[\r\n\0]/.test(v), { error: 'must not contain CR, LF or NUL' }),
+  contentType: z
+    .string()
+    .regex(/^[a-zA-Z0-9!#$&^_.+-]+\/[a-zA-Z0-9!#$&^_.+-]+$/, { error: 'must be a MIME type such as application/pdf' })
+    .optional(),
+  /** For inline images referenced from the HTML as cid:… */
+  contentId: z.string().regex(/^[A-Za-z0-9._@-]{1,100}$/).optional(),
+};
+
+export const attachmentSchema = z.union([
+  z.object({ ...attachmentBase, contentBase64: z.string().regex(base64, { error: 'is not base64' }) }).strict(),
+  z.object({ ...attachmentBase, blob: blobRef }).strict(),
+]);
+
+export const mailMessageSchema = z
+  .object({
+    version: z.literal(1).optional(),
+    id: z
+      .string()
+      .min(1)
+      .max(200)
+      .regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces' })
+      .optional(),
+    account: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/, { error: 'is not an account id' }).optional(),
+    from: addressSchema.optional(),
+    to: addressList.optional(),
+    cc: addressList.optional(),
+    bcc: addressList.optional(),
+    replyTo: addressSchema.optional(),
+    subject: oneLine(z.string().max(2000)),
+    text: z.string().optional(),
+    html: z.string().optional(),
+    headers: z.record(headerName, oneLine(z.string().max(2000))).optional(),
+    attachments: z.array(attachmentSchema).max(100).optional(),
+  })
+  .strict()
+  .refine((m) => (m.to?.length ?? 0) + (m.cc?.length ?? 0) + (m.bcc?.length ?? 0) > 0, {
+    error: 'at least one recipient is needed in to, cc or bcc',
+    path: ['to'],
+  });
+
+export type MailMessage = z.infer<typeof mailMessageSchema>;
+export type Address = z.infer<typeof addressSchema>;
+export type Attachment = z.infer<typeof attachmentSchema>;
+
+const emailCheck = z.email();
+
+/** Parses `a@b.c` or `Name <a@b.c>`; undefined when it is not an address. */
+export function parseAddress(value: string): { name?: string; address: string } | undefined {
+  const match = /^\s*(?:"?([^"<>]*?)"?\s*<([^<>\s]+)>|([^<>\s]+))\s*$/.exec(value);
+  if (!match) return undefined;
+  const address = match[2] ?? match[3] ?? '';
+  if (!emailCheck.safeParse(address).success) return undefined;
+  const name = match[1]?.trim();
+  return name ? { name, address } : { address };
+}
+
+export function addressOf(value: Address): string {
+  return typeof value === 'string' ? (parseAddress(value)?.address ?? value) : value.address;
+}

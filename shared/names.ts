@@ -1,0 +1,21 @@
+/** Every storage resource the app uses. infra/ creates each of these; a test keeps the two in step. */
+export const QUEUES = {
+  outbox: 'mail-outbox',
+  poison: 'mail-outbox-poison',
+  results: 'mail-results',
+} as const;
+
+export const TABLES = {
+  accounts: 'accounts',
+  authRequests: 'authrequests',
+  deliveries: 'deliveries',
+  /** Refresh leases, connection slots and rate windows shared by all instances. */
+  leases: 'leases',
+} as const;
+
+export const CONTAINERS = {
+  attachments: 'mail-attachments',
+} as const;
+
+/** The connection name used by the queue trigger and by our own storage clients (`MailStorage`, `MailStorage__queueServiceUri`, ...). */
+export const STORAGE_CONNECTION = 'MailStorage';
