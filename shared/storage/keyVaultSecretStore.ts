@@ -1,0 +1,124 @@
+import {
+  DefaultAzureCredential,
+  ManagedIdentityCredential,
+  type TokenCredential,
+} from '@azure/identity';
+import { SecretClient, type SecretClientOptions } from '@azure/keyvault-secrets';
+import { readSetting, type Env } from '../settings';
+import {
+  assertSecretName,
+  assertSecretWrite,
+  SecretStoreError,
+  type SecretSetOptions,
+  type SecretStore,
+} from './secretStore';
+
+export interface KeyVaultSecretStoreOptions {
+  /** Needed only for a vault that is not at *.vault.azure.net (the test double). */
+  disableChallengeResourceVerification?: boolean;
+  /** Passed to SecretClient, e.g. `tlsOptions: { ca }` or `retryOptions` in tests. */
+  clientOptions?: Omit<SecretClientOptions, 'disableChallengeResourceVerification'>;
+}
+
+export class KeyVaultSecretStore implements SecretStore {
+  private readonly client: SecretClient;
+
+  constructor(vaultUrl: string, credential: TokenCredential, options: KeyVaultSecretStoreOptions = {}) {
+    this.client = new SecretClient(vaultUrl, credential, {
+      ...options.clientOptions,
+      disableChallengeResourceVerification: options.disableChallengeResourceVerification ?? false,
+    });
+  }
+
+  async get(name: string): Promise<string | undefined> {
+    assertSecretName(name);
+    try {
+      const secret = await this.client.getSecret(name);
+      return secret.properties.enabled === false ? undefined : secret.value;
+    } catch (error) {
+      if (isNotFound(error) || isDisabled(error)) return undefined;
+      throw toStoreError('get', name, error);
+    }
+  }
+
+  async set(name: string, value: string, options: SecretSetOptions = {}): Promise<void> {
+    assertSecretWrite(name, value, options);
+    try {
+      await this.client.setSecret(name, value, { contentType: options.contentType, tags: options.tags });
+    } catch (error) {
+      throw toStoreError('set', name, error, value);
+    }
+  }
+}
+
+export interface KeyVaultStoreOverrides {
+  /** Instead of the managed identity / DefaultAzureCredential chosen from the settings. */
+  credential?: TokenCredential;
+  clientOptions?: KeyVaultSecretStoreOptions['clientOptions'];
+}
+
+/**
+ * Builds the store from app settings: KEY_VAULT_URL, AZURE_CLIENT_ID (user-assigned managed identity; without it
+ * DefaultAzureCredential, which reads process.env itself) and KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION.
+ */
+export function createKeyVaultSecretStore(env: Env, overrides: KeyVaultStoreOverrides = {}): KeyVaultSecretStore {
+  const vaultUrl = readSetting(env, 'KEY_VAULT_URL');
+  if (vaultUrl === undefined) throw new Error('KEY_VAULT_URL is not set.');
+  let parsed: URL;
+  try {
+    parsed = new URL(vaultUrl);
+  } catch {
+    throw new Error('KEY_VAULT_URL is not a valid URL.');
+  }
+  if (parsed.protocol !== 'https:') throw new Error('KEY_VAULT_URL must be an https:// URL.');
+
+  const clientId = readSetting(env, 'AZURE_CLIENT_ID');
+  const credential =
+    overrides.credential ??
+    (clientId !== undefined ? new ManagedIdentityCredential({ clientId }) : new DefaultAzureCredential());
+  const disableVerification = readSetting(env, 'KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION')?.toLowerCase() === 'true';
+  return new KeyVaultSecretStore(vaultUrl, credential, {
+    disableChallengeResourceVerification: disableVerification,
+    clientOptions: overrides.clientOptions,
+  });
+}
+
+interface ServiceErrorShape {
+  statusCode?: unknown;
+  code?: unknown;
+  message?: unknown;
+  details?: { error?: { code?: unknown; innerError?: { code?: unknown } } };
+}
+
+function asServiceError(error: unknown): ServiceErrorShape {
+  return typeof error === 'object' && error !== null ? (error as ServiceErrorShape) : {};
+}
+
+// Only the service's own answer: a bare 404 (say, from a wrong URL) must not read as "no token stored".
+function isNotFound(error: unknown): boolean {
+  const { statusCode, code } = asServiceError(error);
+  return statusCode === 404 && code === 'SecretNotFound';
+}
+
+// Key Vault answers a get on a disabled secret with 403 Forbidden, inner error code SecretDisabled.
+function isDisabled(error: unknown): boolean {
+  const { statusCode, details } = asServiceError(error);
+  return statusCode === 403 && details?.error?.innerError?.code === 'SecretDisabled';
+}
+
+// A new Error rather than the SDK's RestError: that one keeps the request, whose body holds the value on a set.
+function toStoreError(operation: 'get' | 'set', name: string, error: unknown, value?: string): SecretStoreError {
+  const { statusCode, code, message } = asServiceError(error);
+  const status = typeof statusCode === 'number' ? statusCode : undefined;
+  const errorCode = typeof code === 'string' ? code : undefined;
+  let detail = typeof message === 'string' && message !== '' ? message : String(error);
+  if (value !== undefined && value.length >= 4) detail = detail.split(value).join('[redacted]');
+  const prefix = [status, errorCode].filter((part) => part !== undefined).join(' ');
+  return new SecretStoreError(
+    `Key Vault ${operation} of secret "${name}" failed${prefix === '' ? '' : ` (${prefix})`}: ${detail}`,
+    operation,
+    name,
+    status,
+    errorCode,
+  );
+}
