@@ -1,0 +1,92 @@
+import { createHash } from 'node:crypto';
+import type Mail from 'nodemailer/lib/mailer';
+import type { Account } from '../config';
+import { MessageError } from '../errors';
+import { addressOf, parseAddress, type Address, type MailMessage } from '../message/messageSchema';
+
+export interface LoadedAttachment {
+  filename: string;
+  contentType?: string;
+  contentId?: string;
+  content: Buffer;
+}
+
+export interface ComposedMail {
+  options: Mail.Options;
+  recipients: number;
+  messageId: string;
+  from: string;
+}
+
+/**
+ * Applies the account's sender rules and defaults and builds what nodemailer sends. Only fields we set reach
+ * nodemailer: nothing of the queue message is passed through unchecked.
+ */
+export function composeMail(account: Account, id: string, message: MailMessage, attachments: LoadedAttachment[]): ComposedMail {
+  const from = message.from ? toNodemailer(message.from) : account.from;
+  const fromAddress = message.from ? addressOf(message.from) : account.from;
+  if (!account.allowedFrom.includes(fromAddress.toLowerCase())) {
+    throw new MessageError(
+      'sender_not_allowed',
+      `From ${fromAddress} is not allowed for account "${account.id}"; allowed: ${account.allowedFrom.join(', ')}.`,
+    );
+  }
+  const to = (message.to ?? []).map(toNodemailer);
+  const cc = (message.cc ?? []).map(toNodemailer);
+  const bcc = (message.bcc ?? []).map(toNodemailer);
+  const recipients = to.length + cc.length + bcc.length;
+  if (recipients > account.limits.maxRecipientsPerMessage) {
+    throw new MessageError(
+      'invalid_message',
+      `The message has ${recipients} recipients; the provider accepts at most ${account.limits.maxRecipientsPerMessage} per message.`,
+    );
+  }
+  const size =
+    Buffer.byteLength(message.text ?? '') +
+    Buffer.byteLength(message.html ?? '') +
+    attachments.reduce((sum, a) => sum + Math.ceil(a.content.length / 3) * 4, 0);
+  if (size > account.limits.maxMessageBytes) {
+    throw new MessageError(
+      'too_large',
+      `The message is about ${megabytes(size)} MB once encoded; account "${account.id}" accepts at most ${megabytes(account.limits.maxMessageBytes)} MB.`,
+    );
+  }
+  const messageId = `<${createHash('sha256').update(`${account.id}\n${id}`).digest('hex').slice(0, 32)}@${domainOf(fromAddress)}>`;
+  const replyTo = message.replyTo ? toNodemailer(message.replyTo) : account.defaults.replyTo;
+  const options: Mail.Options = {
+    from,
+    to,
+    cc,
+    bcc,
+    subject: message.subject,
+    messageId,
+    headers: { ...account.defaults.headers, ...(message.headers ?? {}) },
+    envelope: { from: fromAddress, to: [...to, ...cc, ...bcc].map((a) => (typeof a === 'string' ? a : a.address)).filter(Boolean) as string[] },
+    attachments: attachments.map((a) => ({
+      filename: a.filename,
+      content: a.content,
+      ...(a.contentType ? { contentType: a.contentType } : {}),
+      ...(a.contentId ? { cid: a.contentId } : {}),
+    })),
+    disableFileAccess: true,
+    disableUrlAccess: true,
+  };
+  if (replyTo) options.replyTo = replyTo;
+  if (message.text !== undefined) options.text = message.text;
+  if (message.html !== undefined) options.html = message.html;
+  return { options, recipients, messageId, from: fromAddress };
+}
+
+function toNodemailer(value: Address): Mail.Address | string {
+  if (typeof value !== 'string') return { name: value.name, address: value.address };
+  const parsed = parseAddress(value);
+  return parsed?.name ? { name: parsed.name, address: parsed.address } : (parsed?.address ?? value);
+}
+
+function domainOf(address: string): string {
+  return address.split('@')[1] ?? 'oauth-outbox.invalid';
+}
+
+function megabytes(bytes: number): string {
+  return (bytes / (1024 * 1024)).toFixed(1);
+}

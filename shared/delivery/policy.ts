@@ -1,0 +1,31 @@
+/** How long things wait. Defaults suit Exchange Online and Gmail; tests shorten them. */
+export interface DeliveryPolicy {
+  /** SMTP attempts before a message that keeps failing transiently is failed for good. */
+  maxAttempts: number;
+  /** A message waiting longer than this (e.g. for re-authorization) is failed with a reason. */
+  maxAgeMs: number;
+  /** Delay before SMTP attempt n+1 after a transient failure. */
+  backoffMs(attempt: number): number;
+  /** Delay while the account cannot send (not authorized, re-authorization required, configuration error). */
+  accountWaitMs: number;
+  /** How long an invocation may wait in-process for rate budget or a connection before deferring instead. */
+  maxInProcessWaitMs: number;
+  /** How long a `sending` claim holds a message; longer than the worst SMTP timeout. */
+  sendingLeaseMs: number;
+  /** Idle SMTP connections are closed (and their slot given back) after this. */
+  connectionIdleMs: number;
+  smtpTimeouts: { connectionMs: number; greetingMs: number; socketMs: number };
+}
+
+const MINUTE = 60_000;
+
+export const DEFAULT_POLICY: DeliveryPolicy = {
+  maxAttempts: 10,
+  maxAgeMs: 7 * 24 * 60 * MINUTE,
+  backoffMs: (attempt) => Math.min(60 * MINUTE, 30_000 * 2 ** Math.max(0, attempt - 1)) * (0.8 + Math.random() * 0.4),
+  accountWaitMs: 5 * MINUTE,
+  maxInProcessWaitMs: 20_000,
+  sendingLeaseMs: 5 * MINUTE,
+  connectionIdleMs: 10_000,
+  smtpTimeouts: { connectionMs: 15_000, greetingMs: 15_000, socketMs: 60_000 },
+};

@@ -1,0 +1,110 @@
+import { RestError, type TableClient } from '@azure/data-tables';
+
+/**
+ * Cross-instance connection slots: an account may hold at most `limit` SMTP connections across all instances
+ * (Exchange Online: 3). Each slot is a row in table `leases` held by one instance until it expires; a holder
+ * renews its slots while its connections are open, so a crashed instance frees them within `leaseMs`.
+ */
+export interface SlotOptions {
+  leaseMs?: number;
+  renewEveryMs?: number;
+}
+
+export class ConnectionSlots {
+  private readonly held = new Map<number, string>(); // slot → etag
+  private renewTimer: NodeJS.Timeout | undefined;
+  private readonly leaseMs: number;
+  private readonly renewEveryMs: number;
+
+  constructor(
+    private readonly table: TableClient,
+    private readonly accountId: string,
+    private readonly limit: () => number,
+    private readonly holder: string,
+    options: SlotOptions = {},
+  ) {
+    this.leaseMs = options.leaseMs ?? 30_000;
+    this.renewEveryMs = options.renewEveryMs ?? Math.floor(this.leaseMs / 3);
+  }
+
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  /** Leases one free slot; undefined when all `limit` slots are held (by anyone). */
+  async tryAcquire(): Promise<number | undefined> {
+    const partitionKey = this.partition();
+    const rows = new Map<number, { etag: string; expiresAt: number }>();
+    for await (const entity of this.table.listEntities<{ expiresAt?: number }>({
+      queryOptions: { filter: `PartitionKey eq '${partitionKey}'` },
+    })) {
+      rows.set(Number(entity.rowKey), { etag: entity.etag, expiresAt: Number(entity.expiresAt ?? 0) });
+    }
+    const now = Date.now();
+    for (let slot = 0; slot < this.limit(); slot++) {
+      if (this.held.has(slot)) continue;
+      const row = rows.get(slot);
+      if (row && row.expiresAt > now) continue;
+      const entity = { partitionKey, rowKey: String(slot), holder: this.holder, expiresAt: now + this.leaseMs };
+      try {
+        const response = row
+          ? await this.table.updateEntity(entity, 'Replace', { etag: row.etag })
+          : await this.table.createEntity(entity);
+        this.held.set(slot, response.etag ?? '*');
+        this.startRenewing();
+        return slot;
+      } catch (error) {
+        if (error instanceof RestError && (error.statusCode === 409 || error.statusCode === 412)) continue;
+        throw error;
+      }
+    }
+    return undefined;
+  }
+
+  async release(slot: number): Promise<void> {
+    const etag = this.held.get(slot);
+    if (etag === undefined) return;
+    this.held.delete(slot);
+    if (this.held.size === 0) this.stopRenewing();
+    try {
+      await this.table.deleteEntity(this.partition(), String(slot), { etag });
+    } catch {
+      // Lost or already gone: the lease expires by itself.
+    }
+  }
+
+  async releaseAll(): Promise<void> {
+    await Promise.all([...this.held.keys()].map((slot) => this.release(slot)));
+  }
+
+  private async renew(): Promise<void> {
+    for (const [slot, etag] of this.held) {
+      const entity = { partitionKey: this.partition(), rowKey: String(slot), holder: this.holder, expiresAt: Date.now() + this.leaseMs };
+      try {
+        const response = await this.table.updateEntity(entity, 'Replace', { etag });
+        if (this.held.has(slot)) this.held.set(slot, response.etag ?? '*');
+      } catch (error) {
+        // 412/404: someone took the slot after our lease expired (we were stalled). Stop using it.
+        if (error instanceof RestError && (error.statusCode === 412 || error.statusCode === 404)) this.onLost?.(slot);
+      }
+    }
+  }
+
+  /** Called when a slot was lost (the holder must close that connection). */
+  onLost?: (slot: number) => void;
+
+  private partition(): string {
+    return `slots-${this.accountId}`;
+  }
+
+  private startRenewing(): void {
+    if (this.renewTimer) return;
+    this.renewTimer = setInterval(() => void this.renew(), this.renewEveryMs);
+    this.renewTimer.unref();
+  }
+
+  private stopRenewing(): void {
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.renewTimer = undefined;
+  }
+}

@@ -1,0 +1,185 @@
+import { readFileSync } from 'node:fs';
+import nodemailer, { type Transporter } from 'nodemailer';
+import type Mail from 'nodemailer/lib/mailer';
+import type SMTPPool from 'nodemailer/lib/smtp-pool';
+import type { Account } from '../config';
+import type { ConnectionSlots } from '../limits/connectionSlots';
+import type { AccessTokenRecord } from '../tokens/tokenStore';
+
+export interface SmtpTimeouts {
+  connectionMs: number;
+  greetingMs: number;
+  socketMs: number;
+}
+
+export const DEFAULT_SMTP_TIMEOUTS: SmtpTimeouts = { connectionMs: 15_000, greetingMs: 15_000, socketMs: 60_000 };
+
+export interface SentInfo {
+  response: string;
+  accepted: string[];
+  rejected: string[];
+}
+
+export type LaneResult<T> = { ok: true; value: T } | { ok: false; retryAfterMs: number };
+
+interface Lane {
+  slot: number;
+  transport: Transporter<SMTPPool.SentMessageInfo>;
+  accessToken: string;
+  busy: boolean;
+  idleTimer?: NodeJS.Timeout;
+}
+
+/**
+ * The SMTP connections of one account in this instance. Each connection ("lane") holds one of the account's
+ * cross-instance connection slots, stays open between messages (pooled, reused across invocations), and is
+ * closed and its slot given back after `idleMs` without use. nodemailer gets the access token we hand it and
+ * never refreshes by itself (its refresh would drop rotated refresh tokens).
+ */
+export class AccountSender {
+  private readonly lanes: Lane[] = [];
+  private readonly waiters: Array<() => void> = [];
+  private acquiring: Promise<void> | undefined;
+  private readonly ca: string | undefined;
+
+  constructor(
+    private readonly account: Account,
+    private readonly slots: ConnectionSlots,
+    private readonly options: { idleMs: number; timeouts: SmtpTimeouts },
+  ) {
+    this.ca = account.smtp.caFile ? readFileSync(account.smtp.caFile, 'utf8') : undefined;
+    slots.onLost = (slot) => {
+      const lane = this.lanes.find((l) => l.slot === slot);
+      if (lane && !lane.busy) this.closeLane(lane);
+    };
+  }
+
+  /** Sends one mail on a free connection, waiting at most `maxWaitMs` for one. */
+  async send(mail: Mail.Options, token: AccessTokenRecord, maxWaitMs: number): Promise<LaneResult<SentInfo>> {
+    const lane = await this.acquireLane(Date.now() + maxWaitMs);
+    if (!lane) return { ok: false, retryAfterMs: 5_000 };
+    try {
+      if (lane.accessToken !== token.accessToken) {
+        lane.transport.close();
+        lane.transport = this.createTransport(token);
+        lane.accessToken = token.accessToken;
+      }
+      const info = await lane.transport.sendMail(mail);
+      return {
+        ok: true,
+        value: {
+          response: String(info.response ?? ''),
+          accepted: (info.accepted ?? []).map(String),
+          rejected: (info.rejected ?? []).map(String),
+        },
+      };
+    } catch (error) {
+      // A broken connection is not reused with a possibly bad state; the next send opens a fresh one.
+      lane.transport.close();
+      lane.transport = this.createTransport(token);
+      throw error;
+    } finally {
+      this.releaseLane(lane);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const lane of [...this.lanes]) this.closeLane(lane);
+    await this.slots.releaseAll();
+  }
+
+  get openConnections(): number {
+    return this.lanes.length;
+  }
+
+  private async acquireLane(deadline: number): Promise<Lane | undefined> {
+    for (;;) {
+      const free = this.lanes.find((lane) => !lane.busy);
+      if (free) {
+        free.busy = true;
+        if (free.idleTimer) clearTimeout(free.idleTimer);
+        return free;
+      }
+      if (this.lanes.length < this.account.limits.concurrentConnections) {
+        const lane = await this.tryOpenLane();
+        if (lane) return lane;
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) return undefined;
+      // Wait for one of our lanes to come free, or look again for a slot another instance gave back.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.min(remaining, this.lanes.length > 0 ? 2_000 : 500));
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.waiters.push(done);
+      });
+    }
+  }
+
+  private async tryOpenLane(): Promise<Lane | undefined> {
+    // One storage round trip at a time per account: concurrent invocations share its outcome.
+    if (this.acquiring) {
+      await this.acquiring;
+      return undefined;
+    }
+    let lane: Lane | undefined;
+    this.acquiring = (async () => {
+      const slot = await this.slots.tryAcquire();
+      if (slot === undefined) return;
+      lane = { slot, transport: undefined as never, accessToken: '', busy: true };
+      this.lanes.push(lane);
+    })();
+    try {
+      await this.acquiring;
+    } finally {
+      this.acquiring = undefined;
+    }
+    return lane;
+  }
+
+  private releaseLane(lane: Lane): void {
+    lane.busy = false;
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      waiter();
+      return;
+    }
+    lane.idleTimer = setTimeout(() => this.closeLane(lane), this.options.idleMs);
+    lane.idleTimer.unref();
+  }
+
+  private closeLane(lane: Lane): void {
+    const index = this.lanes.indexOf(lane);
+    if (index === -1) return;
+    this.lanes.splice(index, 1);
+    if (lane.idleTimer) clearTimeout(lane.idleTimer);
+    lane.transport?.close();
+    void this.slots.release(lane.slot);
+  }
+
+  private createTransport(token: AccessTokenRecord): Transporter<SMTPPool.SentMessageInfo> {
+    const { smtp, user } = this.account;
+    const { timeouts } = this.options;
+    return nodemailer.createTransport({
+      pool: true,
+      maxConnections: 1,
+      maxMessages: 100,
+      host: smtp.host,
+      port: smtp.port,
+      secure: smtp.security === 'tls',
+      requireTLS: smtp.security === 'starttls',
+      ignoreTLS: smtp.security === 'plain',
+      tls: { minVersion: 'TLSv1.2', ...(this.ca ? { ca: this.ca } : {}) },
+      auth: { type: 'OAuth2', user, accessToken: token.accessToken, expires: token.expiresAt },
+      connectionTimeout: timeouts.connectionMs,
+      greetingTimeout: timeouts.greetingMs,
+      socketTimeout: timeouts.socketMs,
+      disableFileAccess: true,
+      disableUrlAccess: true,
+      logger: false,
+      debug: false,
+    } as SMTPPool.Options);
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * What an SMTP failure means for the message, matched on the reply code and the enhanced status code
+ * (never on the free text alone, which providers change), with the real replies of Exchange Online and Gmail.
+ */
+export type ReplyClass =
+  /** This message can never be sent as it is: failed permanently with the server's reply. */
+  | { kind: 'permanent'; code: 'recipient_rejected' | 'send_as_denied' | 'message_rejected' | 'too_large'; reason: string }
+  /** Passing trouble: retried later with backoff, counted as an attempt. */
+  | { kind: 'transient'; reason: string }
+  /** The provider asks us to slow down: deferred, not counted as an attempt. */
+  | { kind: 'throttled'; reason: string; retryAfterMs: number }
+  /** The server refused our token: refresh once and retry once. */
+  | { kind: 'auth_rejected'; reason: string }
+  /** The account cannot send until something changes: every message of the account waits. */
+  | { kind: 'account'; code: 'smtp_auth_disabled' | 'quota_exceeded' | 'mailbox_full' | 'config_error'; reason: string; pauseMs: number };
+
+export interface SmtpFailure {
+  code?: string;
+  responseCode?: number;
+  response?: string;
+  command?: string;
+  message?: string;
+}
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+export function enhancedStatus(reply: string | undefined): string | undefined {
+  return reply ? /\b([245]\.\d{1,3}\.\d{1,3})\b/.exec(reply)?.[1] : undefined;
+}
+
+export function classifySmtpFailure(error: SmtpFailure): ReplyClass {
+  const reply = (error.response ?? '').trim();
+  const status = enhancedStatus(reply) ?? '';
+  const code = error.responseCode;
+  const said = reply ? `the server replied "${oneLine(reply)}"` : `${error.code ?? 'error'}: ${oneLine(error.message ?? 'unknown error')}`;
+
+  if (code === undefined || code === 0) {
+    // No SMTP reply at all: connection refused/reset, DNS, TLS or a timeout.
+    return { kind: 'transient', reason: `Could not talk to the SMTP server (${said}).` };
+  }
+  if (code === 535 || code === 534 || code === 530 || error.code === 'EAUTH') {
+    if (status === '5.7.139')
+      return {
+        kind: 'account',
+        code: 'smtp_auth_disabled',
+        reason: `SMTP AUTH is disabled for this tenant or mailbox (${said}). Enable it: Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false, and check that security defaults do not block it.`,
+        pauseMs: HOUR,
+      };
+    return { kind: 'auth_rejected', reason: `The SMTP server refused the OAuth token (${said}).` };
+  }
+  if (status === '5.5.127' || /token will expire soon/i.test(reply))
+    return { kind: 'auth_rejected', reason: `The SMTP server refused a token close to expiry (${said}).` };
+  if (status === '5.2.0' && /SubmissionQuotaExceeded/i.test(reply))
+    return { kind: 'account', code: 'quota_exceeded', reason: `The mailbox's daily sending quota is used up (${said}).`, pauseMs: HOUR };
+  if (status === '5.4.5' || /daily user sending limit/i.test(reply))
+    return { kind: 'account', code: 'quota_exceeded', reason: `The mailbox's daily sending limit is reached (${said}).`, pauseMs: HOUR };
+  if (status === '5.2.2' && code >= 500)
+    return { kind: 'account', code: 'mailbox_full', reason: `The sending mailbox is full; SMTP submissions keep a copy in Sent Items (${said}).`, pauseMs: HOUR };
+  if (status === '5.2.252' || /SendAsDenied/i.test(reply) || status === '5.7.60')
+    return { kind: 'permanent', code: 'send_as_denied', reason: `The account may not send as this From address (${said}). Grant Send As rights or use an allowed address.` };
+  if (code >= 400 && code < 500) {
+    if (status === '4.3.2' || status.startsWith('4.7.') || status === '4.2.1' || code === 421)
+      return { kind: 'throttled', reason: `The provider is throttling this mailbox (${said}).`, retryAfterMs: MINUTE };
+    return { kind: 'transient', reason: `Temporary failure (${said}).` };
+  }
+  if (status.startsWith('5.1.') || code === 550 && /recipient|RecipNotFound|does not exist|no such user/i.test(reply))
+    return { kind: 'permanent', code: 'recipient_rejected', reason: `A recipient was refused (${said}).` };
+  if (status === '5.3.4' || code === 552)
+    return { kind: 'permanent', code: 'too_large', reason: `The message is too large for the server (${said}).` };
+  return { kind: 'permanent', code: 'message_rejected', reason: `The server refused the message (${said}).` };
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').slice(0, 500);
+}

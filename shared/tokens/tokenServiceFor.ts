@@ -1,0 +1,7 @@
+import { service, type Runtime } from '../runtime';
+import { TokenService } from './tokenService';
+
+/** The process-wide token service of a runtime (its memory cache is what makes steady sending read no secret). */
+export function tokenServiceFor(runtime: Runtime): TokenService {
+  return service(runtime, 'tokens', () => new TokenService(runtime.tokenStore));
+}
