@@ -269,7 +269,7 @@ async function defer(
   const deferred: Omit<DeliveryRecord, 'updatedAt'> = { ...record, status: 'deferred', deferrals: record.deferrals + 1, code, reason, nextAttemptAt };
   delete deferred.sendingUntil;
   await services.ledger.record(deferred);
-  services.log.info('mail.deferred', { messageId: record.id, account: record.account, outcome: 'deferred', code, reason, retryInSeconds: seconds, countedAsAttempt });
+  services.log.info('mail.deferred', { messageId: record.id, account: record.account, outcome: 'deferred', errorCode: code, reason, retryInSeconds: seconds, countedAsAttempt });
   return 'deferred';
 }
 
@@ -281,7 +281,7 @@ async function fail(
 ): Promise<DeliveryOutcome> {
   const failed: DeliveryRecord = { ...record, status: 'failed', code, reason, updatedAt: '' };
   delete failed.sendingUntil;
-  services.log.warn('mail.failed', { messageId: record.id, account: record.account, outcome: 'failed', code, reason, smtpCode: Number(record.smtpReply?.slice(0, 3)) || undefined });
+  services.log.warn('mail.failed', { messageId: record.id, account: record.account, outcome: 'failed', errorCode: code, reason, smtpCode: Number(record.smtpReply?.slice(0, 3)) || undefined });
   await finish(services, failed);
   return 'failed';
 }

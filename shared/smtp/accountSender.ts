@@ -24,7 +24,8 @@ export type LaneResult<T> = { ok: true; value: T } | { ok: false; retryAfterMs: 
 
 interface Lane {
   slot: number;
-  transport: Transporter<SMTPPool.SentMessageInfo>;
+  /** Created on first use, and again when the token changes. */
+  transport?: Transporter<SMTPPool.SentMessageInfo>;
   accessToken: string;
   busy: boolean;
   idleTimer?: NodeJS.Timeout;
@@ -59,12 +60,12 @@ export class AccountSender {
     const lane = await this.acquireLane(Date.now() + maxWaitMs);
     if (!lane) return { ok: false, retryAfterMs: 5_000 };
     try {
-      if (lane.accessToken !== token.accessToken) {
-        lane.transport.close();
+      if (!lane.transport || lane.accessToken !== token.accessToken) {
+        lane.transport?.close();
         lane.transport = this.createTransport(token);
         lane.accessToken = token.accessToken;
       }
-      const info = await lane.transport.sendMail(mail);
+      const info = await lane.transport!.sendMail(mail);
       return {
         ok: true,
         value: {
@@ -75,7 +76,7 @@ export class AccountSender {
       };
     } catch (error) {
       // A broken connection is not reused with a possibly bad state; the next send opens a fresh one.
-      lane.transport.close();
+      lane.transport?.close();
       lane.transport = this.createTransport(token);
       throw error;
     } finally {
@@ -128,7 +129,7 @@ export class AccountSender {
     this.acquiring = (async () => {
       const slot = await this.slots.tryAcquire();
       if (slot === undefined) return;
-      lane = { slot, transport: undefined as never, accessToken: '', busy: true };
+      lane = { slot, accessToken: '', busy: true };
       this.lanes.push(lane);
     })();
     try {

@@ -35,6 +35,9 @@ export function classifySmtpFailure(error: SmtpFailure): ReplyClass {
   const code = error.responseCode;
   const said = reply ? `the server replied "${oneLine(reply)}"` : `${error.code ?? 'error'}: ${oneLine(error.message ?? 'unknown error')}`;
 
+  if ((code === undefined || code === 0) && !error.code) {
+    return { kind: 'transient', reason: `Unexpected error while sending: ${oneLine(error.message ?? 'unknown error')}` };
+  }
   if (code === undefined || code === 0) {
     // No SMTP reply at all: connection refused/reset, DNS, TLS or a timeout.
     return { kind: 'transient', reason: `Could not talk to the SMTP server (${said}).` };

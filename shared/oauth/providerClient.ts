@@ -1,0 +1,90 @@
+import * as client from 'openid-client';
+import type { Account } from '../config';
+import { AccountError, TransientError } from '../errors';
+import { redactText } from '../log/redact';
+import { service, type Runtime } from '../runtime';
+import { resolveClientAuth } from './clientAuth';
+import { classifyTokenEndpointError } from './tokenEndpointErrors';
+
+/**
+ * The openid-client Configuration of an account: the provider's metadata from discovery (cached per account
+ * for the life of the runtime) plus this account's client authentication, resolved again on every call so that
+ * a rotated secret, certificate or managed identity token is used at once.
+ *
+ *   const config = await providerConfiguration(runtime, account);
+ *   const response = await client.refreshTokenGrant(config, refreshToken);
+ */
+
+/** Seconds before a request to the provider is abandoned. */
+export const PROVIDER_TIMEOUT_SECONDS = 20;
+
+interface ProviderEntry {
+  discovered?: Promise<client.Configuration>;
+  auth: { current: client.ClientAuth };
+}
+
+export async function providerConfiguration(runtime: Runtime, account: Account): Promise<client.Configuration> {
+  const entry = service<ProviderEntry>(runtime, `oauth.provider:${account.id}`, () => ({ auth: { current: client.None() } }));
+  const auth = await resolveClientAuth(runtime, account);
+  if (!entry.discovered) {
+    entry.discovered = discover(account, entry.auth);
+    // A failed discovery is not cached: the next request tries again.
+    entry.discovered.catch(() => {
+      entry.discovered = undefined;
+    });
+  }
+  const config = await entry.discovered;
+  entry.auth.current = auth;
+  return config;
+}
+
+/** Drops the cached discovery of an account (e.g. after its configuration changed). */
+export function forgetProviderConfiguration(runtime: Runtime, accountId: string): void {
+  runtime.services.delete(`oauth.provider:${accountId}`);
+}
+
+const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
+
+export function isLoopbackUrl(url: URL): boolean {
+  return LOOPBACK_HOST.test(url.hostname);
+}
+
+async function discover(account: Account, auth: ProviderEntry['auth']): Promise<client.Configuration> {
+  let issuer: URL;
+  try {
+    issuer = new URL(account.oauth.issuer);
+  } catch {
+    throw new AccountError('config_error', `Account "${account.id}": oauth.issuer is not a URL.`);
+  }
+  const insecure = issuer.protocol === 'http:';
+  if (insecure && !isLoopbackUrl(issuer)) {
+    throw new AccountError(
+      'config_error',
+      `Account "${account.id}": the issuer ${issuer.href} uses plain http; only https is allowed (http only for a local provider on loopback).`,
+    );
+  }
+  const options: client.DiscoveryRequestOptions = {
+    timeout: PROVIDER_TIMEOUT_SECONDS,
+    // Without non-repudiation checks openid-client trusts the id_token from the token endpoint on the strength of
+    // TLS alone; we verify its signature against the provider's keys as well.
+    execute: [...(insecure ? [client.allowInsecureRequests] : []), client.enableNonRepudiationChecks],
+  };
+  try {
+    return await client.discovery(
+      issuer,
+      account.clientId,
+      undefined,
+      (as, metadata, body, headers) => auth.current(as, metadata, body, headers),
+      options,
+    );
+  } catch (error) {
+    const failure = classifyTokenEndpointError(error);
+    const detail = redactText(error instanceof Error ? error.message : String(error)).slice(0, 200);
+    const unreachable =
+      failure.code === 'network_error' || failure.code === 'timeout' || failure.status === 429 || (failure.status ?? 0) >= 500;
+    if (unreachable) {
+      throw new TransientError('transient', `The provider of account "${account.id}" is unreachable (discovery at ${issuer.href}): ${failure.reason}`);
+    }
+    throw new AccountError('config_error', `Account "${account.id}": discovery at ${issuer.href} failed: ${detail}. Check oauth.issuer.`);
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * A send-path test bench on real components: Azurite for queues, tables and blobs, a file secret store
+ * seeded with access tokens, and the real `sendMail` function driven through the queue trigger's semantics.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { InvocationContext } from './azureFunctions';
+import { parseAccounts, type Account, type AccountInput } from '../../shared/config';
+import { deliveryServices, closeDelivery } from '../../shared/delivery/deliveryServices';
+import type { DeliveryServices } from '../../shared/delivery/deliverMessage';
+import { DEFAULT_POLICY, type DeliveryPolicy } from '../../shared/delivery/policy';
+import { createLogger } from '../../shared/log/logger';
+import { QUEUES } from '../../shared/names';
+import { createRuntime, setRuntime, type Runtime } from '../../shared/runtime';
+import { DeliveryLedger, type DeliveryRecord } from '../../shared/storage/deliveryLedger';
+import { FileSecretStore } from '../../shared/storage/fileSecretStore';
+import { decodeQueueJson, encodeQueueJson, type ResultEvent } from '../../shared/storage/resultsQueue';
+import { TABLES } from '../../shared/names';
+import { sendMail } from '../../functions/sendMail';
+import { pollOnce, type QueueTriggerOptions } from '../../local/queueTrigger';
+import { ensureTestCaFiles } from './certs';
+
+export const FAST_POLICY: DeliveryPolicy = {
+  ...DEFAULT_POLICY,
+  backoffMs: () => 1_000,
+  accountWaitMs: 1_000,
+  maxInProcessWaitMs: 1_500,
+  sendingLeaseMs: 4_000,
+  connectionIdleMs: 300,
+  smtpTimeouts: { connectionMs: 1_500, greetingMs: 1_500, socketMs: 1_500 },
+};
+
+export const TRIGGER: QueueTriggerOptions = { batchSize: 16, visibilityTimeoutSeconds: 1, maxDequeueCount: 5, maxPollingIntervalMs: 200 };
+
+export function testAccount(overrides: Partial<AccountInput> & { id: string; port: number }): AccountInput {
+  const { port, ...rest } = overrides;
+  return {
+    provider: 'custom',
+    flow: 'authorization_code',
+    clientId: 'outbox',
+    clientAuth: { type: 'none' },
+    user: `${overrides.id}@example.com`,
+    oauth: { issuer: 'http://127.0.0.1:9/', scopes: ['smtp'] },
+    tokenMinLifetimeSeconds: 0,
+    ...rest,
+    smtp: { host: '127.0.0.1', port, security: 'starttls', ...(rest.smtp ?? {}) },
+  } as AccountInput;
+}
+
+export const tokenFor = (accountId: string) => `test-access-token-${accountId}`;
+
+export interface SendHarness {
+  runtime: Runtime;
+  services: DeliveryServices;
+  accounts: Account[];
+  logs: string[];
+  /** Puts raw text on the outbox queue (already encoded, or deliberately not). */
+  enqueueRaw(text: string): Promise<string>;
+  enqueue(message: object): Promise<string>;
+  /** Runs the trigger until nothing is visible or invisible on the outbox, or `timeoutMs` passes. */
+  drain(timeoutMs?: number): Promise<void>;
+  ledger(id: string): Promise<DeliveryRecord | undefined>;
+  results(): Promise<ResultEvent[]>;
+  stop(): Promise<void>;
+}
+
+export async function startSendHarness(options: {
+  connectionString: string;
+  accounts: AccountInput[];
+  policy?: DeliveryPolicy;
+  ledger?: (table: DeliveryLedger['table']) => DeliveryLedger;
+  install?: boolean;
+  /** Empty the queues first (default); false to pick up where another instance left off. */
+  clearQueues?: boolean;
+}): Promise<SendHarness> {
+  const { caPath } = await ensureTestCaFiles();
+  const dir = await mkdtemp(path.join(tmpdir(), 'outbox-send-'));
+  const accountInputs = options.accounts.map((a) => ({ ...a, smtp: { caFile: caPath, ...a.smtp } }));
+  const accounts = parseAccounts(accountInputs);
+  const logs: string[] = [];
+  const runtime = createRuntime(
+    { MailStorage: options.connectionString, PUBLIC_BASE_URL: 'http://127.0.0.1:7071' },
+    { accounts, secrets: new FileSecretStore(path.join(dir, 'secrets.json')), log: createLogger((_level, line) => logs.push(line)) },
+  );
+  await runtime.storage.ensureCreated();
+  if (options.clearQueues !== false) {
+    for (const name of Object.values(QUEUES)) await runtime.storage.queue(name).clearMessages();
+  }
+  for (const account of accounts) {
+    await runtime.tokenStore.save(account.id, { accessToken: tokenFor(account.id), expiresAt: Date.now() + 3_600_000, refreshToken: `refresh-${account.id}` });
+  }
+  const services = deliveryServices(runtime, options.policy ?? FAST_POLICY);
+  if (options.ledger) services.ledger = options.ledger(runtime.storage.table(TABLES.deliveries));
+  if (options.install !== false) setRuntime(runtime);
+  const outbox = runtime.storage.queue(QUEUES.outbox);
+  const poison = runtime.storage.queue(QUEUES.poison);
+
+  const handler = async (payload: unknown, metadata: { id: string; dequeueCount: number; insertionTime?: string }) => {
+    const context = new InvocationContext({ invocationId: `test-${metadata.id}`, functionName: 'sendMail', triggerMetadata: { ...metadata } });
+    await sendMail(payload, context);
+  };
+
+  return {
+    runtime,
+    services,
+    accounts,
+    logs,
+    async enqueueRaw(text) {
+      return (await outbox.sendMessage(text)).messageId;
+    },
+    async enqueue(message) {
+      return (await outbox.sendMessage(encodeQueueJson(message))).messageId;
+    },
+    async drain(timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const seen = await pollOnce(outbox, poison, handler, TRIGGER);
+        if (seen > 0) continue;
+        const { approximateMessagesCount } = await outbox.getProperties();
+        if (!approximateMessagesCount) return;
+        await new Promise((resolve) => setTimeout(resolve, 150));
+      }
+    },
+    ledger: (id) => services.ledger.get(id),
+    async results() {
+      const queue = runtime.storage.queue(QUEUES.results);
+      const out: ResultEvent[] = [];
+      for (;;) {
+        const { receivedMessageItems } = await queue.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60 });
+        if (receivedMessageItems.length === 0) return out;
+        for (const item of receivedMessageItems) {
+          out.push(decodeQueueJson<ResultEvent>(item.messageText));
+          await queue.deleteMessage(item.messageId, item.popReceipt);
+        }
+      }
+    },
+    async stop() {
+      await closeDelivery(runtime);
+      setRuntime(undefined);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
