@@ -1,5 +1,3 @@
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import type { Account } from '../config';
 import { ConnectionSlots } from '../limits/connectionSlots';
 import { RateBudget } from '../limits/rateBudget';
@@ -8,12 +6,11 @@ import { service, type Runtime } from '../runtime';
 import { AccountSender } from '../smtp/accountSender';
 import { DeliveryLedger } from '../storage/deliveryLedger';
 import { tokenServiceFor } from '../tokens/tokenServiceFor';
+import { INSTANCE_ID } from '../instanceId';
 import { AccountGate } from './accountGate';
 import type { DeliveryServices } from './deliverMessage';
 import { DEFAULT_POLICY, type DeliveryPolicy } from './policy';
 
-/** Identifies this process as the holder of connection slots. */
-export const INSTANCE_ID = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 
 /** The send path's collaborators, built once per runtime and kept warm across invocations. */
 export function deliveryServices(runtime: Runtime, policy: DeliveryPolicy = DEFAULT_POLICY): DeliveryServices {

@@ -9,7 +9,7 @@ import type { AccessTokenRecord, TokenStore } from './tokenStore';
  */
 export interface TokenRefresher {
   /** Obtains a new token for the account (refresh grant or client credentials), saves it, and returns it. */
-  refresh(account: Account, reason: 'expiring' | 'rejected'): Promise<AccessTokenRecord>;
+  refresh(account: Account, reason: 'expiring' | 'rejected', rejectedToken?: string): Promise<AccessTokenRecord>;
 }
 
 export interface TokenRequest {
@@ -48,7 +48,7 @@ export class TokenService {
           : `Account "${account.id}" has not been authorized yet: open its authorize link.`,
       );
     }
-    const fresh = await this.refresher.refresh(account, request.rejectedToken ? 'rejected' : 'expiring');
+    const fresh = await this.refresher.refresh(account, request.rejectedToken ? 'rejected' : 'expiring', request.rejectedToken);
     this.cache.set(account.id, fresh);
     return fresh;
   }
