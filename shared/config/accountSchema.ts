@@ -89,7 +89,8 @@ export const accountInputSchema = z
   })
   .strict();
 
-export const accountsInputSchema = z.array(accountInputSchema).min(1, { error: 'at least one account is needed' });
+/** May be empty: the first deployment comes before any app registration exists; the admin page then says so. */
+export const accountsInputSchema = z.array(accountInputSchema);
 
 export type AccountInput = z.infer<typeof accountInputSchema>;
 export type ClientAuth = z.infer<typeof clientAuthSchema>;

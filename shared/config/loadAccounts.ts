@@ -54,7 +54,7 @@ export function parseAccounts(json: unknown, opts: { source?: string; extraAlert
   if (inputs.filter((a) => a.default).length > 1) problems.push(`${source}: more than one account has "default": true`);
   if (problems.length > 0) throw new ConfigError(`Invalid account configuration:\n  ${problems.join('\n  ')}`);
 
-  const defaultId = inputs.find((a) => a.default)?.id ?? inputs.find((a) => a.id === 'default')?.id ?? inputs[0]!.id;
+  const defaultId = inputs.find((a) => a.default)?.id ?? inputs.find((a) => a.id === 'default')?.id ?? inputs[0]?.id;
   return inputs.map((input) => resolveAccount(input, input.id === defaultId, opts.extraAlerts ?? []));
 }
 
