@@ -1,0 +1,83 @@
+// Least-privilege role assignments, each at the narrowest scope that works: the storage account, the Key Vault,
+// the Application Insights component. The roles are listed once, with the reason for each, in infra/roles.json.
+
+param storageAccountName string
+param keyVaultName string
+param applicationInsightsName string
+
+@description('Principal (object) id of the function app\'s user-assigned identity.')
+param managedIdentityPrincipalId string
+
+@description('Principal (object) id of the deploying user for local debugging; empty grants nothing.')
+param developerPrincipalId string = ''
+
+var roles = loadJsonContent('../roles.json')
+
+resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyVaultName
+}
+
+resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+// The function app's identity.
+
+resource appStorageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in filter(roles.appIdentity, r => r.scope == 'storageAccount'): {
+  name: guid(storageAccount.id, managedIdentityPrincipalId, role.id)
+  scope: storageAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.id)
+    principalId: managedIdentityPrincipalId
+    principalType: 'ServicePrincipal'
+    description: role.reason
+  }
+}]
+
+resource appKeyVaultRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in filter(roles.appIdentity, r => r.scope == 'keyVault'): {
+  name: guid(keyVault.id, managedIdentityPrincipalId, role.id)
+  scope: keyVault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.id)
+    principalId: managedIdentityPrincipalId
+    principalType: 'ServicePrincipal'
+    description: role.reason
+  }
+}]
+
+resource appMonitoringRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in filter(roles.appIdentity, r => r.scope == 'applicationInsights'): {
+  name: guid(applicationInsights.id, managedIdentityPrincipalId, role.id)
+  scope: applicationInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.id)
+    principalId: managedIdentityPrincipalId
+    principalType: 'ServicePrincipal'
+    description: role.reason
+  }
+}]
+
+// The deploying user, optional. principalType is left out so that a service principal running azd also works.
+
+resource developerStorageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in filter(roles.developer, r => r.scope == 'storageAccount'): if (!empty(developerPrincipalId)) {
+  name: guid(storageAccount.id, developerPrincipalId, role.id)
+  scope: storageAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.id)
+    principalId: developerPrincipalId
+    description: role.reason
+  }
+}]
+
+resource developerKeyVaultRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in filter(roles.developer, r => r.scope == 'keyVault'): if (!empty(developerPrincipalId)) {
+  name: guid(keyVault.id, developerPrincipalId, role.id)
+  scope: keyVault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.id)
+    principalId: developerPrincipalId
+    description: role.reason
+  }
+}]
