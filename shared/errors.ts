@@ -14,11 +14,7 @@ export type MessageErrorCode =
   | 'delivery_unconfirmed';
 
 export type AccountErrorCode =
-  | 'needs_reauthorization'
-  | 'config_error'
-  | 'smtp_auth_disabled'
-  | 'quota_exceeded'
-  | 'not_authorized';
+  'needs_reauthorization' | 'config_error' | 'smtp_auth_disabled' | 'quota_exceeded' | 'not_authorized';
 
 export type TransientErrorCode = 'transient' | 'throttled' | 'token_unavailable';
 

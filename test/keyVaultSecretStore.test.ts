@@ -235,7 +235,9 @@ describe('createSecretStore', () => {
     try {
       const file = join(dir, 'secrets.json');
       const credential = new FakeTokenCredential();
-      assert.ok(createSecretStore({ KEY_VAULT_URL: vault.url, LOCAL_SECRETS_FILE: file }, { credential }) instanceof KeyVaultSecretStore);
+      assert.ok(
+        createSecretStore({ KEY_VAULT_URL: vault.url, LOCAL_SECRETS_FILE: file }, { credential }) instanceof KeyVaultSecretStore,
+      );
       const local = createSecretStore({ LOCAL_SECRETS_FILE: file, KEY_VAULT_URL: '  ' });
       assert.ok(local instanceof FileSecretStore);
       assert.equal(local.path, file);

@@ -26,11 +26,20 @@ const LABELS: Partial<Record<AccountState, string>> = {
  * email through another account that can send: the failing one cannot. The alert goes through the normal
  * queue with an id derived from the incident, so two instances noticing the same incident send one email.
  */
-export async function alertAccountProblem(runtime: Runtime, account: Account, problem: AccountProblem, current?: AccountStatus): Promise<void> {
+export async function alertAccountProblem(
+  runtime: Runtime,
+  account: Account,
+  problem: AccountProblem,
+  current?: AccountStatus,
+): Promise<void> {
   const incident = `${problem.state}:${problem.providerError ?? ''}`;
   if (current?.alertedIncident === incident) return;
   if (account.alerts.length === 0) {
-    runtime.log.warn('account.alert_skipped', { account: account.id, state: problem.state, reason: 'no alert receivers configured' });
+    runtime.log.warn('account.alert_skipped', {
+      account: account.id,
+      state: problem.state,
+      reason: 'no alert receivers configured',
+    });
     await runtime.accountStatus.patch(account.id, { alertedIncident: incident });
     return;
   }
@@ -54,7 +63,10 @@ export async function alertAccountProblem(runtime: Runtime, account: Account, pr
     ...(account.flow === 'authorization_code' ? [`Authorize it again: ${authorizeUrl}`] : []),
     `Status page: ${runtime.publicBaseUrl}/api/admin`,
   ];
-  const id = `alert-${account.id}-${createHash('sha256').update(`${incident}\n${current?.authorizedAt ?? ''}`).digest('hex').slice(0, 16)}`;
+  const id = `alert-${account.id}-${createHash('sha256')
+    .update(`${incident}\n${current?.authorizedAt ?? ''}`)
+    .digest('hex')
+    .slice(0, 16)}`;
   await enqueueMail(runtime.storage.queue(QUEUES.outbox), {
     id,
     account: via.id,
@@ -63,7 +75,12 @@ export async function alertAccountProblem(runtime: Runtime, account: Account, pr
     text: lines.join('\n'),
   });
   await runtime.accountStatus.patch(account.id, { alertedIncident: incident });
-  runtime.log.warn('account.alerted', { account: account.id, state: problem.state, via: via.id, receivers: account.alerts.length });
+  runtime.log.warn('account.alerted', {
+    account: account.id,
+    state: problem.state,
+    via: via.id,
+    receivers: account.alerts.length,
+  });
 }
 
 async function healthyAccount(runtime: Runtime, exceptId: string): Promise<Account | undefined> {

@@ -33,9 +33,7 @@ export function loadAccounts(env: Env): Account[] {
   } catch (error) {
     throw new ConfigError(`${source} is not valid JSON: ${(error as Error).message}`);
   }
-  const extraAlerts = (readSetting(env, 'ALERT_RECIPIENTS') ?? '')
-    .split(/[,;\s]+/)
-    .filter(Boolean);
+  const extraAlerts = (readSetting(env, 'ALERT_RECIPIENTS') ?? '').split(/[,;\s]+/).filter(Boolean);
   return parseAccounts(json, { source, extraAlerts });
 }
 
@@ -79,7 +77,8 @@ function checkAccount(a: AccountInput): string[] {
     problems.push(`oauth.scopes: scopes for provider "${a.provider}" come from the preset; remove this field`);
   if (a.provider !== 'custom' && a.oauth?.issuer)
     problems.push(`oauth.issuer: the issuer for provider "${a.provider}" comes from the preset; remove this field`);
-  if (a.provider === 'custom' && !a.oauth?.issuer) problems.push('oauth.issuer: required for provider "custom" (its discovery URL base)');
+  if (a.provider === 'custom' && !a.oauth?.issuer)
+    problems.push('oauth.issuer: required for provider "custom" (its discovery URL base)');
   if (a.provider === 'custom' && !a.oauth?.scopes) problems.push('oauth.scopes: required for provider "custom"');
   if (a.provider === 'custom' && !a.smtp?.host) problems.push('smtp.host: required for provider "custom"');
   if (a.provider === 'google' && a.flow === 'client_credentials')
@@ -104,8 +103,7 @@ function resolveAccount(input: AccountInput, isDefault: boolean, extraAlerts: st
   const preset = PRESETS[input.provider];
   const from = input.from ?? input.user;
   const appOnly = input.flow === 'client_credentials';
-  const scopes =
-    input.oauth?.scopes ?? (appOnly ? (preset.appOnlyScopes ?? preset.delegatedScopes) : preset.delegatedScopes);
+  const scopes = input.oauth?.scopes ?? (appOnly ? (preset.appOnlyScopes ?? preset.delegatedScopes) : preset.delegatedScopes);
   const issuer = input.oauth?.issuer ?? preset.issuer.replace('{tenant}', input.tenantId ?? '');
   return {
     id: input.id,

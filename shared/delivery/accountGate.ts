@@ -20,13 +20,26 @@ export class AccountGate {
     if (!status) return { open: true };
     switch (status.state) {
       case 'reauthorization_required':
-        return { open: false, code: 'needs_reauthorization', reason: `Account "${accountId}" needs to be authorized again: ${status.lastError ?? 'the grant is no longer valid'}.` };
+        return {
+          open: false,
+          code: 'needs_reauthorization',
+          reason: `Account "${accountId}" needs to be authorized again: ${status.lastError ?? 'the grant is no longer valid'}.`,
+        };
       case 'configuration_error':
-        return { open: false, code: 'config_error', reason: `Account "${accountId}" has a configuration problem: ${status.lastError ?? 'see the admin page'}.` };
+        return {
+          open: false,
+          code: 'config_error',
+          reason: `Account "${accountId}" has a configuration problem: ${status.lastError ?? 'see the admin page'}.`,
+        };
       case 'paused': {
         const until = status.pausedUntil ? Date.parse(status.pausedUntil) : 0;
         if (until > Date.now())
-          return { open: false, code: status.lastErrorCode ?? 'paused', reason: `Account "${accountId}" is paused until ${status.pausedUntil}: ${status.lastError ?? ''}`.trim(), retryAfterMs: until - Date.now() };
+          return {
+            open: false,
+            code: status.lastErrorCode ?? 'paused',
+            reason: `Account "${accountId}" is paused until ${status.pausedUntil}: ${status.lastError ?? ''}`.trim(),
+            retryAfterMs: until - Date.now(),
+          };
         return { open: true };
       }
       default:

@@ -61,7 +61,10 @@ export function composeMail(account: Account, id: string, message: MailMessage, 
     subject: message.subject,
     messageId,
     headers: { ...account.defaults.headers, ...(message.headers ?? {}) },
-    envelope: { from: fromAddress, to: [...to, ...cc, ...bcc].map((a) => (typeof a === 'string' ? a : a.address)).filter(Boolean) as string[] },
+    envelope: {
+      from: fromAddress,
+      to: [...to, ...cc, ...bcc].map((a) => (typeof a === 'string' ? a : a.address)).filter(Boolean) as string[],
+    },
     attachments: attachments.map((a) => ({
       filename: a.filename,
       content: a.content,

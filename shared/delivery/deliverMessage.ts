@@ -79,24 +79,57 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
     if (!sameQueueMessage && leaseLive) {
       // A second copy of a message another attempt is sending: look again once that attempt is over.
       if (!decoded.ok) return 'duplicate';
-      return defer(services, decoded.message, { ...base, ...pick(existing) }, Date.parse(existing.sendingUntil!) - now + 1_000, 'in_progress', 'Another attempt is sending this message.', false);
+      return defer(
+        services,
+        decoded.message,
+        { ...base, ...pick(existing) },
+        Date.parse(existing.sendingUntil!) - now + 1_000,
+        'in_progress',
+        'Another attempt is sending this message.',
+        false,
+      );
     }
     // The attempt that claimed this message died between handing it to the server and recording the outcome.
-    return fail(services, { ...base, ...pick(existing) }, 'delivery_unconfirmed',
-      'An earlier attempt was interrupted after the message was handed to the SMTP server; it may have been delivered. It was not sent again, to avoid a duplicate. Enqueue it with a new id to send it anyway.');
+    return fail(
+      services,
+      { ...base, ...pick(existing) },
+      'delivery_unconfirmed',
+      'An earlier attempt was interrupted after the message was handed to the SMTP server; it may have been delivered. It was not sent again, to avoid a duplicate. Enqueue it with a new id to send it anyway.',
+    );
   }
 
-  if (!decoded.ok) return fail(services, { ...base, ...(decoded.account ? { account: decoded.account } : {}) }, 'invalid_message', decoded.reason);
+  if (!decoded.ok)
+    return fail(
+      services,
+      { ...base, ...(decoded.account ? { account: decoded.account } : {}) },
+      'invalid_message',
+      decoded.reason,
+    );
   const message = decoded.message;
   const account = findAccount(services.accounts, message.account);
   if (!account) {
-    return fail(services, { ...base, ...(message.account ? { account: message.account } : {}) }, 'unknown_account',
-      message.account ? `There is no account "${message.account}". Known accounts: ${services.accounts.map((a) => a.id).join(', ')}.` : 'No account was given and no default account is configured.');
+    return fail(
+      services,
+      { ...base, ...(message.account ? { account: message.account } : {}) },
+      'unknown_account',
+      message.account
+        ? `There is no account "${message.account}". Known accounts: ${services.accounts.map((a) => a.id).join(', ')}.`
+        : 'No account was given and no default account is configured.',
+    );
   }
-  const record: Omit<DeliveryRecord, 'status' | 'updatedAt'> = { ...base, account: account.id, subject: message.subject.slice(0, 200) };
+  const record: Omit<DeliveryRecord, 'status' | 'updatedAt'> = {
+    ...base,
+    account: account.id,
+    subject: message.subject.slice(0, 200),
+  };
 
   if (now - Date.parse(record.firstSeenAt) > services.policy.maxAgeMs) {
-    return fail(services, record, 'expired', `The message waited more than ${Math.round(services.policy.maxAgeMs / 3_600_000)} hours without being sent${existing?.reason ? `; last reason: ${existing.reason}` : ''}.`);
+    return fail(
+      services,
+      record,
+      'expired',
+      `The message waited more than ${Math.round(services.policy.maxAgeMs / 3_600_000)} hours without being sent${existing?.reason ? `; last reason: ${existing.reason}` : ''}.`,
+    );
   }
 
   let composed;
@@ -105,13 +138,22 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
     composed = composeMail(account, id, message, attachments);
   } catch (error) {
     if (error instanceof MessageError) return fail(services, record, error.code, error.message);
-    return defer(services, message, record, services.policy.backoffMs(1), 'transient', `Attachments could not be read: ${(error as Error).message}`, false);
+    return defer(
+      services,
+      message,
+      record,
+      services.policy.backoffMs(1),
+      'transient',
+      `Attachments could not be read: ${(error as Error).message}`,
+      false,
+    );
   }
   record.recipients = composed.recipients;
   record.messageId = composed.messageId;
 
   const gate = await services.gate.check(account.id);
-  if (!gate.open) return defer(services, message, record, gate.retryAfterMs ?? services.policy.accountWaitMs, gate.code, gate.reason, false);
+  if (!gate.open)
+    return defer(services, message, record, gate.retryAfterMs ?? services.policy.accountWaitMs, gate.code, gate.reason, false);
 
   const budget = await services.budgetFor(account).acquire(composed.recipients, services.policy.maxInProcessWaitMs);
   if (!budget.ok) return defer(services, message, record, budget.retryAfterMs, 'rate_limited', budget.reason, false);
@@ -149,8 +191,15 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
     try {
       const result = await sender.send(composed.options, token, services.policy.maxInProcessWaitMs);
       if (!result.ok) {
-        return defer(services, message, { ...claim, attempts: record.attempts }, result.retryAfterMs, 'connection_limit',
-          `All ${account.limits.concurrentConnections} SMTP connections of the account are busy.`, false);
+        return defer(
+          services,
+          message,
+          { ...claim, attempts: record.attempts },
+          result.retryAfterMs,
+          'connection_limit',
+          `All ${account.limits.concurrentConnections} SMTP connections of the account are busy.`,
+          false,
+        );
       }
       sent = result.value;
       break;
@@ -178,10 +227,18 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
       smtpReply: sent.response,
       sentAt: new Date().toISOString(),
       updatedAt: '',
-      ...(sent.rejected.length > 0 ? { code: 'partially_rejected', reason: `Refused recipients: ${sent.rejected.join(', ')}` } : {}),
+      ...(sent.rejected.length > 0
+        ? { code: 'partially_rejected', reason: `Refused recipients: ${sent.rejected.join(', ')}` }
+        : {}),
     };
     delete done.sendingUntil;
-    log.info('mail.sent', { messageId: id, account: account.id, outcome: 'sent', smtpCode: Number(sent.response.slice(0, 3)) || undefined, attempts: done.attempts });
+    log.info('mail.sent', {
+      messageId: id,
+      account: account.id,
+      outcome: 'sent',
+      smtpCode: Number(sent.response.slice(0, 3)) || undefined,
+      attempts: done.attempts,
+    });
     try {
       await finish(services, done);
     } catch (error) {
@@ -197,7 +254,15 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
     case 'permanent':
       return fail(services, failed, reply.code, reply.reason);
     case 'throttled':
-      return defer(services, message, { ...failed, attempts: record.attempts }, reply.retryAfterMs, 'throttled', reply.reason, false);
+      return defer(
+        services,
+        message,
+        { ...failed, attempts: record.attempts },
+        reply.retryAfterMs,
+        'throttled',
+        reply.reason,
+        false,
+      );
     case 'transient':
       if (claim.attempts >= services.policy.maxAttempts)
         return fail(services, failed, 'gave_up', `Gave up after ${claim.attempts} attempts. Last: ${reply.reason}`);
@@ -208,7 +273,15 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
         lastErrorCode: 'smtp_auth_rejected',
         lastError: `${reply.reason} A fresh token was refused too: check the mailbox's permissions and that SMTP AUTH is enabled, then authorize again.`,
       });
-      return defer(services, message, { ...failed, attempts: record.attempts }, services.policy.accountWaitMs, 'needs_reauthorization', reply.reason, false);
+      return defer(
+        services,
+        message,
+        { ...failed, attempts: record.attempts },
+        services.policy.accountWaitMs,
+        'needs_reauthorization',
+        reply.reason,
+        false,
+      );
     case 'account':
       await services.gate.update(account.id, {
         state: reply.code === 'smtp_auth_disabled' || reply.code === 'config_error' ? 'configuration_error' : 'paused',
@@ -243,10 +316,20 @@ function deferForError(
   record: Omit<DeliveryRecord, 'status' | 'updatedAt'>,
   error: unknown,
 ): Promise<DeliveryOutcome> {
-  if (error instanceof AccountError) return defer(services, message, record, services.policy.accountWaitMs, error.code, error.message, false);
+  if (error instanceof AccountError)
+    return defer(services, message, record, services.policy.accountWaitMs, error.code, error.message, false);
   if (error instanceof TransientError)
-    return defer(services, message, record, error.details.retryAfterMs ?? services.policy.backoffMs(record.deferrals + 1), error.code, error.message, false);
-  if (error instanceof OutboxError) return defer(services, message, record, services.policy.accountWaitMs, error.code, error.message, false);
+    return defer(
+      services,
+      message,
+      record,
+      error.details.retryAfterMs ?? services.policy.backoffMs(record.deferrals + 1),
+      error.code,
+      error.message,
+      false,
+    );
+  if (error instanceof OutboxError)
+    return defer(services, message, record, services.policy.accountWaitMs, error.code, error.message, false);
   throw error;
 }
 
@@ -266,10 +349,25 @@ async function defer(
     visibilityTimeout: seconds,
     messageTimeToLive: -1,
   });
-  const deferred: Omit<DeliveryRecord, 'updatedAt'> = { ...record, status: 'deferred', deferrals: record.deferrals + 1, code, reason, nextAttemptAt };
+  const deferred: Omit<DeliveryRecord, 'updatedAt'> = {
+    ...record,
+    status: 'deferred',
+    deferrals: record.deferrals + 1,
+    code,
+    reason,
+    nextAttemptAt,
+  };
   delete deferred.sendingUntil;
   await services.ledger.record(deferred);
-  services.log.info('mail.deferred', { messageId: record.id, account: record.account, outcome: 'deferred', errorCode: code, reason, retryInSeconds: seconds, countedAsAttempt });
+  services.log.info('mail.deferred', {
+    messageId: record.id,
+    account: record.account,
+    outcome: 'deferred',
+    errorCode: code,
+    reason,
+    retryInSeconds: seconds,
+    countedAsAttempt,
+  });
   return 'deferred';
 }
 
@@ -281,7 +379,14 @@ async function fail(
 ): Promise<DeliveryOutcome> {
   const failed: DeliveryRecord = { ...record, status: 'failed', code, reason, updatedAt: '' };
   delete failed.sendingUntil;
-  services.log.warn('mail.failed', { messageId: record.id, account: record.account, outcome: 'failed', errorCode: code, reason, smtpCode: Number(record.smtpReply?.slice(0, 3)) || undefined });
+  services.log.warn('mail.failed', {
+    messageId: record.id,
+    account: record.account,
+    outcome: 'failed',
+    errorCode: code,
+    reason,
+    smtpCode: Number(record.smtpReply?.slice(0, 3)) || undefined,
+  });
   await finish(services, failed);
   return 'failed';
 }

@@ -11,7 +11,6 @@ import { AccountGate } from './accountGate';
 import type { DeliveryServices } from './deliverMessage';
 import { DEFAULT_POLICY, type DeliveryPolicy } from './policy';
 
-
 /** The send path's collaborators, built once per runtime and kept warm across invocations. */
 export function deliveryServices(runtime: Runtime, policy: DeliveryPolicy = DEFAULT_POLICY): DeliveryServices {
   return service(runtime, 'delivery', () => {

@@ -79,7 +79,12 @@ export class ConnectionSlots {
 
   private async renew(): Promise<void> {
     for (const [slot, etag] of this.held) {
-      const entity = { partitionKey: this.partition(), rowKey: String(slot), holder: this.holder, expiresAt: Date.now() + this.leaseMs };
+      const entity = {
+        partitionKey: this.partition(),
+        rowKey: String(slot),
+        holder: this.holder,
+        expiresAt: Date.now() + this.leaseMs,
+      };
       try {
         const response = await this.table.updateEntity(entity, 'Replace', { etag });
         if (this.held.has(slot)) this.held.set(slot, response.etag ?? '*');

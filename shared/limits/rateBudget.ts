@@ -65,7 +65,11 @@ export class RateBudget {
       }
     } catch (error) {
       for (const waiter of this.waiters.splice(0)) {
-        waiter.resolve({ ok: false, retryAfterMs: 5_000, reason: `The shared rate budget could not be read (${(error as Error).message}).` });
+        waiter.resolve({
+          ok: false,
+          retryAfterMs: 5_000,
+          reason: `The shared rate budget could not be read (${(error as Error).message}).`,
+        });
       }
     } finally {
       this.draining = false;
@@ -105,7 +109,11 @@ export class RateBudget {
       const bucket = Math.floor(now / this.bucketMs) * this.bucketMs;
       const hour = Math.floor(now / HOUR) * HOUR;
       addTo(buckets, bucket, granted.length);
-      addTo(dayBuckets, hour, granted.reduce((sum, w) => sum + w.recipients, 0));
+      addTo(
+        dayBuckets,
+        hour,
+        granted.reduce((sum, w) => sum + w.recipients, 0),
+      );
       if (await this.write(row.etag, buckets, dayBuckets)) {
         for (const waiter of granted) waiter.resolve({ ok: true });
         return 0;
@@ -145,7 +153,11 @@ export class RateBudget {
     }
   }
 
-  private async write(etag: string | undefined, buckets: Array<[number, number]>, dayBuckets: Array<[number, number]>): Promise<boolean> {
+  private async write(
+    etag: string | undefined,
+    buckets: Array<[number, number]>,
+    dayBuckets: Array<[number, number]>,
+  ): Promise<boolean> {
     const entity = {
       partitionKey: this.partition(),
       rowKey: 'window',

@@ -25,14 +25,29 @@ export const addressSchema = z.union([
 const addressList = z.array(addressSchema).max(1000);
 
 const RESERVED_HEADERS = new Set([
-  'from', 'to', 'cc', 'bcc', 'reply-to', 'subject', 'sender', 'date', 'message-id', 'mime-version',
-  'content-type', 'content-transfer-encoding', 'content-disposition', 'return-path', 'received',
+  'from',
+  'to',
+  'cc',
+  'bcc',
+  'reply-to',
+  'subject',
+  'sender',
+  'date',
+  'message-id',
+  'mime-version',
+  'content-type',
+  'content-transfer-encoding',
+  'content-disposition',
+  'return-path',
+  'received',
 ]);
 
 const headerName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9-]{0,75}$/, { error: 'header names are letters, digits and dashes' })
-  .refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), { error: 'this header is set from the message fields; use the field instead' });
+  .refine((name) => !RESERVED_HEADERS.has(name.toLowerCase()), {
+    error: 'this header is set from the message fields; use the field instead',
+  });
 
 const base64 = /^[A-Za-z0-9+/\r\n]*={0,2}\s*$/;
 
@@ -52,7 +67,10 @@ const attachmentBase = {
     .regex(/^[a-zA-Z0-9!#$&^_.+-]+\/[a-zA-Z0-9!#$&^_.+-]+$/, { error: 'must be a MIME type such as application/pdf' })
     .optional(),
   /** For inline images referenced from the HTML as cid:… */
-  contentId: z.string().regex(/^[A-Za-z0-9._@-]{1,100}$/).optional(),
+  contentId: z
+    .string()
+    .regex(/^[A-Za-z0-9._@-]{1,100}$/)
+    .optional(),
 };
 
 export const attachmentSchema = z.union([
@@ -69,7 +87,10 @@ export const mailMessageSchema = z
       .max(200)
       .regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces' })
       .optional(),
-    account: z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/, { error: 'is not an account id' }).optional(),
+    account: z
+      .string()
+      .regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/, { error: 'is not an account id' })
+      .optional(),
     from: addressSchema.optional(),
     to: addressList.optional(),
     cc: addressList.optional(),

@@ -12,7 +12,12 @@ export type ReplyClass =
   /** The server refused our token: refresh once and retry once. */
   | { kind: 'auth_rejected'; reason: string }
   /** The account cannot send until something changes: every message of the account waits. */
-  | { kind: 'account'; code: 'smtp_auth_disabled' | 'quota_exceeded' | 'mailbox_full' | 'config_error'; reason: string; pauseMs: number };
+  | {
+      kind: 'account';
+      code: 'smtp_auth_disabled' | 'quota_exceeded' | 'mailbox_full' | 'config_error';
+      reason: string;
+      pauseMs: number;
+    };
 
 export interface SmtpFailure {
   code?: string;
@@ -33,7 +38,9 @@ export function classifySmtpFailure(error: SmtpFailure): ReplyClass {
   const reply = (error.response ?? '').trim();
   const status = enhancedStatus(reply) ?? '';
   const code = error.responseCode;
-  const said = reply ? `the server replied "${oneLine(reply)}"` : `${error.code ?? 'error'}: ${oneLine(error.message ?? 'unknown error')}`;
+  const said = reply
+    ? `the server replied "${oneLine(reply)}"`
+    : `${error.code ?? 'error'}: ${oneLine(error.message ?? 'unknown error')}`;
 
   if ((code === undefined || code === 0) && !error.code) {
     return { kind: 'transient', reason: `Unexpected error while sending: ${oneLine(error.message ?? 'unknown error')}` };
@@ -55,19 +62,38 @@ export function classifySmtpFailure(error: SmtpFailure): ReplyClass {
   if (status === '5.5.127' || /token will expire soon/i.test(reply))
     return { kind: 'auth_rejected', reason: `The SMTP server refused a token close to expiry (${said}).` };
   if (status === '5.2.0' && /SubmissionQuotaExceeded/i.test(reply))
-    return { kind: 'account', code: 'quota_exceeded', reason: `The mailbox's daily sending quota is used up (${said}).`, pauseMs: HOUR };
+    return {
+      kind: 'account',
+      code: 'quota_exceeded',
+      reason: `The mailbox's daily sending quota is used up (${said}).`,
+      pauseMs: HOUR,
+    };
   if (status === '5.4.5' || /daily user sending limit/i.test(reply))
-    return { kind: 'account', code: 'quota_exceeded', reason: `The mailbox's daily sending limit is reached (${said}).`, pauseMs: HOUR };
+    return {
+      kind: 'account',
+      code: 'quota_exceeded',
+      reason: `The mailbox's daily sending limit is reached (${said}).`,
+      pauseMs: HOUR,
+    };
   if (status === '5.2.2' && code >= 500)
-    return { kind: 'account', code: 'mailbox_full', reason: `The sending mailbox is full; SMTP submissions keep a copy in Sent Items (${said}).`, pauseMs: HOUR };
+    return {
+      kind: 'account',
+      code: 'mailbox_full',
+      reason: `The sending mailbox is full; SMTP submissions keep a copy in Sent Items (${said}).`,
+      pauseMs: HOUR,
+    };
   if (status === '5.2.252' || /SendAsDenied/i.test(reply) || status === '5.7.60')
-    return { kind: 'permanent', code: 'send_as_denied', reason: `The account may not send as this From address (${said}). Grant Send As rights or use an allowed address.` };
+    return {
+      kind: 'permanent',
+      code: 'send_as_denied',
+      reason: `The account may not send as this From address (${said}). Grant Send As rights or use an allowed address.`,
+    };
   if (code >= 400 && code < 500) {
     if (status === '4.3.2' || status.startsWith('4.7.') || status === '4.2.1' || code === 421)
       return { kind: 'throttled', reason: `The provider is throttling this mailbox (${said}).`, retryAfterMs: MINUTE };
     return { kind: 'transient', reason: `Temporary failure (${said}).` };
   }
-  if (status.startsWith('5.1.') || code === 550 && /recipient|RecipNotFound|does not exist|no such user/i.test(reply))
+  if (status.startsWith('5.1.') || (code === 550 && /recipient|RecipNotFound|does not exist|no such user/i.test(reply)))
     return { kind: 'permanent', code: 'recipient_rejected', reason: `A recipient was refused (${said}).` };
   if (status === '5.3.4' || code === 552)
     return { kind: 'permanent', code: 'too_large', reason: `The message is too large for the server (${said}).` };

@@ -2,13 +2,7 @@ import type { TableClient } from '@azure/data-tables';
 
 /** What the admin sees per account. Never holds a secret. */
 export type AccountState =
-  | 'not_authorized'
-  | 'ready'
-  | 'reauthorization_required'
-  | 'configuration_error'
-  | 'degraded'
-  | 'paused'
-  | 'stale';
+  'not_authorized' | 'ready' | 'reauthorization_required' | 'configuration_error' | 'degraded' | 'paused' | 'stale';
 
 export interface AccountStatus {
   accountId: string;
@@ -72,7 +66,8 @@ export class AccountStatusTable {
 function fromEntity(entity: Record<string, unknown>): AccountStatus {
   const status: Record<string, unknown> = { accountId: entity.rowKey };
   for (const [key, value] of Object.entries(entity)) {
-    if (['partitionKey', 'rowKey', 'etag', 'timestamp', 'odata.metadata'].includes(key) || value === '' || value === null) continue;
+    if (['partitionKey', 'rowKey', 'etag', 'timestamp', 'odata.metadata'].includes(key) || value === '' || value === null)
+      continue;
     status[key] = value;
   }
   if (!status.state) status.state = 'not_authorized';

@@ -10,11 +10,17 @@ export async function readAttachmentBlob(container: ContainerClient, ref: string
   try {
     const properties = await blob.getProperties();
     if ((properties.contentLength ?? 0) > maxBytes)
-      throw new MessageError('too_large', `The attachment blob "${ref}" is ${properties.contentLength} bytes; the limit is ${maxBytes}.`);
+      throw new MessageError(
+        'too_large',
+        `The attachment blob "${ref}" is ${properties.contentLength} bytes; the limit is ${maxBytes}.`,
+      );
     return await blob.downloadToBuffer();
   } catch (error) {
     if (error instanceof RestError && error.statusCode === 404)
-      throw new MessageError('attachment_missing', `The attachment blob "${ref}" does not exist (upload it before enqueueing the message).`);
+      throw new MessageError(
+        'attachment_missing',
+        `The attachment blob "${ref}" does not exist (upload it before enqueueing the message).`,
+      );
     throw error;
   }
 }

@@ -58,9 +58,7 @@ export class DeliveryLedger {
   async put(record: Omit<DeliveryRecord, 'etag' | 'updatedAt'>, etag?: string): Promise<string> {
     const entity = toEntity(record);
     try {
-      const response = etag
-        ? await this.table.updateEntity(entity, 'Replace', { etag })
-        : await this.table.createEntity(entity);
+      const response = etag ? await this.table.updateEntity(entity, 'Replace', { etag }) : await this.table.createEntity(entity);
       return response.etag ?? '';
     } catch (error) {
       if (error instanceof RestError && (error.statusCode === 409 || error.statusCode === 412)) throw new ConflictError();

@@ -1,17 +1,7 @@
-import {
-  DefaultAzureCredential,
-  ManagedIdentityCredential,
-  type TokenCredential,
-} from '@azure/identity';
+import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
 import { SecretClient, type SecretClientOptions } from '@azure/keyvault-secrets';
 import { readSetting, type Env } from '../settings';
-import {
-  assertSecretName,
-  assertSecretWrite,
-  SecretStoreError,
-  type SecretSetOptions,
-  type SecretStore,
-} from './secretStore';
+import { assertSecretName, assertSecretWrite, SecretStoreError, type SecretSetOptions, type SecretStore } from './secretStore';
 
 export interface KeyVaultSecretStoreOptions {
   /** Needed only for a vault that is not at *.vault.azure.net (the test double). */
@@ -74,8 +64,7 @@ export function createKeyVaultSecretStore(env: Env, overrides: KeyVaultStoreOver
 
   const clientId = readSetting(env, 'AZURE_CLIENT_ID');
   const credential =
-    overrides.credential ??
-    (clientId !== undefined ? new ManagedIdentityCredential({ clientId }) : new DefaultAzureCredential());
+    overrides.credential ?? (clientId !== undefined ? new ManagedIdentityCredential({ clientId }) : new DefaultAzureCredential());
   const disableVerification = readSetting(env, 'KEY_VAULT_DISABLE_CHALLENGE_VERIFICATION')?.toLowerCase() === 'true';
   return new KeyVaultSecretStore(vaultUrl, credential, {
     disableChallengeResourceVerification: disableVerification,

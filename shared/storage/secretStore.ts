@@ -50,7 +50,11 @@ export function assertSecretWrite(name: string, value: string, options: SecretSe
       throw new RangeError(`Secret "${name}": at most ${SECRET_TAGS_MAX_COUNT} tags are allowed.`);
     }
     for (const [tagName, tagValue] of entries) {
-      if (tagName.length > SECRET_TAG_NAME_MAX_CHARS || typeof tagValue !== 'string' || tagValue.length > SECRET_TAG_VALUE_MAX_CHARS) {
+      if (
+        tagName.length > SECRET_TAG_NAME_MAX_CHARS ||
+        typeof tagValue !== 'string' ||
+        tagValue.length > SECRET_TAG_VALUE_MAX_CHARS
+      ) {
         throw new RangeError(
           `Secret "${name}": tag names are limited to ${SECRET_TAG_NAME_MAX_CHARS} characters and tag values to ${SECRET_TAG_VALUE_MAX_CHARS} characters of text.`,
         );

@@ -28,7 +28,12 @@ export class RefreshLease {
   }
 
   private async tryAcquire(accountId: string): Promise<string | undefined> {
-    const entity = { partitionKey: partition(accountId), rowKey: 'lease', holder: this.holder, expiresAt: Date.now() + this.leaseMs };
+    const entity = {
+      partitionKey: partition(accountId),
+      rowKey: 'lease',
+      holder: this.holder,
+      expiresAt: Date.now() + this.leaseMs,
+    };
     try {
       return (await this.table.createEntity(entity)).etag;
     } catch (error) {

@@ -56,7 +56,10 @@ export class ProviderTokenRefresher implements TokenRefresher {
       return { record: await this.refreshNow(account), refreshed: true };
     });
     if (!outcome) {
-      throw new TransientError('token_unavailable', `Another instance has been refreshing account "${account.id}" for over ${this.waitMs / 1000} s.`);
+      throw new TransientError(
+        'token_unavailable',
+        `Another instance has been refreshing account "${account.id}" for over ${this.waitMs / 1000} s.`,
+      );
     }
     return outcome;
   }
@@ -72,7 +75,10 @@ export class ProviderTokenRefresher implements TokenRefresher {
       } else {
         previousRefreshToken = await runtime.tokenStore.readRefreshToken(account.id);
         if (!previousRefreshToken) {
-          throw new AccountError('not_authorized', `Account "${account.id}" has not been authorized yet: open its authorize link.`);
+          throw new AccountError(
+            'not_authorized',
+            `Account "${account.id}" has not been authorized yet: open its authorize link.`,
+          );
         }
         const config = await providerConfiguration(runtime, account);
         const parameters = account.provider === 'microsoft' ? { scope: account.oauth.scopes.join(' ') } : undefined;
@@ -95,12 +101,18 @@ export class ProviderTokenRefresher implements TokenRefresher {
       consecutiveFailures: 0,
       alertedIncident: null,
       pausedUntil: null,
-      ...(account.flow === 'client_credentials' && !status?.authorizedAt ? { authorizedAt: now, authorizedUser: `app ${account.clientId}` } : {}),
+      ...(account.flow === 'client_credentials' && !status?.authorizedAt
+        ? { authorizedAt: now, authorizedUser: `app ${account.clientId}` }
+        : {}),
     });
     if (status && status.state !== 'ready' && status.state !== 'not_authorized') {
       runtime.log.info('account.recovered', { account: account.id, previousState: status.state });
     }
-    runtime.log.info('token.refreshed', { account: account.id, expiresAt: new Date(tokens.expiresAt).toISOString(), rotated: Boolean(tokens.refreshToken && tokens.refreshToken !== previousRefreshToken) });
+    runtime.log.info('token.refreshed', {
+      account: account.id,
+      expiresAt: new Date(tokens.expiresAt).toISOString(),
+      rotated: Boolean(tokens.refreshToken && tokens.refreshToken !== previousRefreshToken),
+    });
     return { accessToken: tokens.accessToken, expiresAt: tokens.expiresAt, ...(tokens.scope ? { scope: tokens.scope } : {}) };
   }
 
@@ -122,7 +134,12 @@ export class ProviderTokenRefresher implements TokenRefresher {
       grant: account.flow === 'client_credentials' ? 'client_credentials' : 'refresh_token',
       ...(status?.authorizedAt ? { authorizedAt: status.authorizedAt } : {}),
     });
-    return this.applyFailure(account, status, { kind: failure.kind, code: failure.code, reason: failure.reason, providerError: providerErrorLabel(failure) });
+    return this.applyFailure(account, status, {
+      kind: failure.kind,
+      code: failure.code,
+      reason: failure.reason,
+      providerError: providerErrorLabel(failure),
+    });
   }
 
   private async applyFailure(
@@ -132,20 +149,45 @@ export class ProviderTokenRefresher implements TokenRefresher {
   ): Promise<OutboxError> {
     const { runtime } = this;
     const now = new Date().toISOString();
-    const common = { lastRefreshAt: now, lastError: failure.reason, lastErrorCode: failure.code, ...(failure.providerError ? { providerError: failure.providerError } : {}) };
-    runtime.log.warn('token.refresh_failed', { account: account.id, kind: failure.kind, errorCode: failure.code, providerError: failure.providerError, reason: failure.reason });
+    const common = {
+      lastRefreshAt: now,
+      lastError: failure.reason,
+      lastErrorCode: failure.code,
+      ...(failure.providerError ? { providerError: failure.providerError } : {}),
+    };
+    runtime.log.warn('token.refresh_failed', {
+      account: account.id,
+      kind: failure.kind,
+      errorCode: failure.code,
+      providerError: failure.providerError,
+      reason: failure.reason,
+    });
     if (failure.kind === 'transient') {
       const failures = (status?.consecutiveFailures ?? 0) + 1;
-      const degraded = status?.state === 'degraded' || (failures >= DEGRADED_AFTER_FAILURES && (status?.state ?? 'ready') === 'ready');
-      await runtime.accountStatus.patch(account.id, { ...common, consecutiveFailures: failures, ...(degraded ? { state: 'degraded' } : {}) });
+      const degraded =
+        status?.state === 'degraded' || (failures >= DEGRADED_AFTER_FAILURES && (status?.state ?? 'ready') === 'ready');
+      await runtime.accountStatus.patch(account.id, {
+        ...common,
+        consecutiveFailures: failures,
+        ...(degraded ? { state: 'degraded' } : {}),
+      });
       if (degraded) await alertAccountProblem(runtime, account, { state: 'degraded', reason: failure.reason }, status);
       return new TransientError('token_unavailable', failure.reason);
     }
     const state = failure.kind === 'reauthorize' ? 'reauthorization_required' : 'configuration_error';
     await runtime.accountStatus.patch(account.id, { ...common, state });
-    await alertAccountProblem(runtime, account, { state, reason: failure.reason, ...(failure.providerError ? { providerError: failure.providerError } : {}) }, status);
+    await alertAccountProblem(
+      runtime,
+      account,
+      { state, reason: failure.reason, ...(failure.providerError ? { providerError: failure.providerError } : {}) },
+      status,
+    );
     return failure.kind === 'reauthorize'
-      ? new AccountError('needs_reauthorization', failure.reason, failure.providerError ? { providerError: failure.providerError } : {})
+      ? new AccountError(
+          'needs_reauthorization',
+          failure.reason,
+          failure.providerError ? { providerError: failure.providerError } : {},
+        )
       : new AccountError('config_error', failure.reason, failure.providerError ? { providerError: failure.providerError } : {});
   }
 }

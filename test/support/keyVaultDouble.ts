@@ -132,7 +132,12 @@ export class KeyVaultDouble {
         resolve();
       });
     });
-    const double = new KeyVaultDouble(server, tls.caPem, options.tenantId ?? FAKE_TENANT_ID, options.token ?? FAKE_KEY_VAULT_TOKEN);
+    const double = new KeyVaultDouble(
+      server,
+      tls.caPem,
+      options.tenantId ?? FAKE_TENANT_ID,
+      options.token ?? FAKE_KEY_VAULT_TOKEN,
+    );
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       double.handle(req, res).catch((error: unknown) => {
         if (!res.headersSent) double.sendError(res, new HttpError(500, 'InternalServerError', String(error)));
@@ -174,7 +179,11 @@ export class KeyVaultDouble {
   }
 
   /** Stores a version without HTTP (no counters change). Returns the version id. */
-  seed(name: string, value: string, options: { contentType?: string; tags?: Record<string, string>; enabled?: boolean } = {}): string {
+  seed(
+    name: string,
+    value: string,
+    options: { contentType?: string; tags?: Record<string, string>; enabled?: boolean } = {},
+  ): string {
     return this.addVersion(name, value, options.enabled ?? true, options.contentType, options.tags).version;
   }
 
@@ -267,7 +276,11 @@ export class KeyVaultDouble {
     const { value, contentType, tags, attributes } = body as Record<string, unknown>;
     if (typeof value !== 'string') throw new HttpError(400, 'BadParameter', 'Property value is required.');
     if (Buffer.byteLength(value, 'utf8') > SECRET_VALUE_MAX_BYTES) {
-      throw new HttpError(400, 'BadParameter', `Secret is beyond the maximum permitted length of ${SECRET_VALUE_MAX_BYTES} bytes.`);
+      throw new HttpError(
+        400,
+        'BadParameter',
+        `Secret is beyond the maximum permitted length of ${SECRET_VALUE_MAX_BYTES} bytes.`,
+      );
     }
     if (contentType !== undefined && (typeof contentType !== 'string' || contentType.length > 255)) {
       throw new HttpError(400, 'BadParameter', 'Property contentType has invalid value.');
@@ -458,10 +471,7 @@ function assertName(name: string): void {
 function isTags(value: unknown): value is Record<string, string> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const entries = Object.entries(value);
-  return (
-    entries.length <= 15 &&
-    entries.every(([k, v]) => k.length <= 512 && typeof v === 'string' && v.length <= 256)
-  );
+  return entries.length <= 15 && entries.every(([k, v]) => k.length <= 512 && typeof v === 'string' && v.length <= 256);
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {

@@ -26,11 +26,11 @@ if (files.length === 0) {
 const { caPath } = await ensureTestCaFiles(DEFAULT_TEST_CA_DIR);
 
 // Node reads NODE_EXTRA_CA_CERTS once, at start-up: hence the child process.
-const child = spawn(
-  process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=1', ...nodeTestOptions, ...files],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, NODE_EXTRA_CA_CERTS: caPath } },
-);
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...nodeTestOptions, ...files], {
+  cwd: root,
+  stdio: 'inherit',
+  env: { ...process.env, NODE_EXTRA_CA_CERTS: caPath },
+});
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => child.kill(signal));
