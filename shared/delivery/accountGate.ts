@@ -47,10 +47,12 @@ export class AccountGate {
     }
   }
 
-  /** Records a state change made by the send path and updates the cache at once. */
-  async update(accountId: string, fields: Partial<AccountStatus>): Promise<void> {
+  /** Records a state change made by the send path, updates the cache at once, and returns the status before it. */
+  async update(accountId: string, fields: Partial<AccountStatus>): Promise<AccountStatus | undefined> {
+    const before = await this.table.get(accountId);
     await this.table.patch(accountId, fields);
     this.cache.delete(accountId);
+    return before;
   }
 
   forget(accountId: string): void {

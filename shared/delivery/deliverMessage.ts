@@ -1,5 +1,7 @@
 import type { QueueClient } from '@azure/storage-queue';
 import type { ContainerClient } from '@azure/storage-blob';
+import type { AccountProblem } from '../alerts/accountAlerts';
+import type { AccountState, AccountStatus } from '../storage/accountStatusTable';
 import { findAccount, type Account } from '../config';
 import { AccountError, MessageError, OutboxError, TransientError } from '../errors';
 import type { Logger } from '../log/logger';
@@ -29,6 +31,8 @@ export interface DeliveryServices {
   budgetFor(account: Account): RateBudget;
   policy: DeliveryPolicy;
   log: Logger;
+  /** Tells the account's alert receivers (once per incident) that the send path stopped the account. */
+  alert(account: Account, problem: AccountProblem, current?: AccountStatus): Promise<void>;
   /** Outcomes the SMTP server accepted but the ledger did not take yet (kept for the retry of the same message). */
   unrecorded: Map<string, DeliveryRecord>;
 }
@@ -268,7 +272,7 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
         return fail(services, failed, 'gave_up', `Gave up after ${claim.attempts} attempts. Last: ${reply.reason}`);
       return defer(services, message, failed, services.policy.backoffMs(claim.attempts), 'transient', reply.reason, true);
     case 'auth_rejected':
-      await services.gate.update(account.id, {
+      await stopAccount(services, account, {
         state: account.flow === 'client_credentials' ? 'configuration_error' : 'reauthorization_required',
         lastErrorCode: 'smtp_auth_rejected',
         lastError: `${reply.reason} A fresh token was refused too: check the mailbox's permissions and that SMTP AUTH is enabled, then authorize again.`,
@@ -283,7 +287,7 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
         false,
       );
     case 'account':
-      await services.gate.update(account.id, {
+      await stopAccount(services, account, {
         state: reply.code === 'smtp_auth_disabled' || reply.code === 'config_error' ? 'configuration_error' : 'paused',
         lastErrorCode: reply.code,
         lastError: reply.reason,
@@ -291,6 +295,20 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
       });
       return defer(services, message, { ...failed, attempts: record.attempts }, reply.pauseMs, reply.code, reply.reason, false);
   }
+}
+
+/** Records why the account cannot send (its messages wait at the gate) and tells its alert receivers. */
+async function stopAccount(
+  services: DeliveryServices,
+  account: Account,
+  fields: { state: AccountState; lastErrorCode: string; lastError: string; pausedUntil?: string },
+): Promise<void> {
+  const before = await services.gate.update(account.id, fields);
+  await services
+    .alert(account, { state: fields.state, reason: fields.lastError, providerError: fields.lastErrorCode }, before)
+    .catch((error: unknown) =>
+      services.log.error('account.alert_failed', { account: account.id, reason: (error as Error).message }),
+    );
 }
 
 async function loadAttachments(services: DeliveryServices, account: Account, message: MailMessage): Promise<LoadedAttachment[]> {

@@ -1,3 +1,4 @@
+import { alertAccountProblem } from '../alerts/accountAlerts';
 import type { Account } from '../config';
 import { ConnectionSlots } from '../limits/connectionSlots';
 import { RateBudget } from '../limits/rateBudget';
@@ -28,6 +29,7 @@ export function deliveryServices(runtime: Runtime, policy: DeliveryPolicy = DEFA
       policy,
       log: runtime.log,
       unrecorded: new Map(),
+      alert: (account, problem, current) => alertAccountProblem(runtime, account, problem, current),
       senderFor(account: Account) {
         let sender = senders.get(account.id);
         if (!sender) {
