@@ -2,3 +2,10 @@
 import './health';
 import './sendMail';
 import './refreshTokens';
+import './authorize';
+import './oauthCallback';
+import './admin';
+import './accountList';
+import './accountDetail';
+import './accountTest';
+import './messages';

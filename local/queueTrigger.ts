@@ -2,7 +2,8 @@ import type { QueueClient } from '@azure/storage-queue';
 
 /**
  * The Functions queue trigger's semantics, for the local runner and tests: messages are handed over as the
- * host does with messageEncoding "none" (the text, JSON-parsed when it parses), with the dequeue count in the
+ * host does (base64-decoded unless messageEncoding is "none"; the text, JSON-parsed when it parses; text that
+ * is not base64 under "base64" fails like a throwing handler), with the dequeue count in the
  * trigger metadata; a handler that returns deletes the message; one that throws leaves it to reappear after
  * the visibility timeout; after `maxDequeueCount` failed tries it moves to the poison queue.
  */
@@ -11,6 +12,8 @@ export interface QueueTriggerOptions {
   visibilityTimeoutSeconds: number;
   maxDequeueCount: number;
   maxPollingIntervalMs: number;
+  /** host.json `extensions.queues.messageEncoding`; default "none" (the text as it is on the queue). */
+  messageEncoding?: 'base64' | 'none';
 }
 
 export interface TriggerMetadata {
@@ -23,7 +26,12 @@ export interface TriggerMetadata {
 export type QueueHandler = (payload: unknown, metadata: TriggerMetadata) => Promise<void>;
 
 /** Receives one batch and runs the handler on each message concurrently; returns how many it saw. */
-export async function pollOnce(queue: QueueClient, poison: QueueClient, handler: QueueHandler, options: QueueTriggerOptions): Promise<number> {
+export async function pollOnce(
+  queue: QueueClient,
+  poison: QueueClient,
+  handler: QueueHandler,
+  options: QueueTriggerOptions,
+): Promise<number> {
   const { receivedMessageItems } = await queue.receiveMessages({
     numberOfMessages: Math.min(32, options.batchSize),
     visibilityTimeout: options.visibilityTimeoutSeconds,
@@ -36,7 +44,7 @@ export async function pollOnce(queue: QueueClient, poison: QueueClient, handler:
         return;
       }
       try {
-        await handler(tryJsonParse(item.messageText), {
+        await handler(tryJsonParse(decodeMessageText(item.messageText, options.messageEncoding ?? 'none')), {
           id: item.messageId,
           dequeueCount: item.dequeueCount,
           insertionTime: item.insertedOn.toISOString(),
@@ -56,13 +64,18 @@ export async function pollOnce(queue: QueueClient, poison: QueueClient, handler:
 }
 
 /** Polls until stopped, backing off to `maxPollingIntervalMs` while the queue is empty. */
-export function startQueueTrigger(queue: QueueClient, poison: QueueClient, handler: QueueHandler, options: QueueTriggerOptions): { stop(): Promise<void> } {
+export function startQueueTrigger(
+  queue: QueueClient,
+  poison: QueueClient,
+  handler: QueueHandler,
+  options: QueueTriggerOptions,
+): { stop(): Promise<void> } {
   let stopped = false;
   let wake: (() => void) | undefined;
   const loop = (async () => {
     let idleMs = 100;
     while (!stopped) {
-      let seen = 0;
+      let seen: number;
       try {
         seen = await pollOnce(queue, poison, handler, options);
       } catch {
@@ -89,6 +102,14 @@ export function startQueueTrigger(queue: QueueClient, poison: QueueClient, handl
       await loop;
     },
   };
+}
+
+function decodeMessageText(text: string, encoding: 'base64' | 'none'): string {
+  if (encoding === 'none') return text;
+  const trimmed = text.trim();
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(trimmed) || trimmed.length % 4 !== 0)
+    throw new Error('The queue message is not base64, as messageEncoding "base64" requires.');
+  return Buffer.from(trimmed, 'base64').toString('utf8');
 }
 
 function tryJsonParse(text: string): unknown {

@@ -747,7 +747,7 @@ describe('post-provision hook', () => {
       'az functionapp keys list',
       'functionKeys.default',
       'az keyvault secret set',
-      '/api/admin?code=<function key>',
+      '/api/status?code=<function key>',
       'api://AzureADTokenExchange',
       'docs/provider-microsoft.md',
       'docs/provider-google.md',

@@ -47,7 +47,7 @@ if ($accountIds.Count -gt 0) {
 }
 Write-Output ''
 Write-Output '   Accounts with flow client_credentials need no authorization.'
-Write-Output "   Status of all accounts: $baseUrl/api/admin?code=<function key>"
+Write-Output "   Status of all accounts: $baseUrl/api/status?code=<function key>"
 Write-Output ''
 if ($env:API_IDENTITY_PRINCIPAL_ID -and $env:AZURE_TENANT_ID) {
   Write-Output "Secretless Microsoft accounts: add a federated credential to the app registration that trusts the app's identity:"

@@ -50,7 +50,7 @@ else
 fi
 echo ""
 echo "   Accounts with flow client_credentials need no authorization."
-echo "   Status of all accounts: $base_url/api/admin?code=<function key>"
+echo "   Status of all accounts: $base_url/api/status?code=<function key>"
 echo ""
 if [ -n "${API_IDENTITY_PRINCIPAL_ID:-}" ] && [ -n "${AZURE_TENANT_ID:-}" ]; then
   echo "Secretless Microsoft accounts: add a federated credential to the app registration that trusts the app's identity:"

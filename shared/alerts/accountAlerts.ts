@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { STATUS_PAGE_PATH } from '../admin/adminRoutes';
 import type { Account } from '../config';
 import { enqueueMail } from '../message/enqueueMail';
 import { QUEUES } from '../names';
@@ -61,7 +62,7 @@ export async function alertAccountProblem(
     '',
     'Messages for this account stay queued and are sent once it is fixed.',
     ...(account.flow === 'authorization_code' ? [`Authorize it again: ${authorizeUrl}`] : []),
-    `Status page: ${runtime.publicBaseUrl}/api/admin`,
+    `Status page: ${runtime.publicBaseUrl}${STATUS_PAGE_PATH}`,
   ];
   const id = `alert-${account.id}-${createHash('sha256')
     .update(`${incident}\n${current?.authorizedAt ?? ''}`)

@@ -1,5 +1,8 @@
 import type { AccountStatus, AccountStatusTable } from '../storage/accountStatusTable';
 
+/** The runtime service key of the instance's gate (see deliveryServices), for those who change an account's state. */
+export const ACCOUNT_GATE_SERVICE = 'gate';
+
 export type GateDecision = { open: true } | { open: false; code: string; reason: string; retryAfterMs?: number };
 
 /**

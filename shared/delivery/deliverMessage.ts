@@ -334,8 +334,12 @@ function deferForError(
   record: Omit<DeliveryRecord, 'status' | 'updatedAt'>,
   error: unknown,
 ): Promise<DeliveryOutcome> {
-  if (error instanceof AccountError)
+  if (error instanceof AccountError) {
+    // The token service has just recorded why the account cannot send: the next messages must meet that at the
+    // gate, not a cached "ready" that sends them to the SMTP server with a dead token.
+    if (record.account) services.gate.forget(record.account);
     return defer(services, message, record, services.policy.accountWaitMs, error.code, error.message, false);
+  }
   if (error instanceof TransientError)
     return defer(
       services,

@@ -8,7 +8,7 @@ import { AccountSender } from '../smtp/accountSender';
 import { DeliveryLedger } from '../storage/deliveryLedger';
 import { tokenServiceFor } from '../tokens/tokenServiceFor';
 import { INSTANCE_ID } from '../instanceId';
-import { AccountGate } from './accountGate';
+import { ACCOUNT_GATE_SERVICE, AccountGate } from './accountGate';
 import type { DeliveryServices } from './deliverMessage';
 import { DEFAULT_POLICY, type DeliveryPolicy } from './policy';
 
@@ -25,7 +25,7 @@ export function deliveryServices(runtime: Runtime, policy: DeliveryPolicy = DEFA
       results: runtime.storage.queue(QUEUES.results),
       attachments: runtime.storage.container(CONTAINERS.attachments),
       tokens: tokenServiceFor(runtime),
-      gate: service(runtime, 'gate', () => new AccountGate(runtime.accountStatus)),
+      gate: service(runtime, ACCOUNT_GATE_SERVICE, () => new AccountGate(runtime.accountStatus)),
       policy,
       log: runtime.log,
       unrecorded: new Map(),

@@ -57,7 +57,12 @@ export function describeIssues(error: z.ZodError): string {
         .join('')
         .replace(/^\./, '');
       const message =
-        issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}` : issue.message;
+        issue.code === 'unrecognized_keys'
+          ? `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`
+          : issue.code === 'invalid_key'
+            ? // zod reports a refused record key as "Invalid key in record"; the key's own check says why.
+              issue.issues.map((inner) => inner.message).join('; ')
+            : issue.message;
       return path ? `${path}: ${message}` : message;
     })
     .join('; ');

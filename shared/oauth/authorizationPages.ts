@@ -1,5 +1,10 @@
 import { html, page, type SafeHtml } from '../web/html';
-import type { AuthorizationFailure, AuthorizationFailureCode, AuthorizationResult, AuthorizationSuccess } from './completeAuthorization';
+import type {
+  AuthorizationFailure,
+  AuthorizationFailureCode,
+  AuthorizationResult,
+  AuthorizationSuccess,
+} from './completeAuthorization';
 import type { AuthorizationNotStarted } from './startAuthorization';
 
 /** The pages an admin sees around an authorization. Values are escaped by `html`; tokens and codes never reach here. */
@@ -33,18 +38,29 @@ function successPage(result: AuthorizationSuccess): SafeHtml {
   return page({
     title: 'Mailbox authorized',
     tone: 'ok',
-    body: html`
-<p>Account <strong>${account.displayName}</strong> (<code>${account.id}</code>) can now send mail as <strong>${account.user}</strong>.</p>
-<dl>
-<dt>Signed in as</dt><dd>${result.authorizedUser}</dd>
-<dt>Account</dt><dd>${account.id}</dd>
-<dt>Provider</dt><dd>${account.provider}</dd>
-<dt>Permissions</dt><dd>${result.scopes}</dd>
-<dt>Access token valid until</dt><dd>${result.tokenExpiresAt.toISOString()}</dd>
-<dt>Authorized at</dt><dd>${result.authorizedAt.toISOString()}</dd>
-</dl>
-<p>The tokens are stored in Key Vault. The app renews the access token by itself; nothing else is needed and you can close this window.</p>
-<p>Next: send a test message from the admin page to check that the mailbox may send through SMTP.</p>`,
+    body: html` <p>
+        Account <strong>${account.displayName}</strong> (<code>${account.id}</code>) can now send mail as
+        <strong>${account.user}</strong>.
+      </p>
+      <dl>
+        <dt>Signed in as</dt>
+        <dd>${result.authorizedUser}</dd>
+        <dt>Account</dt>
+        <dd>${account.id}</dd>
+        <dt>Provider</dt>
+        <dd>${account.provider}</dd>
+        <dt>Permissions</dt>
+        <dd>${result.scopes}</dd>
+        <dt>Access token valid until</dt>
+        <dd>${result.tokenExpiresAt.toISOString()}</dd>
+        <dt>Authorized at</dt>
+        <dd>${result.authorizedAt.toISOString()}</dd>
+      </dl>
+      <p>
+        The tokens are stored in Key Vault. The app renews the access token by itself; nothing else is needed and you can close
+        this window.
+      </p>
+      <p>Next: send a test message from the admin page to check that the mailbox may send through SMTP.</p>`,
   });
 }
 
@@ -53,16 +69,31 @@ function failurePage(result: AuthorizationFailure): SafeHtml {
   return page({
     title: TITLES[result.code],
     tone: result.code === 'admin_consent_returned' && result.status === 200 ? 'ok' : 'fail',
-    body: html`
-<p>${result.message}</p>
-<p><strong>What to do:</strong> ${result.action}</p>
-${result.adminConsentUrl ? html`<p><a class="button" href="${result.adminConsentUrl}">Open the admin consent page</a></p>` : ''}
-<dl>
-${account ? html`<dt>Account</dt><dd>${account.displayName} (${account.id}), mailbox ${account.user}</dd>` : ''}
-${result.providerError ? html`<dt>Provider error</dt><dd><code>${result.providerError}</code></dd>` : ''}
-${result.providerDescription ? html`<dt>Provider's message</dt><dd class="mono">${result.providerDescription}</dd>` : ''}
-<dt>Reference</dt><dd><code>${result.code}</code></dd>
-</dl>`,
+    body: html` <p>${result.message}</p>
+      <p><strong>What to do:</strong> ${result.action}</p>
+      ${result.adminConsentUrl ? html`<p><a class="button" href="${result.adminConsentUrl}">Open the admin consent page</a></p>` : ''}
+      <dl>
+        ${
+          account
+            ? html`<dt>Account</dt>
+                <dd>${account.displayName} (${account.id}), mailbox ${account.user}</dd>`
+            : ''
+        }
+        ${
+          result.providerError
+            ? html`<dt>Provider error</dt>
+                <dd><code>${result.providerError}</code></dd>`
+            : ''
+        }
+        ${
+          result.providerDescription
+            ? html`<dt>Provider's message</dt>
+                <dd class="mono">${result.providerDescription}</dd>`
+            : ''
+        }
+        <dt>Reference</dt>
+        <dd><code>${result.code}</code></dd>
+      </dl>`,
   });
 }
 
@@ -76,9 +107,9 @@ export function startFailurePage(result: AuthorizationNotStarted): SafeHtml {
   return page({
     title: titles[result.code],
     tone: result.code === 'not_interactive' ? 'ok' : 'fail',
-    body: html`<p>${result.message}</p>${
-      result.code === 'provider_unavailable' ? html`<p><strong>What to do:</strong> try again in a moment.</p>` : ''
-    }<p class="note">Reference: <code>${result.code}</code></p>`,
+    body: html`<p>${result.message}</p>
+      ${result.code === 'provider_unavailable' ? html`<p><strong>What to do:</strong> try again in a moment.</p>` : ''}
+      <p class="note">Reference: <code>${result.code}</code></p>`,
   });
 }
 
@@ -86,6 +117,10 @@ export function unexpectedErrorPage(): SafeHtml {
   return page({
     title: 'Something went wrong',
     tone: 'fail',
-    body: html`<p>The app could not process this request. The details are in the app's logs.</p><p><strong>What to do:</strong> start the authorization again in a moment. If it keeps failing, check that the app can reach its storage account and Key Vault.</p>`,
+    body: html`<p>The app could not process this request. The details are in the app's logs.</p>
+      <p>
+        <strong>What to do:</strong> start the authorization again in a moment. If it keeps failing, check that the app can reach
+        its storage account and Key Vault.
+      </p>`,
   });
 }

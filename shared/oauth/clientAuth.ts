@@ -29,7 +29,11 @@ export async function resolveClientAuth(runtime: Runtime, account: Account): Pro
     case 'secret':
       return clientSecret(await readRequiredSecret(runtime, account, config.secretName, 'client secret'));
     case 'certificate':
-      return certificateAssertion(account, config, await readRequiredSecret(runtime, account, config.keySecretName, 'certificate private key'));
+      return certificateAssertion(
+        account,
+        config,
+        await readRequiredSecret(runtime, account, config.keySecretName, 'certificate private key'),
+      );
     case 'managed_identity':
       return managedIdentityAssertion(await managedIdentityToken(runtime, account, config));
     case 'none':
@@ -115,14 +119,20 @@ async function managedIdentityToken(runtime: Runtime, account: Account, config: 
         `Account "${account.id}": no managed identity is available${clientId ? ` with client ID ${clientId}` : ''} to act as the client credential (${detail}). Assign the user-assigned identity to the function app and set AZURE_CLIENT_ID.`,
       );
     }
-    throw new TransientError('token_unavailable', `Account "${account.id}": the managed identity token for ${scope} could not be obtained: ${detail}`);
+    throw new TransientError(
+      'token_unavailable',
+      `Account "${account.id}": the managed identity token for ${scope} could not be obtained: ${detail}`,
+    );
   }
 }
 
 async function readRequiredSecret(runtime: Runtime, account: Account, name: string, what: string): Promise<string> {
   const value = await runtime.secrets.get(name);
   if (value === undefined || value === '') {
-    throw new AccountError('config_error', `Account "${account.id}": the ${what} is missing. Store it in Key Vault as secret "${name}".`);
+    throw new AccountError(
+      'config_error',
+      `Account "${account.id}": the ${what} is missing. Store it in Key Vault as secret "${name}".`,
+    );
   }
   return value;
 }

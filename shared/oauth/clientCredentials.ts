@@ -21,7 +21,10 @@ export interface AppOnlyToken {
 /** Obtains an app-only token and checks its audience and role (`checkAppOnlyToken`) before anyone uses it. */
 export async function fetchAppOnlyToken(runtime: Runtime, account: Account): Promise<AppOnlyToken> {
   if (account.flow !== 'client_credentials') {
-    throw new AccountError('config_error', `Account "${account.id}" uses flow ${account.flow}; app-only tokens need flow client_credentials.`);
+    throw new AccountError(
+      'config_error',
+      `Account "${account.id}" uses flow ${account.flow}; app-only tokens need flow client_credentials.`,
+    );
   }
   const config = await providerConfiguration(runtime, account);
   const response = await client.clientCredentialsGrant(config, { scope: account.oauth.scopes.join(' ') });

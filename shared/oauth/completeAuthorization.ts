@@ -1,12 +1,7 @@
 import * as client from 'openid-client';
 import { findAccount, type Account } from '../config';
 import type { Runtime } from '../runtime';
-import {
-  browserMatches,
-  openVerifier,
-  type AuthRequestTable,
-  type StoredAuthRequest,
-} from './authRequests';
+import { browserMatches, openVerifier, type AuthRequestTable, type StoredAuthRequest } from './authRequests';
 import { providerConfiguration } from './providerClient';
 import { authRequestTable } from './startAuthorization';
 import { aadstsCodes, classifyTokenEndpointError, providerErrorLabel, type TokenEndpointFailure } from './tokenEndpointErrors';
@@ -171,10 +166,10 @@ function checkStatePresent(query: URLSearchParams): string | AuthorizationFailur
       ok: false,
       code: 'admin_consent_returned',
       status: granted ? 200 : 400,
-      message: granted
-        ? 'The tenant administrator granted consent for the app.'
-        : 'The administrator consent was not granted.',
-      action: granted ? `Now authorize the mailbox: ${START_AGAIN}` : 'Ask a tenant administrator to grant consent, then authorize the mailbox.',
+      message: granted ? 'The tenant administrator granted consent for the app.' : 'The administrator consent was not granted.',
+      action: granted
+        ? `Now authorize the mailbox: ${START_AGAIN}`
+        : 'Ask a tenant administrator to grant consent, then authorize the mailbox.',
       ...providerErrorFields(query),
     };
   }
@@ -351,7 +346,10 @@ function checkProviderError(query: URLSearchParams, account: Account): Authoriza
       'A Google Workspace policy blocks this app.',
       'Ask the Workspace administrator to trust the app (Security > API controls), then start again.',
     ],
-    org_internal: ['The OAuth app is limited to users of its own organization.', `Sign in with an account of that organization (${account.user}).`],
+    org_internal: [
+      'The OAuth app is limited to users of its own organization.',
+      `Sign in with an account of that organization (${account.user}).`,
+    ],
   };
   const [message, action] = explanations[error] ?? [
     'The provider refused the authorization request.',
@@ -395,7 +393,8 @@ async function exchangeCode(
       idTokenExpected: true,
     });
     const claims = response.claims();
-    if (!claims) return { ok: false, failure: failure('id_token_invalid', 502, account, 'The provider returned no id_token.', START_AGAIN) };
+    if (!claims)
+      return { ok: false, failure: failure('id_token_invalid', 502, account, 'The provider returned no id_token.', START_AGAIN) };
     return { ok: true, response, claims };
   } catch (error) {
     const problem = idTokenProblem(error);
@@ -421,11 +420,11 @@ function tokenExchangeFailure(account: Account, classified: TokenEndpointFailure
   let message: string;
   let action: string;
   if (classified.kind === 'transient') {
-    message = `The provider's token endpoint could not be reached or failed (${classified.reason.replace(/ Trying again later\.$/, '')}).`;
+    message = `The provider's token endpoint could not be reached or failed. ${classified.reason.replace(/ Trying again later\.$/, '')}`;
     action = `Nothing was stored. Try again in a moment: ${START_AGAIN}`;
-  } else if (classified.code === 'invalid_client' || classified.code === 'unauthorized_client' || classified.kind === 'config') {
-    message = `The provider did not accept this app's credentials. ${classified.reason}`;
-    action = `Fix the client credential of account "${account.id}" (${describeClientAuth(account)}), then start the authorization again.`;
+  } else if (classified.kind === 'config') {
+    message = classified.reason;
+    action = `Fix the client credential or app registration of account "${account.id}" (${describeClientAuth(account)}), then start the authorization again.`;
   } else {
     message = classified.reason;
     action = START_AGAIN;
@@ -469,7 +468,8 @@ const ID_TOKEN_CODES = new Set([
 function idTokenProblem(error: unknown): string | undefined {
   if (!(error instanceof client.ClientError) || !error.code || !ID_TOKEN_CODES.has(error.code)) return undefined;
   const cause = (error.cause ?? {}) as { claim?: unknown; cause?: { claim?: unknown }; message?: unknown };
-  const claim = typeof cause.claim === 'string' ? cause.claim : typeof cause.cause?.claim === 'string' ? cause.cause.claim : undefined;
+  const claim =
+    typeof cause.claim === 'string' ? cause.claim : typeof cause.cause?.claim === 'string' ? cause.cause.claim : undefined;
   const inner = typeof cause.message === 'string' ? cause.message : error.message;
   switch (claim) {
     case 'nonce':
@@ -507,7 +507,10 @@ function identifyUser(account: Account, claims: client.IDToken): Identity | { ok
     const tid = text('tid');
     const oid = text('oid');
     if (!tid || !oid) {
-      return { ok: false, failure: failure('id_token_invalid', 502, account, 'The id_token lacks the tid and oid claims.', START_AGAIN) };
+      return {
+        ok: false,
+        failure: failure('id_token_invalid', 502, account, 'The id_token lacks the tid and oid claims.', START_AGAIN),
+      };
     }
     if (account.tenantId && tid.toLowerCase() !== account.tenantId.toLowerCase()) {
       return {
@@ -536,7 +539,7 @@ function checkRefreshToken(account: Account, response: client.TokenEndpointRespo
   if (typeof response.refresh_token === 'string' && response.refresh_token !== '') return undefined;
   const hint =
     account.provider === 'google'
-      ? 'Google returns a refresh token only with access_type=offline and prompt=consent (this app sends both). Remove the app\'s access at https://myaccount.google.com/permissions, then start again.'
+      ? "Google returns a refresh token only with access_type=offline and prompt=consent (this app sends both). Remove the app's access at https://myaccount.google.com/permissions, then start again."
       : account.provider === 'microsoft'
         ? 'Microsoft returns one only for the offline_access scope; check that the app registration does not block it.'
         : 'Check that the provider issues refresh tokens to this client (offline_access scope, refresh_token grant allowed).';
@@ -555,7 +558,9 @@ const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access', 'ad
 function checkScopes(account: Account, response: client.TokenEndpointResponse): AuthorizationFailure | undefined {
   if (typeof response.scope !== 'string' || response.scope.trim() === '') return undefined; // RFC 6749 5.1: as requested
   const granted = new Set(response.scope.split(/\s+/).map((s) => s.toLowerCase()));
-  const missing = account.oauth.scopes.filter((scope) => !OIDC_SCOPES.has(scope.toLowerCase()) && !granted.has(scope.toLowerCase()));
+  const missing = account.oauth.scopes.filter(
+    (scope) => !OIDC_SCOPES.has(scope.toLowerCase()) && !granted.has(scope.toLowerCase()),
+  );
   if (missing.length === 0) return undefined;
   return failure(
     'scope_missing',
@@ -612,10 +617,16 @@ async function storeAuthorization(
 }
 
 /** Tokens we refuse to keep are revoked where the provider offers revocation (Google, most OIDC servers). */
-async function revokeQuietly(runtime: Runtime, config: client.Configuration, response: client.TokenEndpointResponse): Promise<void> {
+async function revokeQuietly(
+  runtime: Runtime,
+  config: client.Configuration,
+  response: client.TokenEndpointResponse,
+): Promise<void> {
   if (!config.serverMetadata().revocation_endpoint) return;
   const token = response.refresh_token ?? response.access_token;
-  await client.tokenRevocation(config, token).catch((error: unknown) => runtime.log.warn('oauth.callback.revoke_failed', { error }));
+  await client
+    .tokenRevocation(config, token)
+    .catch((error: unknown) => runtime.log.warn('oauth.callback.revoke_failed', { error }));
 }
 
 function failure(

@@ -83,8 +83,14 @@ async function discover(account: Account, auth: ProviderEntry['auth']): Promise<
     const unreachable =
       failure.code === 'network_error' || failure.code === 'timeout' || failure.status === 429 || (failure.status ?? 0) >= 500;
     if (unreachable) {
-      throw new TransientError('transient', `The provider of account "${account.id}" is unreachable (discovery at ${issuer.href}): ${failure.reason}`);
+      throw new TransientError(
+        'transient',
+        `The provider of account "${account.id}" is unreachable (discovery at ${issuer.href}): ${failure.reason}`,
+      );
     }
-    throw new AccountError('config_error', `Account "${account.id}": discovery at ${issuer.href} failed: ${detail}. Check oauth.issuer.`);
+    throw new AccountError(
+      'config_error',
+      `Account "${account.id}": discovery at ${issuer.href} failed: ${detail}. Check oauth.issuer.`,
+    );
   }
 }

@@ -61,7 +61,13 @@ export async function startAuthorization(
     const transient = error instanceof OutboxError && error.code === 'transient';
     const message = error instanceof OutboxError ? error.message : 'The provider could not be reached.';
     runtime.log.warn('oauth.authorize.provider_unavailable', { account: account.id, error });
-    return { ok: false, code: transient ? 'provider_unavailable' : 'config_error', status: transient ? 503 : 500, account, message };
+    return {
+      ok: false,
+      code: transient ? 'provider_unavailable' : 'config_error',
+      status: transient ? 503 : 500,
+      account,
+      message,
+    };
   }
 
   const state = client.randomState();
@@ -90,6 +96,10 @@ export async function startAuthorization(
     login_hint: account.user,
     ...account.oauth.authParams,
   });
-  runtime.log.info('oauth.authorize.started', { account: account.id, provider: account.provider, expiresAt: expiresAt.toISOString() });
+  runtime.log.info('oauth.authorize.started', {
+    account: account.id,
+    provider: account.provider,
+    expiresAt: expiresAt.toISOString(),
+  });
   return { ok: true, account, redirectTo, browserSecret, expiresAt };
 }

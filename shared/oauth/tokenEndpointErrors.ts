@@ -79,21 +79,24 @@ const MICROSOFT_CODES: Record<number, Rule> = {
     kind: 'reauthorize',
     reason: `The authorization code or refresh token has expired. ${REAUTHORIZE_AGAIN}`,
   },
-  70000: { kind: 'reauthorize', reason: `The grant is no longer valid (revoked or issued for something else). ${REAUTHORIZE_AGAIN}` },
+  70000: {
+    kind: 'reauthorize',
+    reason: `The grant is no longer valid (revoked or issued for something else). ${REAUTHORIZE_AGAIN}`,
+  },
   7000215: {
     kind: 'config',
-    reason:
-      'The client secret is wrong. Store the secret\'s Value (not its Secret ID) from the app registration in Key Vault.',
+    reason: "The client secret is wrong. Store the secret's Value (not its Secret ID) from the app registration in Key Vault.",
   },
   7000222: {
     kind: 'config',
     reason:
       'The client secret has expired. Create a new one in the app registration and store it in Key Vault, or better, switch to the managed identity (federated credential) or a certificate.',
   },
-  7000218: { kind: 'config', reason: 'The request carried no client credential. Check the account\'s clientAuth setting.' },
+  7000218: { kind: 'config', reason: "The request carried no client credential. Check the account's clientAuth setting." },
   700016: {
     kind: 'config',
-    reason: 'The application (client ID) was not found in the tenant. Check clientId and tenantId; the app registration may have been deleted.',
+    reason:
+      'The application (client ID) was not found in the tenant. Check clientId and tenantId; the app registration may have been deleted.',
   },
   65001: {
     kind: 'config',
@@ -102,22 +105,30 @@ const MICROSOFT_CODES: Record<number, Rule> = {
   90094: { kind: 'config', reason: 'The app needs admin consent. A tenant administrator must grant it.' },
   700027: {
     kind: 'config',
-    reason: 'The client assertion signature could not be verified: the certificate is not registered with the app, or the thumbprint is wrong.',
+    reason:
+      'The client assertion signature could not be verified: the certificate is not registered with the app, or the thumbprint is wrong.',
   },
   700024: { kind: 'config', reason: 'The client assertion is outside its validity window. Check the server clock.' },
   70021: {
     kind: 'config',
     reason:
-      'No federated identity credential on the app registration matches the managed identity. Add one with issuer https://login.microsoftonline.com/<tenant>/v2.0, the identity\'s object ID as subject and audience api://AzureADTokenExchange.',
+      "No federated identity credential on the app registration matches the managed identity. Add one with issuer https://login.microsoftonline.com/<tenant>/v2.0, the identity's object ID as subject and audience api://AzureADTokenExchange.",
   },
-  700211: { kind: 'config', reason: 'The federated identity credential\'s issuer does not match the managed identity token.' },
-  700212: { kind: 'config', reason: 'The federated identity credential\'s audience does not match (expected api://AzureADTokenExchange).' },
-  700213: { kind: 'config', reason: 'The federated identity credential\'s subject does not match the managed identity\'s object ID.' },
+  700211: { kind: 'config', reason: "The federated identity credential's issuer does not match the managed identity token." },
+  700212: {
+    kind: 'config',
+    reason: "The federated identity credential's audience does not match (expected api://AzureADTokenExchange).",
+  },
+  700213: {
+    kind: 'config',
+    reason: "The federated identity credential's subject does not match the managed identity's object ID.",
+  },
   500011: {
     kind: 'config',
-    reason: 'The resource named by the scope was not found in the tenant. Check the scopes (SMTP needs https://outlook.office.com/SMTP.Send, or https://outlook.office365.com/.default app-only).',
+    reason:
+      'The resource named by the scope was not found in the tenant. Check the scopes (SMTP needs https://outlook.office.com/SMTP.Send, or https://outlook.office365.com/.default app-only).',
   },
-  70011: { kind: 'config', reason: 'The requested scope is invalid for this app. Check the account\'s scopes.' },
+  70011: { kind: 'config', reason: "The requested scope is invalid for this app. Check the account's scopes." },
   90002: { kind: 'config', reason: 'The tenant was not found. Check tenantId.' },
   50011: { kind: 'config', reason: 'The redirect URI is not registered with the app. Register the exact callback URL.' },
 };
@@ -128,19 +139,32 @@ const OAUTH_ERRORS: Record<string, Rule> = {
   login_required: { kind: 'reauthorize', reason: `The provider requires the user to sign in again. ${REAUTHORIZE_AGAIN}` },
   invalid_client: {
     kind: 'config',
-    reason: 'The provider did not accept the client credentials: the client secret is wrong or expired, or the certificate or federated credential is not registered.',
+    reason:
+      'The provider did not accept the client credentials: the client secret is wrong or expired, or the certificate or federated credential is not registered.',
   },
   unauthorized_client: {
     kind: 'config',
     reason: 'The app is not allowed to use this grant type, or it does not exist in this tenant. Check the app registration.',
   },
-  deleted_client: { kind: 'config', reason: 'The OAuth client was deleted at the provider. Create a new one and update clientId.' },
+  deleted_client: {
+    kind: 'config',
+    reason: 'The OAuth client was deleted at the provider. Create a new one and update clientId.',
+  },
   unsupported_grant_type: { kind: 'config', reason: 'The provider does not support this grant type for the app.' },
-  invalid_scope: { kind: 'config', reason: 'The provider refused the requested scopes. Check the account\'s scopes and the app\'s API permissions.' },
-  invalid_request: { kind: 'config', reason: 'The provider refused the request as malformed. Check the account\'s settings.' },
-  consent_required: { kind: 'config', reason: 'The app lacks consent for the requested permissions. An administrator must grant it.' },
+  invalid_scope: {
+    kind: 'config',
+    reason: "The provider refused the requested scopes. Check the account's scopes and the app's API permissions.",
+  },
+  invalid_request: { kind: 'config', reason: "The provider refused the request as malformed. Check the account's settings." },
+  consent_required: {
+    kind: 'config',
+    reason: 'The app lacks consent for the requested permissions. An administrator must grant it.',
+  },
   access_denied: { kind: 'config', reason: 'The provider denied access to the app. An administrator must allow it.' },
-  admin_policy_enforced: { kind: 'config', reason: 'An administrator policy blocks this app. The Google Workspace admin must trust it.' },
+  admin_policy_enforced: {
+    kind: 'config',
+    reason: 'An administrator policy blocks this app. The Google Workspace admin must trust it.',
+  },
   org_internal: { kind: 'config', reason: 'The OAuth app is limited to users of its own organization.' },
   temporarily_unavailable: { kind: 'transient', reason: 'The provider is temporarily unavailable. Trying again later.' },
   server_error: { kind: 'transient', reason: 'The provider had an internal error. Trying again later.' },
@@ -157,7 +181,7 @@ export function classifyTokenEndpointError(error: unknown, context: ClassifyCont
       code: found.network,
       reason:
         found.network === 'timeout'
-          ? 'The provider\'s token endpoint did not answer in time. Trying again later.'
+          ? "The provider's token endpoint did not answer in time. Trying again later."
           : `The provider's token endpoint is unreachable${found.networkDetail ? ` (${found.networkDetail})` : ''}. Trying again later.`,
     };
   }
@@ -168,7 +192,10 @@ export function classifyTokenEndpointError(error: unknown, context: ClassifyCont
       return {
         kind: 'transient',
         code: `http_${status}`,
-        reason: status === 429 ? 'The provider is throttling requests. Trying again later.' : `The provider answered HTTP ${status}. Trying again later.`,
+        reason:
+          status === 429
+            ? 'The provider is throttling requests. Trying again later.'
+            : `The provider answered HTTP ${status}. Trying again later.`,
         ...statusPart,
       };
     }
@@ -193,12 +220,19 @@ export function classifyTokenEndpointError(error: unknown, context: ClassifyCont
   }
   if (rule) return { kind: rule.kind, code: oauthError, reason: rule.reason, ...providerCode, ...statusPart };
   if (status === 429 || (status !== undefined && status >= 500)) {
-    return { kind: 'transient', code: oauthError, reason: `The provider answered HTTP ${status}. Trying again later.`, ...providerCode, ...statusPart };
+    return {
+      kind: 'transient',
+      code: oauthError,
+      reason: `The provider answered HTTP ${status}. Trying again later.`,
+      ...providerCode,
+      ...statusPart,
+    };
   }
   return {
     kind: 'config',
     code: oauthError,
-    reason: 'The provider refused the request with an error this app does not know. Check the app registration and the account settings.',
+    reason:
+      'The provider refused the request with an error this app does not know. Check the app registration and the account settings.',
     ...providerCode,
     ...statusPart,
   };
@@ -261,18 +295,29 @@ function extract(error: unknown, depth = 0): Extracted {
   const name = typeof e.name === 'string' ? e.name : '';
   const code = typeof e.code === 'string' ? e.code : undefined;
 
-  if (name === 'TimeoutError' || name === 'AbortError' || code === 'OAUTH_TIMEOUT' || code === 'OAUTH_ABORT' || code?.endsWith('_TIMEOUT')) {
+  if (
+    name === 'TimeoutError' ||
+    name === 'AbortError' ||
+    code === 'OAUTH_TIMEOUT' ||
+    code === 'OAUTH_ABORT' ||
+    code?.endsWith('_TIMEOUT')
+  ) {
     return { codes: [], network: 'timeout' };
   }
   if (code !== undefined && NETWORK_CODES.has(code)) return { codes: [], network: 'network_error', networkDetail: code };
 
   // openid-client / oauth4webapi: ResponseBodyError { error, status, cause: body }
-  if (code === 'OAUTH_RESPONSE_BODY_ERROR' || (typeof e.error === 'string' && typeof e.status === 'number' && isRecord(e.cause))) {
+  if (
+    code === 'OAUTH_RESPONSE_BODY_ERROR' ||
+    (typeof e.error === 'string' && typeof e.status === 'number' && isRecord(e.cause))
+  ) {
     return fromBody(isRecord(e.cause) ? e.cause : e, typeof e.status === 'number' ? e.status : undefined);
   }
   // WWWAuthenticateChallengeError { status, cause: [{ scheme, parameters: { error } }] }
   if (code === 'OAUTH_WWW_AUTHENTICATE_CHALLENGE' && Array.isArray(e.cause)) {
-    const challenge = (e.cause as Array<{ parameters?: Record<string, unknown> }>).find((c) => typeof c.parameters?.error === 'string');
+    const challenge = (e.cause as Array<{ parameters?: Record<string, unknown> }>).find(
+      (c) => typeof c.parameters?.error === 'string',
+    );
     return {
       codes: [],
       ...(challenge ? { error: challenge.parameters!.error as string } : {}),

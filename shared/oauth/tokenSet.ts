@@ -10,13 +10,18 @@ export function toTokenSet(response: TokenEndpointResponse, now: number = Date.n
   return {
     accessToken: response.access_token,
     expiresAt: accessTokenExpiry(response, now),
-    ...(typeof response.refresh_token === 'string' && response.refresh_token !== '' ? { refreshToken: response.refresh_token } : {}),
+    ...(typeof response.refresh_token === 'string' && response.refresh_token !== ''
+      ? { refreshToken: response.refresh_token }
+      : {}),
     ...(typeof response.scope === 'string' && response.scope !== '' ? { scope: response.scope } : {}),
   };
 }
 
 /** Epoch milliseconds: from `expires_in`, else the JWT's `exp`, else one hour. */
-export function accessTokenExpiry(response: Pick<TokenEndpointResponse, 'access_token' | 'expires_in'>, now: number = Date.now()): number {
+export function accessTokenExpiry(
+  response: Pick<TokenEndpointResponse, 'access_token' | 'expires_in'>,
+  now: number = Date.now(),
+): number {
   if (typeof response.expires_in === 'number' && response.expires_in > 0) return now + response.expires_in * 1000;
   try {
     const { exp } = decodeJwt(response.access_token);

@@ -4,6 +4,7 @@ import type Mail from 'nodemailer/lib/mailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import type { Account } from '../config';
 import type { ConnectionSlots } from '../limits/connectionSlots';
+import type { SmtpFailure } from './classifyReply';
 import type { AccessTokenRecord } from '../tokens/tokenStore';
 
 export interface SmtpTimeouts {
@@ -28,6 +29,8 @@ interface Lane {
   transport?: Transporter<SMTPPool.SentMessageInfo>;
   accessToken: string;
   busy: boolean;
+  /** The message being sent has been handed to the server in full (after DATA's 354). */
+  handedOver: boolean;
   idleTimer?: NodeJS.Timeout;
 }
 
@@ -59,10 +62,11 @@ export class AccountSender {
   async send(mail: Mail.Options, token: AccessTokenRecord, maxWaitMs: number): Promise<LaneResult<SentInfo>> {
     const lane = await this.acquireLane(Date.now() + maxWaitMs);
     if (!lane) return { ok: false, retryAfterMs: 5_000 };
+    lane.handedOver = false;
     try {
       if (!lane.transport || lane.accessToken !== token.accessToken) {
         lane.transport?.close();
-        lane.transport = this.createTransport(token);
+        lane.transport = this.createTransport(token, lane);
         lane.accessToken = token.accessToken;
       }
       const info = await lane.transport!.sendMail(mail);
@@ -75,9 +79,12 @@ export class AccountSender {
         },
       };
     } catch (error) {
+      // No reply after the whole message went out (timeout, dropped connection): the server may have accepted it.
+      const failure = error as SmtpFailure;
+      if (lane.handedOver && !failure.responseCode) failure.afterData = true;
       // A broken connection is not reused with a possibly bad state; the next send opens a fresh one.
       lane.transport?.close();
-      lane.transport = this.createTransport(token);
+      lane.transport = this.createTransport(token, lane);
       throw error;
     } finally {
       this.releaseLane(lane);
@@ -129,7 +136,7 @@ export class AccountSender {
     this.acquiring = (async () => {
       const slot = await this.slots.tryAcquire();
       if (slot === undefined) return;
-      lane = { slot, accessToken: '', busy: true };
+      lane = { slot, accessToken: '', busy: true, handedOver: false };
       this.lanes.push(lane);
     })();
     try {
@@ -160,10 +167,10 @@ export class AccountSender {
     void this.slots.release(lane.slot);
   }
 
-  private createTransport(token: AccessTokenRecord): Transporter<SMTPPool.SentMessageInfo> {
+  private createTransport(token: AccessTokenRecord, lane: Lane): Transporter<SMTPPool.SentMessageInfo> {
     const { smtp, user } = this.account;
     const { timeouts } = this.options;
-    return nodemailer.createTransport({
+    const transport = nodemailer.createTransport({
       pool: true,
       maxConnections: 1,
       maxMessages: 100,
@@ -182,5 +189,14 @@ export class AccountSender {
       logger: false,
       debug: false,
     } as SMTPPool.Options);
+    // The message stream ends once the SMTP data stream has read all of it, i.e. after DATA's 354.
+    transport.use('stream', (mail, done) => {
+      mail.message.processFunc((input) => {
+        input.once('end', () => (lane.handedOver = true));
+        return input;
+      });
+      done();
+    });
+    return transport;
   }
 }

@@ -4,7 +4,11 @@
  */
 export type ReplyClass =
   /** This message can never be sent as it is: failed permanently with the server's reply. */
-  | { kind: 'permanent'; code: 'recipient_rejected' | 'send_as_denied' | 'message_rejected' | 'too_large'; reason: string }
+  | {
+      kind: 'permanent';
+      code: 'recipient_rejected' | 'send_as_denied' | 'message_rejected' | 'too_large' | 'delivery_unconfirmed';
+      reason: string;
+    }
   /** Passing trouble: retried later with backoff, counted as an attempt. */
   | { kind: 'transient'; reason: string }
   /** The provider asks us to slow down: deferred, not counted as an attempt. */
@@ -25,6 +29,8 @@ export interface SmtpFailure {
   response?: string;
   command?: string;
   message?: string;
+  /** Set by the sender: the failure came after the whole message had gone to the server, without a reply. */
+  afterData?: boolean;
 }
 
 const MINUTE = 60_000;
@@ -44,6 +50,14 @@ export function classifySmtpFailure(error: SmtpFailure): ReplyClass {
 
   if ((code === undefined || code === 0) && !error.code) {
     return { kind: 'transient', reason: `Unexpected error while sending: ${oneLine(error.message ?? 'unknown error')}` };
+  }
+  if ((code === undefined || code === 0) && error.afterData) {
+    // The server may have accepted the message and the reply got lost: sending it again could deliver it twice.
+    return {
+      kind: 'permanent',
+      code: 'delivery_unconfirmed',
+      reason: `The SMTP server received the whole message but gave no reply (${said}); it may have been delivered. It was not sent again, to avoid a duplicate. Enqueue it with a new id to send it anyway.`,
+    };
   }
   if (code === undefined || code === 0) {
     // No SMTP reply at all: connection refused/reset, DNS, TLS or a timeout.

@@ -61,7 +61,11 @@ async function refreshOne(runtime: Runtime, account: Account, nextRun: Date, now
 
 async function markStaleIfOld(runtime: Runtime, account: Account, now: Date): Promise<void> {
   const status = await runtime.accountStatus.get(account.id);
-  const lastOk = status?.lastRefreshOkAt ?? status?.authorizedAt;
+  // The later of the two: a fresh authorization counts as a success even if the last refresh was long ago.
+  const lastOk = [status?.lastRefreshOkAt, status?.authorizedAt]
+    .filter((t): t is string => Boolean(t))
+    .sort()
+    .at(-1);
   if (!status || !lastOk || now.getTime() - Date.parse(lastOk) < STALE_AFTER_MS) return;
   if (status.state !== 'ready' && status.state !== 'degraded') return;
   const reason = `No successful token refresh since ${lastOk}. Last error: ${status.lastError ?? 'unknown'}`;

@@ -1,6 +1,7 @@
 import * as client from 'openid-client';
 import { alertAccountProblem } from '../alerts/accountAlerts';
 import type { Account } from '../config';
+import { ACCOUNT_GATE_SERVICE, type AccountGate } from '../delivery/accountGate';
 import { AccountError, OutboxError, TransientError } from '../errors';
 import { TABLES } from '../names';
 import { fetchAppOnlyToken } from '../oauth/clientCredentials';
@@ -67,6 +68,14 @@ export class ProviderTokenRefresher implements TokenRefresher {
   private async refreshNow(account: Account): Promise<AccessTokenRecord> {
     const { runtime } = this;
     const status = await runtime.accountStatus.get(account.id);
+    if (status?.state === 'reauthorization_required') {
+      // The grant is gone (or a fresh token was refused): asking the provider again would only repeat the error.
+      throw new AccountError(
+        'needs_reauthorization',
+        status.lastError ?? `Account "${account.id}" needs to be authorized again.`,
+        status.providerError ? { providerError: status.providerError } : {},
+      );
+    }
     let previousRefreshToken: string | undefined;
     let tokens: TokenSet;
     try {
@@ -176,6 +185,8 @@ export class ProviderTokenRefresher implements TokenRefresher {
     }
     const state = failure.kind === 'reauthorize' ? 'reauthorization_required' : 'configuration_error';
     await runtime.accountStatus.patch(account.id, { ...common, state });
+    // This instance's send path holds the account's messages from now on, not once its cached status expires.
+    (runtime.services.get(ACCOUNT_GATE_SERVICE) as AccountGate | undefined)?.forget(account.id);
     await alertAccountProblem(
       runtime,
       account,

@@ -13,6 +13,8 @@ import { DEFAULT_POLICY, type DeliveryPolicy } from '../../shared/delivery/polic
 import { createLogger } from '../../shared/log/logger';
 import { QUEUES } from '../../shared/names';
 import { createRuntime, setRuntime, type Runtime } from '../../shared/runtime';
+import type { Env } from '../../shared/settings';
+import type { SecretStore } from '../../shared/storage/secretStore';
 import { DeliveryLedger, type DeliveryRecord } from '../../shared/storage/deliveryLedger';
 import { FileSecretStore } from '../../shared/storage/fileSecretStore';
 import { decodeQueueJson, encodeQueueJson, type ResultEvent } from '../../shared/storage/resultsQueue';
@@ -31,7 +33,12 @@ export const FAST_POLICY: DeliveryPolicy = {
   smtpTimeouts: { connectionMs: 1_500, greetingMs: 1_500, socketMs: 1_500 },
 };
 
-export const TRIGGER: QueueTriggerOptions = { batchSize: 16, visibilityTimeoutSeconds: 1, maxDequeueCount: 5, maxPollingIntervalMs: 200 };
+export const TRIGGER: QueueTriggerOptions = {
+  batchSize: 16,
+  visibilityTimeoutSeconds: 1,
+  maxDequeueCount: 5,
+  maxPollingIntervalMs: 200,
+};
 
 export function testAccount(overrides: Partial<AccountInput> & { id: string; port: number }): AccountInput {
   const { port, ...rest } = overrides;
@@ -73,6 +80,12 @@ export async function startSendHarness(options: {
   install?: boolean;
   /** Empty the queues first (default); false to pick up where another instance left off. */
   clearQueues?: boolean;
+  /** The runtime's secret store (default: a file secret store in a temporary directory). */
+  secrets?: SecretStore;
+  /** Extra app settings, e.g. REFRESH_SCHEDULE. */
+  env?: Env;
+  /** Store a made-up access and refresh token per account first (default); false when the test authorizes them. */
+  seedTokens?: boolean;
 }): Promise<SendHarness> {
   const { caPath } = await ensureTestCaFiles();
   const dir = await mkdtemp(path.join(tmpdir(), 'outbox-send-'));
@@ -80,15 +93,23 @@ export async function startSendHarness(options: {
   const accounts = parseAccounts(accountInputs);
   const logs: string[] = [];
   const runtime = createRuntime(
-    { MailStorage: options.connectionString, PUBLIC_BASE_URL: 'http://127.0.0.1:7071' },
-    { accounts, secrets: new FileSecretStore(path.join(dir, 'secrets.json')), log: createLogger((_level, line) => logs.push(line)) },
+    { MailStorage: options.connectionString, PUBLIC_BASE_URL: 'http://127.0.0.1:7071', ...options.env },
+    {
+      accounts,
+      secrets: options.secrets ?? new FileSecretStore(path.join(dir, 'secrets.json')),
+      log: createLogger((_level, line) => logs.push(line)),
+    },
   );
   await runtime.storage.ensureCreated();
   if (options.clearQueues !== false) {
     for (const name of Object.values(QUEUES)) await runtime.storage.queue(name).clearMessages();
   }
-  for (const account of accounts) {
-    await runtime.tokenStore.save(account.id, { accessToken: tokenFor(account.id), expiresAt: Date.now() + 3_600_000, refreshToken: `refresh-${account.id}` });
+  for (const account of options.seedTokens === false ? [] : accounts) {
+    await runtime.tokenStore.save(account.id, {
+      accessToken: tokenFor(account.id),
+      expiresAt: Date.now() + 3_600_000,
+      refreshToken: `refresh-${account.id}`,
+    });
   }
   const services = deliveryServices(runtime, options.policy ?? FAST_POLICY);
   if (options.ledger) services.ledger = options.ledger(runtime.storage.table(TABLES.deliveries));
@@ -97,7 +118,11 @@ export async function startSendHarness(options: {
   const poison = runtime.storage.queue(QUEUES.poison);
 
   const handler = async (payload: unknown, metadata: { id: string; dequeueCount: number; insertionTime?: string }) => {
-    const context = new InvocationContext({ invocationId: `test-${metadata.id}`, functionName: 'sendMail', triggerMetadata: { ...metadata } });
+    const context = new InvocationContext({
+      invocationId: `test-${metadata.id}`,
+      functionName: 'sendMail',
+      triggerMetadata: { ...metadata },
+    });
     await sendMail(payload, context);
   };
 

@@ -1,0 +1,12 @@
+import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
+import { loadAccountView } from '../shared/admin/loadAccountViews';
+import { getRuntime } from '../shared/runtime';
+
+/** One account's view as JSON, or 404 `{ error: 'unknown_account' }`. */
+export async function accountDetail(request: HttpRequest): Promise<HttpResponseInit> {
+  const view = await loadAccountView(getRuntime(), request.params.id ?? '');
+  if (!view) return { status: 404, jsonBody: { error: 'unknown_account' }, headers: { 'Cache-Control': 'no-store' } };
+  return { status: 200, jsonBody: view, headers: { 'Cache-Control': 'no-store' } };
+}
+
+app.http('accountDetail', { methods: ['GET'], authLevel: 'function', route: 'accounts/{id}', handler: accountDetail });

@@ -1,0 +1,11 @@
+import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
+import { loadAccountViews } from '../shared/admin/loadAccountViews';
+import { getRuntime } from '../shared/runtime';
+
+/** The status page's data as JSON: `{ accounts: AccountView[] }`. */
+export async function accountList(_request: HttpRequest): Promise<HttpResponseInit> {
+  const accounts = await loadAccountViews(getRuntime());
+  return { status: 200, jsonBody: { accounts }, headers: { 'Cache-Control': 'no-store' } };
+}
+
+app.http('accountList', { methods: ['GET'], authLevel: 'function', route: 'accounts', handler: accountList });

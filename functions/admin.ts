@@ -1,0 +1,33 @@
+import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
+import { statusPage, statusPageFailure } from '../shared/admin/adminPage';
+import { STATUS_PAGE_ROUTE } from '../shared/admin/adminRoutes';
+import { functionKeyOf } from '../shared/admin/functionKey';
+import { loadAccountViews } from '../shared/admin/loadAccountViews';
+import { getRuntime } from '../shared/runtime';
+import { htmlResponse } from '../shared/web/html';
+
+const TEST_ID = /^test-[a-z0-9-]{1,40}-[0-9TZ]{1,24}$/;
+
+/** The status page: every account's state, token, last error and last day's counts, with Authorize and a test form. */
+export async function admin(request: HttpRequest): Promise<HttpResponseInit> {
+  const runtime = getRuntime();
+  try {
+    const now = new Date();
+    const views = await loadAccountViews(runtime, now);
+    const sent = request.query.get('sent') ?? '';
+    return htmlResponse(
+      200,
+      statusPage({
+        views,
+        now: now.getTime(),
+        functionKey: functionKeyOf(request),
+        queuedTestId: TEST_ID.test(sent) ? sent : undefined,
+      }),
+    );
+  } catch (error) {
+    runtime.log.error('admin.status_page_failed', { error });
+    return htmlResponse(500, statusPageFailure());
+  }
+}
+
+app.http('admin', { methods: ['GET'], authLevel: 'function', route: STATUS_PAGE_ROUTE, handler: admin });

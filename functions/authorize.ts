@@ -1,0 +1,41 @@
+import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
+import { consoleLogger, type Logger } from '../shared/log/logger';
+import { startFailurePage, unexpectedErrorPage } from '../shared/oauth/authorizationPages';
+import { authCookieHeader, browserSecretsFrom } from '../shared/oauth/browserCookie';
+import { startAuthorization } from '../shared/oauth/startAuthorization';
+import { getRuntime } from '../shared/runtime';
+import { htmlResponse } from '../shared/web/html';
+
+/** Starts an admin authorization: binds a single-use request to this browser and redirects to the provider. */
+export async function authorize(request: HttpRequest): Promise<HttpResponseInit> {
+  const accountId = (request.params.id ?? '').slice(0, 64);
+  try {
+    const runtime = getRuntime();
+    const existing = browserSecretsFrom(request.headers.get('cookie'), runtime.publicBaseUrl)[0];
+    const started = await startAuthorization(runtime, accountId, existing);
+    if (!started.ok) return htmlResponse(started.status, startFailurePage(started));
+    return {
+      status: 302,
+      headers: {
+        Location: started.redirectTo.href,
+        'Set-Cookie': authCookieHeader(runtime.publicBaseUrl, started.browserSecret),
+        'Cache-Control': 'no-store',
+        // This URL may carry the function key (?code=...): the provider must not see it as Referer.
+        'Referrer-Policy': 'no-referrer',
+      },
+    };
+  } catch (error) {
+    runtimeLog().error('oauth.authorize.failed', { account: accountId, error });
+    return htmlResponse(500, unexpectedErrorPage());
+  }
+}
+
+function runtimeLog(): Logger {
+  try {
+    return getRuntime().log;
+  } catch {
+    return consoleLogger;
+  }
+}
+
+app.http('authorize', { methods: ['GET'], authLevel: 'function', route: 'accounts/{id}/authorize', handler: authorize });

@@ -1,0 +1,35 @@
+import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
+import { consoleLogger, type Logger } from '../shared/log/logger';
+import { callbackPage, unexpectedErrorPage } from '../shared/oauth/authorizationPages';
+import { browserSecretsFrom } from '../shared/oauth/browserCookie';
+import { completeAuthorization } from '../shared/oauth/completeAuthorization';
+import { getRuntime } from '../shared/runtime';
+import { htmlResponse } from '../shared/web/html';
+
+/**
+ * The provider's redirect back. Anonymous (the provider cannot send a key), so it trusts nothing in the request
+ * but what the checks in completeAuthorization establish: state, browser binding, issuer, PKCE, id_token.
+ */
+export async function oauthCallback(request: HttpRequest): Promise<HttpResponseInit> {
+  try {
+    const runtime = getRuntime();
+    const result = await completeAuthorization(runtime, {
+      query: request.query,
+      browserSecrets: browserSecretsFrom(request.headers.get('cookie'), runtime.publicBaseUrl),
+    });
+    return htmlResponse(result.ok ? 200 : result.status, callbackPage(result));
+  } catch (error) {
+    runtimeLog().error('oauth.callback.failed', { error });
+    return htmlResponse(500, unexpectedErrorPage());
+  }
+}
+
+function runtimeLog(): Logger {
+  try {
+    return getRuntime().log;
+  } catch {
+    return consoleLogger;
+  }
+}
+
+app.http('oauthCallback', { methods: ['GET'], authLevel: 'anonymous', route: 'oauth/callback', handler: oauthCallback });

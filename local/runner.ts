@@ -1,0 +1,138 @@
+/**
+ * A small stand-in for the Functions host: serves whatever `functions/` registered (see functionRegistry),
+ * HTTP under the route prefix, storage queue triggers with host.json's queue settings and poison queues, and
+ * timer triggers on their NCRONTAB schedules. Binding properties may name app settings (`%NAME%`).
+ */
+import type { QueueClient } from '@azure/storage-queue';
+import type { Env } from '../shared/settings';
+import { createStorageClients } from '../shared/storage/storageClients';
+import type {
+  FunctionDefinition,
+  HttpFunctionDefinition,
+  QueueFunctionDefinition,
+  TimerFunctionDefinition,
+} from './functionRegistry';
+import { readHostJson, queueTriggerOptions, resolveAppSettings, routePrefix, type HostJson } from './hostSettings';
+import { startFunctionsHttpServer } from './httpServer';
+import { invocationContext } from './invocationContext';
+import { startQueueTrigger, type QueueTriggerOptions, type TriggerMetadata } from './queueTrigger';
+import { startTimerTrigger } from './timerTrigger';
+
+export interface RunnerOptions {
+  host: string;
+  port: number;
+  /** App settings: `%NAME%` references, storage connections. */
+  env: Env;
+  definitions: readonly FunctionDefinition[];
+  hostJson?: HostJson;
+  /** Where invocation lines go (default: the console). */
+  log?: (line: string) => void;
+}
+
+export interface Runner {
+  readonly url: string;
+  /** One line per function, as `func start` lists them. */
+  readonly summary: string[];
+  stop(): Promise<void>;
+}
+
+interface Stoppable {
+  stop(): Promise<void>;
+}
+
+export async function startRunner(options: RunnerOptions): Promise<Runner> {
+  const hostJson = options.hostJson ?? readHostJson();
+  const log = options.log ?? ((line: string) => console.log(line));
+  const prefix = routePrefix(hostJson);
+  const running: Stoppable[] = [];
+  const summary: string[] = [];
+  const stopAll = async () => {
+    for (const item of running.reverse()) await item.stop();
+  };
+
+  try {
+    const http = options.definitions.filter((d): d is HttpFunctionDefinition => d.kind === 'http');
+    const server = await startFunctionsHttpServer({
+      host: options.host,
+      port: options.port,
+      routePrefix: prefix,
+      functions: http,
+      log,
+    });
+    running.push(server);
+    for (const fn of http) {
+      const path = [prefix, fn.route].filter(Boolean).join('/');
+      summary.push(
+        `${fn.name}: [${fn.methods.join(',')}] ${server.url}/${path}${fn.authLevel === 'anonymous' ? '' : ` (${fn.authLevel} key in Azure)`}`,
+      );
+    }
+
+    const queueOptions = queueTriggerOptions(hostJson);
+    for (const fn of options.definitions) {
+      if (fn.kind === 'storageQueue') {
+        const queueName = resolveAppSettings(fn.queueName, options.env, `Function ${fn.name}: queueName`);
+        running.push(await startQueueFunction(fn, queueName, options.env, queueOptions, log));
+        summary.push(`${fn.name}: queueTrigger (${queueName}, poison queue ${queueName}-poison)`);
+      } else if (fn.kind === 'timer') {
+        const schedule = resolveAppSettings(fn.schedule, options.env, `Function ${fn.name}: schedule`);
+        const timer = startTimerFunction(fn, schedule, options.env, log);
+        running.push(timer);
+        summary.push(
+          `${fn.name}: timerTrigger (${schedule} ${options.env.WEBSITE_TIME_ZONE ?? 'UTC'}, next ${timer.nextRun()?.toISOString() ?? 'never'})`,
+        );
+      } else if (fn.kind === 'unsupported') {
+        summary.push(`${fn.name}: ${fn.trigger} trigger, not run by the local runner`);
+      }
+    }
+    return { url: server.url, summary, stop: stopAll };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+async function startQueueFunction(
+  fn: QueueFunctionDefinition,
+  queueName: string,
+  env: Env,
+  options: QueueTriggerOptions,
+  log: (line: string) => void,
+): Promise<Stoppable> {
+  const storage = createStorageClients(env, fn.connection);
+  const queue: QueueClient = storage.queue(queueName);
+  const poison: QueueClient = storage.queue(`${queueName}-poison`);
+  await Promise.all([queue.createIfNotExists(), poison.createIfNotExists()]);
+  return startQueueTrigger(
+    queue,
+    poison,
+    async (payload: unknown, metadata: TriggerMetadata) => {
+      const started = Date.now();
+      const label = `${fn.name} ${metadata.id} (try ${metadata.dequeueCount})`;
+      try {
+        await fn.handler(payload, invocationContext(fn.name, 'queueTrigger', { ...metadata }));
+        log(`${label} done in ${Date.now() - started} ms`);
+      } catch (error) {
+        const last = metadata.dequeueCount >= options.maxDequeueCount;
+        log(
+          `${label} failed: ${(error as Error)?.message ?? String(error)}${last ? `; moved to ${queueName}-poison` : '; will be retried'}`,
+        );
+        throw error;
+      }
+    },
+    options,
+  );
+}
+
+function startTimerFunction(fn: TimerFunctionDefinition, schedule: string, env: Env, log: (line: string) => void) {
+  return startTimerTrigger({
+    schedule,
+    runOnStartup: fn.runOnStartup,
+    ...(env.WEBSITE_TIME_ZONE ? { timeZone: env.WEBSITE_TIME_ZONE } : {}),
+    run: async (timer) => {
+      const started = Date.now();
+      await fn.handler(timer, invocationContext(fn.name, 'timerTrigger'));
+      log(`${fn.name} ran in ${Date.now() - started} ms`);
+    },
+    onError: (error) => log(`${fn.name} failed: ${(error as Error)?.message ?? String(error)}`),
+  });
+}

@@ -1,0 +1,267 @@
+/**
+ * `npm start`: the whole product on this machine, loopback only. Azurite (queues, tables, blobs), a local
+ * OpenID provider standing in for Microsoft and Google, an SMTP server that checks XOAUTH2 tokens against it
+ * and keeps every message (mailbox page and .eml files), and the functions served by the local runner.
+ * `--no-functions` starts everything but the functions, for `func start`.
+ */
+import './providerWarnings';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { closeDelivery } from '../shared/delivery/deliveryServices';
+import { ConfigError } from '../shared/errors';
+import { callbackUrl } from '../shared/oauth/startAuthorization';
+import { getRuntime, type Runtime } from '../shared/runtime';
+import { DEFAULT_REFRESH_SCHEDULE, readSetting } from '../shared/settings';
+import { FileSecretStore } from '../shared/storage/fileSecretStore';
+import { ensureTestCaFiles } from '../test/support/testCa.mjs';
+import { devConnectionString, startAzurite } from './azurite';
+import { loadFunctionDefinitions, type FunctionDefinition } from './functionRegistry';
+import { readHostJson, routePrefix } from './hostSettings';
+import { startIdentityProvider, type IdentityProvider } from './identityProvider';
+import { DEMO, readLocalConfig, settingOf, type LocalConfig } from './localConfig';
+import { startMailboxPage } from './mailboxPage';
+import { startRunner } from './runner';
+import { startSmtpSink } from './smtpSink';
+
+const USAGE = `Usage: npm start [-- --no-functions]
+
+Starts Azurite, a local OpenID provider, a local SMTP server with a mailbox page, and the functions.
+  --no-functions   everything but the functions (run them with \`func start\` instead)
+
+Ports: OUTBOX_PORT (7071), IDP_PORT (7080), MAILBOX_PORT (7081), SMTP_PORT (2525),
+       AZURITE_BLOB_PORT (10000), AZURITE_QUEUE_PORT (10001), AZURITE_TABLE_PORT (10002).
+Data:  OUTBOX_DATA_DIR (.local). Your own accounts: MAIL_ACCOUNTS or MAIL_ACCOUNTS_FILE.`;
+
+type Stop = { name: string; stop: () => Promise<unknown> };
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { 'no-functions': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) return void console.log(USAGE);
+  const withFunctions = !values['no-functions'];
+
+  const config = readLocalConfig();
+  await assertPortsFree(config, withFunctions);
+  await mkdir(config.paths.dataDir, { recursive: true, mode: 0o700 });
+  await mkdir(config.paths.mail, { recursive: true });
+  const tls = await ensureTestCaFiles(config.paths.ca);
+  const ownAccounts = Boolean(readSetting(process.env, 'MAIL_ACCOUNTS') ?? readSetting(process.env, 'MAIL_ACCOUNTS_FILE'));
+  if (!ownAccounts) await writeDemoAccounts(config, tls.caPath);
+  configureAppSettings(config);
+  // Loads and validates the accounts now, so a bad configuration stops us before anything starts.
+  const runtime = getRuntime();
+  const clientSecret = await demoClientSecret(readSetting(process.env, 'LOCAL_SECRETS_FILE') ?? config.paths.secrets);
+
+  const stops: Stop[] = [];
+  const stopAll = async () => {
+    for (const { name, stop } of stops.reverse()) {
+      try {
+        await stop();
+      } catch (error) {
+        console.error(`Stopping ${name} failed:`, error);
+      }
+    }
+    stops.length = 0;
+  };
+  handleSignals(stopAll);
+
+  try {
+    const { ports, host } = config;
+    const azurite = await startAzurite({
+      location: config.paths.azurite,
+      blobPort: ports.blob,
+      queuePort: ports.queue,
+      tablePort: ports.table,
+    });
+    stops.push({ name: 'Azurite', stop: azurite.stop });
+    await runtime.storage.ensureCreated();
+
+    const idp = await startIdentityProvider({
+      port: ports.idp,
+      clients: [{ clientId: DEMO.clientId, clientSecret, redirectUris: [callbackUrl(runtime)] }],
+      users: [{ id: DEMO.accountId, email: DEMO.user, name: DEMO.name, password: DEMO.password }],
+    });
+    stops.push({ name: 'the identity provider', stop: idp.stop });
+
+    const [key, cert] = await Promise.all([readFile(tls.serverKeyPath, 'utf8'), readFile(tls.serverCertPath, 'utf8')]);
+    const sink = await startSmtpSink({
+      host,
+      port: ports.smtp,
+      security: 'starttls',
+      key,
+      cert,
+      mailDir: config.paths.mail,
+      name: 'smtp.outbox.localhost',
+      verifyToken: (user, token) => tokenBelongsTo(idp, user, token),
+    });
+    stops.push({ name: 'the SMTP server', stop: sink.stop });
+
+    const mailbox = await startMailboxPage({ host, port: ports.mailbox, mailDir: config.paths.mail });
+    stops.push({ name: 'the mailbox page', stop: mailbox.stop });
+
+    // Loaded even for func start: the banner names their URLs.
+    const definitions = await loadFunctionDefinitions();
+    let summary: string[] = [];
+    if (withFunctions) {
+      const runner = await startRunner({ host, port: ports.outbox, env: process.env, definitions });
+      const stopFunctions = async () => {
+        await runner.stop();
+        await closeDelivery(runtime);
+      };
+      stops.push({ name: 'the functions', stop: stopFunctions });
+      summary = runner.summary;
+    }
+    printBanner(config, runtime, { withFunctions, definitions, summary, ownAccounts });
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+/** What `getRuntime()` and the functions read, as app settings would provide them in Azure. */
+function configureAppSettings(config: LocalConfig): void {
+  const storage = devConnectionString(config.host, {
+    blobPort: config.ports.blob,
+    queuePort: config.ports.queue,
+    tablePort: config.ports.table,
+  });
+  process.env.MailStorage = storage;
+  process.env.AzureWebJobsStorage = storage;
+  process.env.LOCAL_SECRETS_FILE ||= config.paths.secrets;
+  if (!process.env.MAIL_ACCOUNTS?.trim()) process.env.MAIL_ACCOUNTS_FILE ||= config.paths.accounts;
+  process.env.PUBLIC_BASE_URL ||= config.outboxUrl;
+  process.env.REFRESH_SCHEDULE ||= DEFAULT_REFRESH_SCHEDULE;
+}
+
+/** Rewritten at every start: it holds this run's ports. Your own file goes in MAIL_ACCOUNTS_FILE. */
+async function writeDemoAccounts(config: LocalConfig, caFile: string): Promise<void> {
+  const accounts = [
+    {
+      id: DEMO.accountId,
+      displayName: 'Local demo mailbox',
+      provider: 'custom',
+      default: true,
+      clientId: DEMO.clientId,
+      clientAuth: { type: 'secret', secretName: DEMO.clientSecretName },
+      user: DEMO.user,
+      oauth: { issuer: config.idpUrl, scopes: ['openid', 'email', 'profile', 'offline_access', DEMO.mailScope] },
+      smtp: { host: config.host, port: config.ports.smtp, security: 'starttls', caFile },
+    },
+  ];
+  await writeFile(config.paths.accounts, `${JSON.stringify(accounts, null, 2)}\n`);
+}
+
+/** Generated once and kept in the local secret store, where the app reads it as it would from Key Vault. */
+async function demoClientSecret(secretsFile: string): Promise<string> {
+  const store = new FileSecretStore(path.resolve(secretsFile));
+  const existing = await store.get(DEMO.clientSecretName);
+  if (existing) return existing;
+  const secret = randomBytes(24).toString('base64url');
+  await store.set(DEMO.clientSecretName, secret);
+  return secret;
+}
+
+/** The SMTP server's XOAUTH2 check: a live token of the local provider, owned by the user it names, for sending mail. */
+async function tokenBelongsTo(idp: IdentityProvider, user: string, token: string): Promise<boolean> {
+  const verified = await idp.verifyAccessToken(token);
+  if (!verified?.email || verified.email.toLowerCase() !== user.toLowerCase()) return false;
+  return verified.scope.split(' ').includes(DEMO.mailScope);
+}
+
+async function assertPortsFree(config: LocalConfig, withFunctions: boolean): Promise<void> {
+  for (const [name, port] of Object.entries(config.ports)) {
+    if (name === 'outbox' && !withFunctions) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const probe = net.createServer();
+      probe.once('error', () => resolve(false));
+      probe.listen(port, config.host, () => probe.close(() => resolve(true)));
+    });
+    if (!free)
+      throw new ConfigError(
+        `Port ${port} (${settingOf(name)}) is in use. Is the local stack already running? Set ${settingOf(name)} to use another port.`,
+      );
+  }
+}
+
+function printBanner(
+  config: LocalConfig,
+  runtime: Runtime,
+  run: { withFunctions: boolean; definitions: FunctionDefinition[]; summary: string[]; ownAccounts: boolean },
+): void {
+  const { ports, paths } = config;
+  const shown = (p: string) => (path.relative(process.cwd(), p).startsWith('..') ? p : path.relative(process.cwd(), p) || '.');
+  const lines = [
+    '',
+    `oauth-outbox local stack (data in ${shown(paths.dataDir)}/)`,
+    `  Azurite             http://${config.host}:${ports.blob} (blobs), :${ports.queue} (queues), :${ports.table} (tables)`,
+    `  Identity provider   ${config.idpUrl} (sign-ins live in memory: after a restart, authorize again)`,
+    `  SMTP server         ${config.host}:${ports.smtp} (STARTTLS, XOAUTH2 only; mail kept in ${shown(paths.mail)}/)`,
+    `  Mailbox             ${config.mailboxUrl}/`,
+  ];
+  if (run.withFunctions) {
+    lines.push(`  Functions           ${config.outboxUrl}/api (function keys are not checked locally, as with func start)`);
+    for (const line of run.summary) lines.push(`    ${line}`);
+  } else {
+    lines.push('  Functions           not started (--no-functions): run `npm run build && func start` now');
+  }
+  const account = runtime.accounts.find((a) => a.isDefault) ?? runtime.accounts[0];
+  const adminUrl = functionUrl(runtime, run.definitions, 'admin', {});
+  const authorizeUrl = functionUrl(runtime, run.definitions, 'authorize', { id: account?.id ?? DEMO.accountId });
+  lines.push('', 'Ready. Next:');
+  if (adminUrl) lines.push(`  1. Admin page: ${adminUrl}  (press Authorize for "${account?.id}")`);
+  else if (authorizeUrl) lines.push(`  1. Authorize the mailbox: ${authorizeUrl}`);
+  if (run.ownAccounts) lines.push('  2. Sign in with your provider (your own accounts are configured).');
+  else lines.push(`  2. Sign in as ${DEMO.user} / ${DEMO.password} and allow access.`);
+  lines.push(
+    '  3. Then: npm run enqueue -- --to someone@example.com --subject Hello',
+    `  4. Read it at ${config.mailboxUrl}/ and see the outcomes with: npm run results`,
+    'Ctrl-C stops everything.',
+    '',
+  );
+  console.log(lines.join('\n'));
+}
+
+/** The URL of a registered HTTP function, its route parameters filled in. */
+function functionUrl(
+  runtime: Runtime,
+  definitions: FunctionDefinition[],
+  name: string,
+  params: Record<string, string>,
+): string | undefined {
+  const fn = definitions.find((d) => d.kind === 'http' && d.name === name);
+  if (fn?.kind !== 'http') return undefined;
+  const route = fn.route.replace(/\{\*?(\w+)[^}]*\}/g, (_m, param: string) => encodeURIComponent(params[param] ?? ''));
+  return `${runtime.publicBaseUrl}/${[routePrefix(readHostJson()), route].filter(Boolean).join('/')}`;
+}
+
+function handleSignals(stopAll: () => Promise<void>): void {
+  let stoppingSince: number | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    // npm forwards the terminal's Ctrl-C to us, which has already sent it: ignore that echo, not a real second press.
+    if (stoppingSince !== undefined) {
+      if (Date.now() - stoppingSince < 1_000) return;
+      console.error('Asked again: exiting without waiting.');
+      process.exit(1);
+    }
+    stoppingSince = Date.now();
+    console.log(`\n${signal}: stopping...`);
+    const deadline = setTimeout(() => {
+      console.error('Stopping took more than 20 s; exiting now.');
+      process.exit(1);
+    }, 20_000);
+    void stopAll().then(() => {
+      clearTimeout(deadline);
+      console.log('Stopped.');
+      process.exit(0);
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof ConfigError ? `\n${error.message}\n` : error);
+  process.exit(1);
+});

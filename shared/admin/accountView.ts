@@ -1,0 +1,94 @@
+import type { Account, Provider } from '../config';
+import type { AccountState, AccountStatus } from '../storage/accountStatusTable';
+import { STALE_AFTER_MS } from '../tokens/refreshDueAccounts';
+import { NO_DELIVERIES, type DeliveryCounts } from './deliveryCounts';
+import { lastSuccess, STATE_LABELS, stateSentence, type StateTone } from './stateText';
+
+/**
+ * What the admin sees of one account, in the HTML page and in `GET /api/accounts[/{id}]` alike. Built from a
+ * whitelist of configuration and status fields: never a secret, a token, a secret name or a client id.
+ * Absent values are `null`, so that every key is always there for JSON consumers.
+ */
+export interface AccountView {
+  id: string;
+  displayName: string;
+  provider: Provider;
+  flow: Account['flow'];
+  isDefault: boolean;
+  /** The authenticating identity (XOAUTH2 `user=`): the mailbox that must sign in. */
+  user: string;
+  from: string;
+  allowedFrom: string[];
+  /** client_credentials: the app gets its own token; there is no sign-in and no Authorize link. */
+  appOnly: boolean;
+  status: {
+    /** The state to act on: the stored one, or `stale` when the grant has not been proven for over a day. */
+    state: AccountState;
+    /** As the status table has it. */
+    storedState: AccountState;
+    label: string;
+    tone: StateTone;
+    sentence: string;
+  };
+  authorizedUser: string | null;
+  authorizedAt: string | null;
+  tokenExpiresAt: string | null;
+  lastRefreshAt: string | null;
+  lastRefreshOkAt: string | null;
+  lastError: string | null;
+  lastErrorCode: string | null;
+  providerError: string | null;
+  pausedUntil: string | null;
+  counts: DeliveryCounts;
+  links: { authorize: string | null; test: string };
+}
+
+export function accountView(
+  account: Account,
+  status: AccountStatus | undefined,
+  counts: DeliveryCounts | undefined,
+  publicBaseUrl: string,
+  now: number,
+): AccountView {
+  const storedState = status?.state ?? 'not_authorized';
+  const state = effectiveState(status, now);
+  const appOnly = account.flow === 'client_credentials';
+  const base = `${publicBaseUrl}/api/accounts/${encodeURIComponent(account.id)}`;
+  return {
+    id: account.id,
+    displayName: account.displayName,
+    provider: account.provider,
+    flow: account.flow,
+    isDefault: account.isDefault,
+    user: account.user,
+    from: account.from,
+    allowedFrom: [...account.allowedFrom],
+    appOnly,
+    status: { state, storedState, ...STATE_LABELS[state], sentence: stateSentence(state, account, status, now) },
+    authorizedUser: status?.authorizedUser ?? null,
+    authorizedAt: status?.authorizedAt ?? null,
+    tokenExpiresAt: status?.tokenExpiresAt ?? null,
+    lastRefreshAt: status?.lastRefreshAt ?? null,
+    lastRefreshOkAt: status?.lastRefreshOkAt ?? null,
+    lastError: status?.lastError ?? null,
+    lastErrorCode: status?.lastErrorCode ?? null,
+    providerError: status?.providerError ?? null,
+    pausedUntil: status?.pausedUntil ?? null,
+    counts: { ...(counts ?? NO_DELIVERIES) },
+    links: { authorize: appOnly ? null : `${base}/authorize`, test: `${base}/test` },
+  };
+}
+
+/**
+ * The stored state, corrected for time passing since it was written: a pause that has ended no longer holds
+ * (the send gate opens too), and an account whose grant was last proven over a day ago is stale even if the
+ * refresh timer has not said so yet (it only notices when it runs, and only on a failure).
+ */
+export function effectiveState(status: AccountStatus | undefined, now: number): AccountState {
+  const stored = status?.state ?? 'not_authorized';
+  const pauseOver = stored === 'paused' && (!status?.pausedUntil || Date.parse(status.pausedUntil) <= now);
+  if (stored !== 'ready' && stored !== 'degraded' && !pauseOver) return stored;
+  const lastOk = lastSuccess(status);
+  if (lastOk && now - Date.parse(lastOk) > STALE_AFTER_MS) return 'stale';
+  return pauseOver ? 'ready' : stored;
+}

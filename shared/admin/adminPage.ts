@@ -1,0 +1,132 @@
+import { html, page, raw, type SafeHtml } from '../web/html';
+import type { AccountView } from './accountView';
+import { accountPath, STATUS_PAGE_PATH } from './adminRoutes';
+import { withFunctionKey } from './functionKey';
+import { formatUtc, relativeTime } from './timeText';
+
+export interface StatusPageInput {
+  views: readonly AccountView[];
+  /** The key the page was opened with; only links and form actions to function-level routes carry it. */
+  functionKey?: string;
+  /** A test email just queued by this page's form (after its redirect back here). */
+  queuedTestId?: string;
+  now: number;
+}
+
+// page() has no slot for extra CSS; the CSP allows inline styles, so the page brings its own block.
+const STYLE = `
+main{max-width:64rem}
+.account{border:1px solid #e3e5ea;border-radius:6px;padding:1rem 1.2rem;margin:1.2rem 0}
+.account h2{font-size:1.15rem;margin:0 0 .5rem}
+.state{display:inline-block;padding:.1rem .55rem;border-radius:999px;font-weight:600;font-size:.85rem;border:1px solid}
+.state::before{margin-right:.35em}
+.tone-ok{background:#e6f4ea;color:#17692f;border-color:#17692f}.tone-ok::before{content:"\\2713"}
+.tone-warn{background:#fff4e0;color:#8a5300;border-color:#8a5300}.tone-warn::before{content:"!"}
+.tone-bad{background:#fde8e8;color:#a32020;border-color:#a32020}.tone-bad::before{content:"\\2715"}
+.tone-idle{background:#eef0f3;color:#444b57;border-color:#444b57}.tone-idle::before{content:"\\25CB"}
+.sentence{margin:.4rem 0 .8rem}
+.actions{display:flex;flex-wrap:wrap;gap:.8rem 1.5rem;align-items:center;margin-top:.8rem}
+.actions form{display:flex;gap:.5rem;align-items:center;flex-wrap:wrap}
+.actions input{padding:.35rem .5rem;border:1px solid #b8bdc7;border-radius:4px;min-width:16rem}
+.notice{background:#e8f0fe;border:1px solid #2f5bd3;border-radius:6px;padding:.6rem .9rem}
+.badge{font-size:.75rem;font-weight:600;color:#444b57;border:1px solid #b8bdc7;border-radius:4px;padding:0 .35rem;margin-left:.4rem;vertical-align:middle}
+`.trim();
+
+/** The status page: one card per account with its state in words, its facts, Authorize and a test-email form. */
+export function statusPage({ views, functionKey, queuedTestId, now }: StatusPageInput): SafeHtml {
+  const body = html`<style>
+      ${raw(STYLE)}
+    </style>
+    ${queuedTestId ? queuedNotice(queuedTestId) : ''} ${views.map((view) => accountCard(view, functionKey, now))}
+    <p class="note">
+      Counts are the deliveries recorded in the last 24 hours. Times are UTC. The same as JSON:
+      <a href="${withFunctionKey('/api/accounts', functionKey)}">/api/accounts</a>.
+    </p>`;
+  return page({ title: 'Mail accounts', body });
+}
+
+function queuedNotice(id: string): SafeHtml {
+  return html`<p class="notice" role="status">
+    Test email <code>${id}</code> is queued. It goes through the queue like any message: its outcome is in the deliveries table
+    under this id and on the mail-results queue, and it is counted below once it is sent or failed.
+  </p>`;
+}
+
+function accountCard(view: AccountView, functionKey: string | undefined, now: number): SafeHtml {
+  const { status, counts } = view;
+  const otherFrom = view.allowedFrom.filter((address) => address !== view.from.toLowerCase());
+  const alsoAllowed = otherFrom.length > 0 ? html` <span class="note">(also allowed: ${otherFrom.join(', ')})</span>` : '';
+  const authorizedSince = view.authorizedAt ? html` <span class="note">since ${when(view.authorizedAt, now)}</span>` : '';
+  const lastOk =
+    view.lastRefreshOkAt && view.lastRefreshOkAt !== view.lastRefreshAt
+      ? html` <span class="note">(last successful: ${when(view.lastRefreshOkAt, now)})</span>`
+      : '';
+  return html`<section class="account" id="account-${view.id}" data-account="${view.id}" data-state="${status.state}">
+    <h2>${view.displayName} <code>${view.id}</code>${view.isDefault ? html`<span class="badge">default</span>` : ''}</h2>
+    <p class="status"><span class="state tone-${status.tone}">${status.label}</span></p>
+    <p class="sentence">${status.sentence}</p>
+    <dl>
+      <dt>Provider</dt>
+      <dd>${view.provider}, ${view.appOnly ? 'app-only (client credentials)' : 'delegated (authorization code)'}</dd>
+      <dt>Signs in as</dt>
+      <dd>${view.user}</dd>
+      <dt>Sends from</dt>
+      <dd>${view.from}${alsoAllowed}</dd>
+      <dt>Authorized user</dt>
+      <dd>${view.authorizedUser ?? '—'}${authorizedSince}</dd>
+      <dt>Token expires</dt>
+      <dd>${view.tokenExpiresAt ? when(view.tokenExpiresAt, now) : '—'}</dd>
+      <dt>Last refresh</dt>
+      <dd>${view.lastRefreshAt ? when(view.lastRefreshAt, now) : '—'}${lastOk}</dd>
+      <dt>Last error</dt>
+      <dd>${lastError(view)}</dd>
+      <dt>Last 24 hours</dt>
+      <dd>
+        <span data-count="sent">${counts.sent24h}</span> sent, <span data-count="failed">${counts.failed24h}</span> failed,
+        <span data-count="deferred">${counts.deferredNow}</span> waiting
+      </dd>
+    </dl>
+    <div class="actions">
+      ${
+        view.links.authorize
+          ? html`<a class="button" href="${withFunctionKey(view.links.authorize, functionKey)}">Authorize</a>`
+          : html`<span class="note">app-only, no sign-in needed</span>`
+      }
+      <form method="post" action="${withFunctionKey(accountPath(view.id, 'test'), functionKey)}">
+        <label>Send a test email to <input type="email" name="to" required maxlength="320" autocomplete="email" /></label>
+        <button type="submit">Send test email</button>
+      </form>
+    </div>
+  </section> `;
+}
+
+function lastError(view: AccountView): SafeHtml | string {
+  if (!view.lastError && !view.lastErrorCode && !view.providerError) return '—';
+  // The provider error usually starts with our code (`invalid_grant` / `invalid_grant AADSTS700082`): show it once.
+  const codes = [view.providerError, view.lastErrorCode]
+    .filter((code): code is string => !!code)
+    .filter((code, index, all) => index === 0 || !all[0]!.startsWith(code));
+  return html`${view.lastError ?? ''}${codes.map((code) => html` <code>${code}</code>`)}`;
+}
+
+function when(iso: string, now: number): SafeHtml {
+  return html`<time datetime="${iso}">${formatUtc(iso)}</time> <span class="note">(${relativeTime(iso, now)})</span>`;
+}
+
+/** The answer to the test-email form when it cannot queue the email: what was wrong and the way back. */
+export function testEmailProblemPage(options: { title: string; message: string; functionKey?: string }): SafeHtml {
+  return page({
+    title: options.title,
+    tone: 'fail',
+    body: html`<p>${options.message}</p>
+      <p><a href="${withFunctionKey(STATUS_PAGE_PATH, options.functionKey)}">Back to the status page</a></p>`,
+  });
+}
+
+export function statusPageFailure(): SafeHtml {
+  return page({
+    title: 'The status page could not be built',
+    tone: 'fail',
+    body: html`<p>Reading the account status or the deliveries table failed. The function's log has the details.</p>`,
+  });
+}

@@ -1,0 +1,620 @@
+/**
+ * The local stack: the function registry and the runner's trigger semantics, then `npm start` end to end as a
+ * newcomer runs it: Chromium from the admin page through the local provider's sign-in and consent, three
+ * messages (one with an attachment, one invalid), the mailbox, `npm run results`, and Ctrl-C leaving nothing behind.
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { QueueClient } from '@azure/storage-queue';
+import { simpleParser } from 'mailparser';
+import type { Browser } from 'playwright-core';
+import { devConnectionString, startAzurite, type Azurite } from '../local/azurite';
+import { loadFunctionDefinitions, type FunctionDefinition } from '../local/functionRegistry';
+import type { HostJson } from '../local/hostSettings';
+import { RouteTable } from '../local/httpRoutes';
+import { startRunner } from '../local/runner';
+import { startTimerTrigger } from '../local/timerTrigger';
+import { QUEUES, TABLES } from '../shared/names';
+import { createStorageClients } from '../shared/storage/storageClients';
+import { DeliveryLedger, type DeliveryRecord } from '../shared/storage/deliveryLedger';
+import { encodeQueueJson } from '../shared/storage/resultsQueue';
+import { browserTestsSkipped, launchChromium } from './support/chromium';
+import { driveLogin } from './support/driveLogin';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const run = promisify(execFile);
+
+describe('function registry', () => {
+  test('captures what every function file registers through functions/index.ts', async () => {
+    const definitions = await loadFunctionDefinitions();
+    const files = readdirSync(path.join(REPO, 'functions')).filter((f) => f.endsWith('.ts') && f !== 'index.ts');
+    const missing = files.filter((file) => !definitions.some((d) => d.source?.endsWith(`/functions/${file}`)));
+    assert.deepEqual(
+      missing,
+      [],
+      `registered by no import of functions/index.ts (so not deployed either): ${missing.join(', ')}`,
+    );
+    for (const d of definitions) {
+      if (d.kind === 'http') {
+        assert.ok(d.methods.length > 0 && ['anonymous', 'function', 'admin'].includes(d.authLevel), d.name);
+        assert.doesNotMatch(d.route, /^\//, d.name);
+      }
+      assert.equal(typeof d.handler, 'function', d.name);
+    }
+    const sendMail = definitions.find((d) => d.name === 'sendMail');
+    assert.deepEqual(sendMail && { kind: sendMail.kind, queueName: 'queueName' in sendMail && sendMail.queueName }, {
+      kind: 'storageQueue',
+      queueName: QUEUES.outbox,
+    });
+    const refresh = definitions.find((d) => d.kind === 'timer');
+    assert.equal(refresh && 'schedule' in refresh && refresh.schedule, '%REFRESH_SCHEDULE%');
+  });
+});
+
+describe('route table', () => {
+  const table = new RouteTable(
+    [
+      { template: 'accounts/{id}', methods: ['GET'], target: 'detail' },
+      { template: 'accounts/{id}/authorize', methods: ['GET'], target: 'authorize' },
+      { template: 'accounts', methods: ['GET'], target: 'list' },
+      { template: 'accounts/{id}/test', methods: ['POST'], target: 'test' },
+      { template: 'items/{n:int}', methods: ['GET'], target: 'int' },
+      { template: 'items/{name}', methods: ['GET'], target: 'name' },
+      { template: 'files/{*path}', methods: ['GET'], target: 'files' },
+      { template: 'reports/{year?}', methods: ['GET'], target: 'reports' },
+    ],
+    'api',
+  );
+  const match = (method: string, pathname: string) => {
+    const result = table.match(method, pathname);
+    return result.found ? { target: result.found.target, params: result.found.params } : { pathMatched: result.pathMatched };
+  };
+
+  test('matches under the prefix, case-insensitively, with decoded parameters', () => {
+    assert.deepEqual(match('GET', '/api/accounts/demo%20one/authorize'), { target: 'authorize', params: { id: 'demo one' } });
+    assert.deepEqual(match('get', '/API/Accounts/x'), { target: 'detail', params: { id: 'x' } });
+    assert.deepEqual(match('GET', '/api/accounts/'), { target: 'list', params: {} });
+    assert.deepEqual(match('GET', '/accounts'), { pathMatched: false });
+  });
+
+  test('constraints, optional parameters and catch-all', () => {
+    assert.deepEqual(match('GET', '/api/items/42'), { target: 'int', params: { n: '42' } });
+    assert.deepEqual(match('GET', '/api/items/abc'), { target: 'name', params: { name: 'abc' } });
+    assert.deepEqual(match('GET', '/api/files/a/b.txt'), { target: 'files', params: { path: 'a/b.txt' } });
+    assert.deepEqual(match('GET', '/api/reports'), { target: 'reports', params: {} });
+    assert.deepEqual(match('GET', '/api/reports/2026'), { target: 'reports', params: { year: '2026' } });
+  });
+
+  test('a path with another method is no match', () => {
+    assert.deepEqual(match('GET', '/api/accounts/x/test'), { pathMatched: true });
+  });
+});
+
+describe('timer trigger', () => {
+  test('runs a six-field NCRONTAB schedule with a Timer object', async () => {
+    let fired: unknown;
+    const timer = startTimerTrigger({
+      schedule: '* * * * * *',
+      runOnStartup: false,
+      run: async (t) => void (fired ??= t),
+      onError: (error) => assert.fail(String(error)),
+    });
+    const deadline = Date.now() + 2_500;
+    while (!fired && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    await timer.stop();
+    assert.ok(fired, 'the timer did not fire within 2.5 s');
+    const t = fired as { isPastDue: boolean; schedule: { adjustForDST: boolean }; scheduleStatus: { next: string } };
+    assert.equal(t.isPastDue, false);
+    assert.equal(t.schedule.adjustForDST, false);
+    assert.ok(Date.parse(t.scheduleStatus.next) > 0);
+  });
+
+  test('refuses a five-field (Unix cron) schedule', () => {
+    assert.throws(
+      () => startTimerTrigger({ schedule: '0 * * * *', runOnStartup: false, run: async () => {}, onError: () => {} }),
+      /six fields/,
+    );
+  });
+});
+
+describe('local runner', () => {
+  let azurite: Azurite;
+  before(async () => {
+    azurite = await startAzurite();
+  });
+  after(async () => {
+    await azurite?.stop();
+  });
+
+  test('serves HTTP functions like the host: params, query, body, jsonBody, cookies, 204, 500, 404', async () => {
+    const seen: { params: Record<string, string>; query: string | null; body: string; invocationId: string }[] = [];
+    const definitions: FunctionDefinition[] = [
+      {
+        kind: 'http',
+        name: 'echo',
+        route: 'things/{id}/{part?}',
+        methods: ['POST'],
+        authLevel: 'function',
+        handler: async (request, context) => {
+          seen.push({
+            params: { ...request.params },
+            query: request.query.get('q'),
+            body: await request.text(),
+            invocationId: context.invocationId,
+          });
+          return {
+            status: 201,
+            jsonBody: { ok: true },
+            cookies: [{ name: 'a', value: '1', path: '/', httpOnly: true, sameSite: 'Lax' }],
+            headers: { 'X-Extra': 'yes' },
+          };
+        },
+      },
+      {
+        kind: 'http',
+        name: 'nothing',
+        route: 'nothing',
+        methods: ['GET'],
+        authLevel: 'anonymous',
+        handler: async () => undefined as never,
+      },
+      {
+        kind: 'http',
+        name: 'broken',
+        route: 'broken',
+        methods: ['GET'],
+        authLevel: 'anonymous',
+        handler: async () => {
+          throw new Error('boom');
+        },
+      },
+    ];
+    const runner = await startRunner({ host: '127.0.0.1', port: 0, env: {}, definitions, hostJson: {}, log: () => {} });
+    try {
+      const response = await fetch(`${runner.url}/api/Things/a%2Fb?q=x`, { method: 'POST', body: 'hello' });
+      assert.equal(response.status, 201);
+      assert.deepEqual(await response.json(), { ok: true });
+      assert.equal(response.headers.get('content-type'), 'application/json');
+      assert.equal(response.headers.get('x-extra'), 'yes');
+      assert.deepEqual(response.headers.getSetCookie(), ['a=1; Path=/; HttpOnly; SameSite=Lax']);
+      assert.deepEqual(seen[0] && { ...seen[0], invocationId: typeof seen[0].invocationId }, {
+        params: { id: 'a/b' },
+        query: 'x',
+        body: 'hello',
+        invocationId: 'string',
+      });
+      assert.equal((await fetch(`${runner.url}/api/nothing`)).status, 204);
+      const originalError = console.error;
+      console.error = () => {};
+      try {
+        assert.equal((await fetch(`${runner.url}/api/broken`)).status, 500);
+      } finally {
+        console.error = originalError;
+      }
+      assert.equal((await fetch(`${runner.url}/api/things/a`)).status, 404);
+      assert.equal((await fetch(`${runner.url}/api/elsewhere`)).status, 404);
+      assert.deepEqual(runner.summary.slice(0, 1), [
+        `echo: [POST] ${runner.url}/api/things/{id}/{part?} (function key in Azure)`,
+      ]);
+    } finally {
+      await runner.stop();
+    }
+  });
+
+  test('queue trigger: %setting% queue name, base64, dequeue count, retries, then the poison queue', async () => {
+    const calls: { payload: unknown; dequeueCount: unknown }[] = [];
+    const definitions: FunctionDefinition[] = [
+      {
+        kind: 'storageQueue',
+        name: 'worker',
+        queueName: '%WORK_QUEUE%',
+        connection: 'Work',
+        handler: async (payload, context) => {
+          calls.push({ payload, dequeueCount: context.triggerMetadata?.dequeueCount });
+          if ((payload as { fail?: boolean }).fail) throw new Error('always fails');
+        },
+      },
+    ];
+    const hostJson: HostJson = {
+      extensions: {
+        queues: {
+          batchSize: 4,
+          visibilityTimeout: '00:00:01',
+          maxDequeueCount: 2,
+          maxPollingInterval: '00:00:00.2',
+          messageEncoding: 'base64',
+        },
+      },
+    };
+    const env = { WORK_QUEUE: 'runner-test', Work: azurite.connectionString };
+    const queue = new QueueClient(azurite.connectionString, 'runner-test');
+    const poison = new QueueClient(azurite.connectionString, 'runner-test-poison');
+    const runner = await startRunner({ host: '127.0.0.1', port: 0, env, definitions, hostJson, log: () => {} });
+    try {
+      assert.ok(
+        runner.summary.includes('worker: queueTrigger (runner-test, poison queue runner-test-poison)'),
+        runner.summary.join('\n'),
+      );
+      await queue.sendMessage(encodeQueueJson({ n: 1 }));
+      await queue.sendMessage(encodeQueueJson({ n: 2, fail: true }));
+      const poisoned = await poll('the failing message in the poison queue', async () => {
+        const { peekedMessageItems } = await poison.peekMessages();
+        return peekedMessageItems[0];
+      });
+      assert.deepEqual(JSON.parse(Buffer.from(poisoned.messageText, 'base64').toString()), { n: 2, fail: true });
+      const tries = calls.map((c) => JSON.stringify([c.payload, c.dequeueCount])).sort();
+      assert.deepEqual(tries, ['[{"n":1},1]', '[{"n":2,"fail":true},1]', '[{"n":2,"fail":true},2]']);
+      assert.equal((await queue.getProperties()).approximateMessagesCount, 0);
+    } finally {
+      await runner.stop();
+    }
+  });
+});
+
+// --- npm start, end to end ---
+
+const browserSkip = browserTestsSkipped();
+
+interface Stack {
+  child: ChildProcess;
+  output: () => string;
+  env: NodeJS.ProcessEnv;
+  dataDir: string;
+  ports: Record<string, number>;
+  /** Every process under `npm start`, recorded while it runs. */
+  pids: Set<number>;
+  exited: Promise<number | null>;
+}
+
+describe('npm start', { timeout: 120_000 }, () => {
+  let stack: Stack;
+  let browser: Browser | undefined;
+  let authorized = false;
+
+  before(async () => {
+    stack = await startStack();
+    if (!browserSkip) browser = await launchChromium();
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (stack) {
+      await stopStack(stack);
+      await rm(stack.dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test('prints where everything is and what to do next', () => {
+    const out = stack.output();
+    assert.match(out, new RegExp(`Mailbox +http://127\\.0\\.0\\.1:${stack.ports.MAILBOX_PORT}/`));
+    assert.match(out, /Sign in as demo@example\.com \/ demo/);
+    assert.match(out, /npm run enqueue -- --to someone@example\.com --subject Hello/);
+    assert.match(out, /function keys are not checked locally/);
+    assert.match(out, new RegExp(`(Admin page|Authorize the mailbox): http://127\\.0\\.0\\.1:${stack.ports.OUTBOX_PORT}/api/`));
+  });
+
+  test(
+    'authorizes the demo mailbox in Chromium: admin page, Authorize, sign-in, consent, success page',
+    { skip: browserSkip },
+    async () => {
+      const page = await browser!.newPage();
+      try {
+        const admin = /Admin page: (\S+)/.exec(stack.output())?.[1];
+        if (admin) {
+          await page.goto(admin);
+          await page
+            .locator('a, button', { hasText: /^\s*Authori[sz]e\s*$/ })
+            .first()
+            .click();
+        } else {
+          await page.goto(authorizeUrlOf(stack));
+        }
+        await page.waitForURL(new RegExp(`^http://127\\.0\\.0\\.1:${stack.ports.IDP_PORT}/interaction/`));
+        await page.fill('#login', 'demo@example.com');
+        await page.fill('#password', 'demo');
+        await page.getByRole('button', { name: 'Sign in' }).click();
+        await page.getByRole('button', { name: 'Continue' }).click();
+        await page.waitForURL(new RegExp(`^http://127\\.0\\.0\\.1:${stack.ports.OUTBOX_PORT}/api/oauth/callback\\?`));
+        assert.match(await page.locator('h1').innerText(), /authorized/i);
+        assert.match(await page.locator('body').innerText(), /demo@example\.com/);
+        authorized = true;
+      } finally {
+        await page.close();
+      }
+    },
+  );
+
+  test('delivers the two valid messages to the mailbox and fails the invalid one with its reason', async () => {
+    if (!authorized) await authorizeWithoutBrowser(stack);
+    const attachment = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7) % 256));
+    const attachmentPath = path.join(stack.dataDir, 'report.pdf');
+    await writeFile(attachmentPath, attachment);
+
+    const enqueue = (...args: string[]) =>
+      run('npm', ['run', '--silent', 'enqueue', '--', ...args], { cwd: REPO, env: stack.env });
+    const [withAttachment, plain] = await Promise.all([
+      enqueue(
+        '--to',
+        'alice@example.com',
+        '--subject',
+        'Quarterly report',
+        '--text',
+        'See the attachment.',
+        '--attach',
+        attachmentPath,
+        '--id',
+        'e2e-attachment',
+      ),
+      enqueue('--to', 'bob@example.com', '--cc', 'carol@example.com', '--subject', 'Plain hello', '--id', 'e2e-plain'),
+    ]);
+    assert.match(withAttachment.stdout, /Enqueued e2e-attachment on mail-outbox/);
+    assert.match(plain.stdout, /Enqueued e2e-plain on mail-outbox/);
+    // A producer in another language that got the address wrong: only the function can refuse it.
+    await outboxQueue(stack).sendMessage(encodeQueueJson({ id: 'e2e-invalid', to: ['not an address'], subject: 'Broken' }));
+
+    const listed = await poll('two messages in the mailbox', async () => {
+      const list = (await (await fetch(`http://127.0.0.1:${stack.ports.MAILBOX_PORT}/messages.json`)).json()) as {
+        file: string;
+      }[];
+      return list.length >= 2 ? list : undefined;
+    });
+    assert.equal(listed.length, 2);
+    const mailbox = await (await fetch(`http://127.0.0.1:${stack.ports.MAILBOX_PORT}/`)).text();
+    assert.match(mailbox, /Quarterly report/);
+    assert.match(mailbox, /Plain hello/);
+
+    const mailDir = path.join(stack.dataDir, 'mail');
+    const files = (await readdir(mailDir)).filter((f) => f.endsWith('.eml'));
+    assert.equal(files.length, 2);
+    const parsed = await Promise.all(files.map(async (f) => simpleParser(await readFile(path.join(mailDir, f)))));
+    const report = parsed.find((m) => m.subject === 'Quarterly report');
+    const hello = parsed.find((m) => m.subject === 'Plain hello');
+    assert.ok(report && hello, `subjects: ${parsed.map((m) => m.subject).join(', ')}`);
+    assert.equal(report.from?.text, 'demo@example.com');
+    assert.equal(addresses(report.to), 'alice@example.com');
+    assert.equal(report.text?.trim(), 'See the attachment.');
+    assert.equal(report.attachments.length, 1);
+    assert.equal(report.attachments[0]?.filename, 'report.pdf');
+    assert.equal(report.attachments[0]?.contentType, 'application/pdf');
+    assert.deepEqual(report.attachments[0]?.content, attachment);
+    assert.equal(hello.from?.text, 'demo@example.com');
+    assert.equal(addresses(hello.to), 'bob@example.com');
+    assert.equal(addresses(hello.cc), 'carol@example.com');
+    assert.equal(hello.attachments.length, 0);
+
+    const ledger = new DeliveryLedger(createStorageClients({ MailStorage: connectionOf(stack) }).table(TABLES.deliveries));
+    const invalid = await poll('the invalid message in the ledger', async () => {
+      const row = await ledger.get('e2e-invalid');
+      return row?.status === 'failed' ? row : undefined;
+    });
+    assert.equal(invalid.code, 'invalid_message');
+    assert.match(invalid.reason ?? '', /to\[0\]: is not a valid email address/);
+    const sent = await Promise.all(['e2e-attachment', 'e2e-plain'].map((id) => ledger.get(id)));
+    assert.deepEqual(
+      sent.map((row: DeliveryRecord | undefined) => row?.status),
+      ['sent', 'sent'],
+    );
+  });
+
+  test('npm run results shows the three outcomes', async () => {
+    const { stdout } = await run('npm', ['run', '--silent', 'results', '--', '--json'], { cwd: REPO, env: stack.env });
+    const report = JSON.parse(stdout) as {
+      deliveries: DeliveryRecord[];
+      events: { id: string; status: string; reason?: string }[];
+      poisoned: number;
+    };
+    const status = (id: string) => report.events.find((e) => e.id === id)?.status;
+    assert.deepEqual([status('e2e-attachment'), status('e2e-plain'), status('e2e-invalid')], ['sent', 'sent', 'failed']);
+    assert.match(report.events.find((e) => e.id === 'e2e-invalid')?.reason ?? '', /not a valid email address/);
+    assert.equal(report.deliveries.length, 3);
+    assert.equal(report.poisoned, 0);
+  });
+
+  test('Ctrl-C stops the stack and every process it started', async () => {
+    const cmdlines = [...stack.pids].map((pid) => commandLine(pid, Infinity));
+    assert.ok(
+      cmdlines.some((line) => /azurite\.js/.test(line)),
+      `Azurite is not among the processes: ${cmdlines.join(' | ')}`,
+    );
+    await stopStack(stack);
+    assert.match(stack.output(), /Stopped\./);
+    const left = [...stack.pids].filter(isRunning);
+    assert.deepEqual(left.map(commandLine), [], 'processes left running');
+  });
+});
+
+async function startStack(): Promise<Stack> {
+  const names = [
+    'OUTBOX_PORT',
+    'IDP_PORT',
+    'MAILBOX_PORT',
+    'SMTP_PORT',
+    'AZURITE_BLOB_PORT',
+    'AZURITE_QUEUE_PORT',
+    'AZURITE_TABLE_PORT',
+  ];
+  const free = await freePorts(names.length);
+  const ports = Object.fromEntries(names.map((name, i) => [name, free[i]!]));
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'outbox-local-'));
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
+    OUTBOX_DATA_DIR: dataDir,
+  };
+  // The stack must configure itself, as for a newcomer.
+  for (const name of [
+    'MAIL_ACCOUNTS',
+    'MAIL_ACCOUNTS_FILE',
+    'LOCAL_SECRETS_FILE',
+    'PUBLIC_BASE_URL',
+    'MailStorage',
+    'KEY_VAULT_URL',
+    'REFRESH_SCHEDULE',
+  ])
+    delete env[name];
+
+  // Its own process group, so that SIGINT reaches it the way Ctrl-C in a terminal does.
+  const child = spawn('npm', ['start'], { cwd: REPO, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const stack: Stack = { child, output: () => output, env, dataDir, ports, pids: new Set(), exited };
+
+  const deadline = Date.now() + 60_000;
+  let done = false;
+  void exited.then(() => (done = true));
+  while (!/^Ready\./m.test(output)) {
+    if (done) throw new Error(`npm start exited before it was ready:\n${output}`);
+    if (Date.now() > deadline) {
+      await stopStack(stack);
+      throw new Error(`npm start was not ready within 60 s:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  for (const pid of descendants(child.pid!)) stack.pids.add(pid);
+  stack.pids.add(child.pid!);
+  return stack;
+}
+
+async function stopStack(stack: Stack): Promise<void> {
+  for (const pid of descendants(stack.child.pid!)) stack.pids.add(pid);
+  if (stack.child.exitCode === null && stack.child.signalCode === null) {
+    try {
+      process.kill(-stack.child.pid!, 'SIGINT');
+    } catch {
+      // already gone
+    }
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const stopped = await Promise.race([
+    stack.exited.then(() => true),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 25_000))),
+  ]);
+  clearTimeout(timer);
+  // Whatever npm leaves behind gets a moment to follow, then is killed so that a failing test cleans up too.
+  const deadline = Date.now() + 5_000;
+  while ([...stack.pids].some(isRunning) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+  if (!stopped || [...stack.pids].some(isRunning)) {
+    const left = [...stack.pids].filter(isRunning);
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+}
+
+async function authorizeWithoutBrowser(stack: Stack): Promise<void> {
+  const start = await fetch(authorizeUrlOf(stack), { redirect: 'manual' });
+  assert.equal(start.status, 302);
+  const cookie = start.headers
+    .getSetCookie()
+    .map((c) => c.split(';')[0])
+    .join('; ');
+  const { callbackUrl } = await driveLogin(start.headers.get('location')!, { login: 'demo@example.com', password: 'demo' });
+  const callback = await fetch(callbackUrl, { headers: { cookie } });
+  assert.equal(callback.status, 200, await callback.text());
+}
+
+function authorizeUrlOf(stack: Stack): string {
+  return `http://127.0.0.1:${stack.ports.OUTBOX_PORT}/api/accounts/demo/authorize`;
+}
+
+function connectionOf(stack: Stack): string {
+  return devConnectionString('127.0.0.1', {
+    blobPort: stack.ports.AZURITE_BLOB_PORT!,
+    queuePort: stack.ports.AZURITE_QUEUE_PORT!,
+    tablePort: stack.ports.AZURITE_TABLE_PORT!,
+  });
+}
+
+function outboxQueue(stack: Stack): QueueClient {
+  return new QueueClient(connectionOf(stack), QUEUES.outbox);
+}
+
+function addresses(value: { text: string } | { text: string }[] | undefined): string {
+  return [value ?? []]
+    .flat()
+    .map((a) => a.text)
+    .join(', ');
+}
+
+async function poll<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<net.Server>((resolve, reject) => {
+          const server = net.createServer();
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
+  );
+  const ports = servers.map((server) => (server.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
+}
+
+/** Every process below `root`, from /proc. */
+function descendants(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // The command name (field 2) may hold spaces and parentheses: the parent pid follows the last ')'.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const found: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    for (const child of children.get(queue.shift()!) ?? []) {
+      found.push(child);
+      queue.push(child);
+    }
+  }
+  return found;
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function commandLine(pid: number, maxLength = 160): string {
+  try {
+    return `${pid}: ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').slice(0, maxLength)}`;
+  } catch {
+    return `${pid}: (gone)`;
+  }
+}

@@ -1,0 +1,179 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { authorize } from '../functions/authorize';
+import { oauthCallback } from '../functions/oauthCallback';
+import { openVerifier } from '../shared/oauth/authRequests';
+import { authRequestTable } from '../shared/oauth/startAuthorization';
+import { refreshTokenSecretName } from '../shared/tokens/tokenStore';
+import { ALICE, searchableParts, startAuthorizationBench, type AuthorizationBench } from './support/authorizationBench';
+import { browserTestsSkipped, launchChromium } from './support/chromium';
+import { startHttpAdapter, type HttpAdapter } from './support/httpAdapter';
+
+const skip = browserTestsSkipped();
+
+let adapter: HttpAdapter;
+let bench: AuthorizationBench;
+let browser: Browser;
+
+before(async () => {
+  if (skip) return;
+  adapter = await startHttpAdapter([
+    { methods: ['GET'], route: 'accounts/{id}/authorize', handler: authorize },
+    { methods: ['GET'], route: 'oauth/callback', handler: oauthCallback },
+  ]);
+  [bench, browser] = await Promise.all([startAuthorizationBench(adapter.url), launchChromium()]);
+  adapter.onBody = (body) => bench.outputs.push(body);
+});
+
+after(async () => {
+  await browser?.close();
+  await bench?.stop();
+  await adapter?.stop();
+});
+
+/** The visible text of an element, whitespace collapsed. */
+async function textIn(page: Page, selector: string): Promise<string> {
+  return ((await page.textContent(selector)) ?? '').replace(/\s+/g, ' ').trim();
+}
+
+async function newPage(): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext();
+  context.setDefaultTimeout(15_000);
+  const page = await context.newPage();
+  page.on('dialog', () => assert.fail('a dialog opened: script ran'));
+  return { context, page };
+}
+
+/** Records what the browser holds (binding cookie, code, verifier) for the leak check. */
+async function recordSecrets(context: BrowserContext, callbackUrl: string) {
+  const url = new URL(callbackUrl);
+  const code = url.searchParams.get('code');
+  if (code) bench.secrets.add(code);
+  const cookie = (await context.cookies(adapter.url)).find((c) => c.name === 'oauth-outbox-auth');
+  if (!cookie) return;
+  bench.secrets.add(cookie.value);
+  const row = await authRequestTable(bench.runtime).find(url.searchParams.get('state') ?? '');
+  const verifier = row && openVerifier(row, cookie.value);
+  if (verifier) bench.secrets.add(verifier);
+}
+
+/** From the app's authorize URL through the provider's sign-in page; stops on the consent page. */
+async function signIn(page: Page, accountId = 'mailbox') {
+  await page.goto(`${adapter.url}/api/accounts/${accountId}/authorize`);
+  await page.waitForURL(`${bench.idp.issuer}/interaction/**`);
+  assert.equal(await page.inputValue('#login'), ALICE.email, 'the login hint names the mailbox');
+  await page.fill('#password', ALICE.password);
+  await page.click('button:has-text("Sign in")');
+  await page.waitForSelector('h1:has-text("Permissions requested")');
+}
+
+/**
+ * Runs the steps, holding the browser back when it reaches the app's callback (it sees a blank page);
+ * returns the callback URL it was sent to.
+ */
+async function holdBackCallback(steps: () => Promise<void>): Promise<string> {
+  let arrived: (url: string) => void = () => {};
+  const held = new Promise<string>((resolve) => (arrived = resolve));
+  const stopTimer = new AbortController();
+  adapter.intercept = (url) => {
+    if (url.pathname !== '/api/oauth/callback') return undefined;
+    adapter.intercept = undefined;
+    arrived(url.href);
+    return { status: 200, headers: { 'content-type': 'text/plain' }, body: 'held back by the test' };
+  };
+  try {
+    await steps();
+    const timeout = sleep(15_000, undefined, { signal: stopTimer.signal }).then(() => {
+      throw new Error('the browser never reached the callback');
+    });
+    timeout.catch(() => {});
+    return await Promise.race([held, timeout]);
+  } finally {
+    stopTimer.abort();
+    adapter.intercept = undefined;
+  }
+}
+
+describe('authorization in headless Chromium', { skip }, () => {
+  test("authorizes a mailbox by clicking through the provider's sign-in and consent pages", async () => {
+    const { context, page } = await newPage();
+    try {
+      await signIn(page);
+      assert.match((await page.textContent('ul')) ?? '', /https:\/\/outlook\.office\.com\/SMTP\.Send/);
+      await page.click('button:has-text("Continue")');
+      await page.waitForURL(`${adapter.url}/api/oauth/callback?**`);
+      await recordSecrets(context, page.url());
+
+      assert.equal(await page.textContent('h1'), 'Mailbox authorized');
+      assert.match(await textIn(page, 'main'), /can now send mail as alice@contoso\.test/);
+      const cookie = (await context.cookies(adapter.url)).find((c) => c.name === 'oauth-outbox-auth');
+      assert.equal(cookie?.httpOnly, true);
+      assert.equal(cookie?.sameSite, 'Lax');
+      assert.equal(cookie?.path, '/');
+      assert.ok(bench.vault.secret(refreshTokenSecretName('mailbox')));
+      assert.equal((await bench.runtime.accountStatus.get('mailbox'))?.state, 'ready');
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('refuses the callback in another browser, then finishes in the browser that started it', async () => {
+    const started = await newPage();
+    const stranger = await newPage();
+    try {
+      const callbackUrl = await holdBackCallback(async () => {
+        await signIn(started.page);
+        await started.page.click('button:has-text("Continue")');
+      });
+      await recordSecrets(started.context, callbackUrl);
+
+      await stranger.page.goto(callbackUrl);
+      assert.equal(await stranger.page.textContent('h1'), 'Started in another browser');
+
+      await started.page.goto(callbackUrl);
+      assert.equal(await started.page.textContent('h1'), 'Mailbox authorized');
+    } finally {
+      await Promise.all([started.context.close(), stranger.context.close()]);
+    }
+  });
+
+  test('shows a hostile error_description as text, and no script runs', async () => {
+    const { context, page } = await newPage();
+    try {
+      const hostile = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>';
+      const declined = new URL(
+        await holdBackCallback(async () => {
+          await signIn(page);
+          await page.click('button:has-text("Cancel")');
+        }),
+      );
+      assert.equal(declined.searchParams.get('error'), 'access_denied');
+      await recordSecrets(context, declined.href);
+      declined.searchParams.set('error_description', hostile);
+      await page.goto(declined.href);
+
+      assert.equal(await page.textContent('h1'), 'The provider refused the authorization');
+      assert.match(await textIn(page, 'main'), /permission to send mail was not granted/);
+      assert.equal(await page.textContent('dd.mono'), hostile);
+      assert.equal(await page.locator('main img, main script').count(), 0);
+      assert.equal(await page.evaluate(() => (globalThis as { pwned?: number }).pwned), undefined);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('no token, code, verifier, cookie value or client secret appears in any log line or page', () => {
+    const leaks: string[] = [];
+    for (const secret of bench.secrets) {
+      for (const part of searchableParts(secret)) {
+        if (part.length < 8) continue;
+        for (const output of bench.outputs)
+          if (output.includes(part)) leaks.push(`${part.slice(0, 12)}… in ${output.slice(0, 120)}`);
+      }
+    }
+    assert.ok(bench.outputs.length > 5);
+    assert.deepEqual(leaks, []);
+  });
+});
