@@ -18,7 +18,12 @@ after(async () => {
 });
 
 async function sink(security: 'starttls' | 'tls'): Promise<SmtpSink> {
-  return startSmtpSink({ security, key: tls.key, cert: tls.cert, verifyToken: (user, token) => token === tokenFor(user.split('@')[0]!) });
+  return startSmtpSink({
+    security,
+    key: tls.key,
+    cert: tls.cert,
+    verifyToken: (user, token) => token === tokenFor(user.split('@')[0]!),
+  });
 }
 
 for (const security of ['starttls', 'tls'] as const) {
@@ -29,7 +34,14 @@ for (const security of ['starttls', 'tls'] as const) {
       server = await sink(security);
       harness = await startSendHarness({
         connectionString: azurite.connectionString,
-        accounts: [testAccount({ id: 'main', port: server.port, smtp: { security }, defaults: { headers: { 'X-Mailer-Tenant': 'contoso' } } })],
+        accounts: [
+          testAccount({
+            id: 'main',
+            port: server.port,
+            smtp: { security },
+            defaults: { headers: { 'X-Mailer-Tenant': 'contoso' } },
+          }),
+        ],
       });
     });
     after(async () => {
@@ -62,7 +74,10 @@ for (const security of ['starttls', 'tls'] as const) {
       assert.deepEqual([...mail!.envelope.to].sort(), ['a@example.com', 'b@example.com', 'c@example.com', 'hidden@example.com']);
       const parsed = await parseReceived(mail!);
       assert.equal(parsed.from?.value[0]?.address, 'main@example.com');
-      assert.deepEqual(parsed.to && !Array.isArray(parsed.to) ? parsed.to.value.map((v) => v.address) : [], ['a@example.com', 'b@example.com']);
+      assert.deepEqual(parsed.to && !Array.isArray(parsed.to) ? parsed.to.value.map((v) => v.address) : [], [
+        'a@example.com',
+        'b@example.com',
+      ]);
       assert.equal(parsed.cc && !Array.isArray(parsed.cc) ? parsed.cc.value[0]?.name : '', 'Cee');
       assert.equal(parsed.bcc, undefined, 'Bcc must not appear in the headers');
       assert.equal(parsed.replyTo?.value[0]?.address, 'help@example.com');
@@ -81,7 +96,10 @@ for (const security of ['starttls', 'tls'] as const) {
       assert.equal(row!.attempts, 1);
       assert.equal(parsed.messageId, row!.messageId);
       const results = await harness.results();
-      assert.deepEqual(results.map((r) => [r.id, r.status]), [[`invoice-${security}`, 'sent']]);
+      assert.deepEqual(
+        results.map((r) => [r.id, r.status]),
+        [[`invoice-${security}`, 'sent']],
+      );
       assert.match(results[0]!.smtpReply!, /^250 /);
     });
   });
@@ -95,7 +113,10 @@ describe('idempotency', () => {
   after(async () => server.stop());
 
   test('the same message id enqueued twice gives one email', async () => {
-    const harness = await startSendHarness({ connectionString: azurite.connectionString, accounts: [testAccount({ id: 'main', port: server.port })] });
+    const harness = await startSendHarness({
+      connectionString: azurite.connectionString,
+      accounts: [testAccount({ id: 'main', port: server.port })],
+    });
     try {
       const before = server.received.length;
       const message = { id: 'twice-1', to: ['a@example.com'], subject: 'once', text: 'x' };
@@ -110,7 +131,7 @@ describe('idempotency', () => {
     }
   });
 
-  test('a failure after the server\'s 250 and before the ledger update, retried, still gives one email', async () => {
+  test("a failure after the server's 250 and before the ledger update, retried, still gives one email", async () => {
     let failNextSentWrite = true;
     class FlakyLedger extends DeliveryLedger {
       override async record(record: Parameters<DeliveryLedger['record']>[0]): Promise<void> {
@@ -159,7 +180,12 @@ describe('idempotency', () => {
     const { TRIGGER } = await import('./support/sendHarness');
     const { sendMail } = await import('../functions/sendMail');
     const { InvocationContext } = await import('./support/azureFunctions');
-    await pollOnce(outbox, first.runtime.storage.queue('mail-outbox-poison'), (payload, meta) => sendMail(payload, new InvocationContext({ triggerMetadata: { ...meta } })), TRIGGER);
+    await pollOnce(
+      outbox,
+      first.runtime.storage.queue('mail-outbox-poison'),
+      (payload, meta) => sendMail(payload, new InvocationContext({ triggerMetadata: { ...meta } })),
+      TRIGGER,
+    );
     await first.stop();
     // A new instance (no memory of the outcome) picks the message up again.
     const second = await startSendHarness({
