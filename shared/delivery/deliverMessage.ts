@@ -12,7 +12,7 @@ import { readAttachmentBlob } from '../storage/attachmentBlobs';
 import type { DeliveryLedger, DeliveryRecord } from '../storage/deliveryLedger';
 import { ConflictError } from '../storage/deliveryLedger';
 import { encodeQueueJson, publishResult } from '../storage/resultsQueue';
-import type { AccountSender, SentInfo } from '../smtp/accountSender';
+import type { AccountSender, SendPermit, SentInfo } from '../smtp/accountSender';
 import { classifySmtpFailure, type ReplyClass, type SmtpFailure } from '../smtp/classifyReply';
 import type { TokenService } from '../tokens/tokenService';
 import type { AccountGate } from './accountGate';
@@ -46,8 +46,8 @@ export interface QueueMeta {
 export type DeliveryOutcome = 'sent' | 'failed' | 'deferred' | 'duplicate';
 
 /**
- * One queue message, from trigger to record: decode → ledger check → account rules → budget → token → SMTP →
- * ledger + result event. Every path ends sent, failed with a reason, or deferred (re-enqueued with a delay);
+ * One queue message, from trigger to record: decode → ledger check → account rules → token → connection →
+ * rate budget → SMTP → ledger + result event. Every path ends sent, failed with a reason, or deferred (re-enqueued with a delay);
  * a message the ledger already knows as sent is never sent again.
  */
 export async function deliverMessage(services: DeliveryServices, payload: unknown, meta: QueueMeta): Promise<DeliveryOutcome> {
@@ -159,9 +159,6 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
   if (!gate.open)
     return defer(services, message, record, gate.retryAfterMs ?? services.policy.accountWaitMs, gate.code, gate.reason, false);
 
-  const budget = await services.budgetFor(account).acquire(composed.recipients, services.policy.maxInProcessWaitMs);
-  if (!budget.ok) return defer(services, message, record, budget.retryAfterMs, 'rate_limited', budget.reason, false);
-
   let token;
   try {
     token = await services.tokens.get(account);
@@ -191,23 +188,29 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
   let failure: ReplyClass | undefined;
   let smtpReply: string | undefined;
   let retriedAuth = false;
+  const budget = services.budgetFor(account);
+  // The rate budget is taken once, while a connection is held (see AccountSender.send); the retry after a
+  // refused token does not take it again.
+  let permit: SendPermit | undefined = () => budget.acquire(composed.recipients, services.policy.maxInProcessWaitMs);
   for (;;) {
     try {
-      const result = await sender.send(composed.options, token, services.policy.maxInProcessWaitMs);
+      const result = await sender.send(composed.options, token, services.policy.maxInProcessWaitMs, permit);
+      permit = undefined;
       if (!result.ok) {
         return defer(
           services,
           message,
           { ...claim, attempts: record.attempts },
           result.retryAfterMs,
-          'connection_limit',
-          `All ${account.limits.concurrentConnections} SMTP connections of the account are busy.`,
+          result.code,
+          result.reason ?? `All ${account.limits.concurrentConnections} SMTP connections of the account are busy.`,
           false,
         );
       }
       sent = result.value;
       break;
     } catch (error) {
+      permit = undefined;
       failure = classifySmtpFailure(error as SmtpFailure);
       smtpReply = (error as SmtpFailure).response;
       if (failure.kind === 'auth_rejected' && !retriedAuth) {

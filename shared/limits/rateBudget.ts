@@ -45,7 +45,7 @@ export class RateBudget {
   ) {
     const { windowMs } = limits();
     this.bucketMs = options.bucketMs ?? Math.max(10, Math.floor(windowMs / 100));
-    this.guardMs = options.guardMs ?? Math.min(2_000, Math.max(20, Math.floor(windowMs / 100)));
+    this.guardMs = options.guardMs ?? Math.min(2_000, Math.max(250, Math.floor(windowMs / 100)));
   }
 
   /** Takes one message (with `recipients` recipients) from the budget, waiting at most `maxWaitMs`. */

@@ -21,7 +21,11 @@ export interface SentInfo {
   rejected: string[];
 }
 
-export type LaneResult<T> = { ok: true; value: T } | { ok: false; retryAfterMs: number };
+export type LaneResult<T> =
+  { ok: true; value: T } | { ok: false; code: 'connection_limit' | 'rate_limited'; retryAfterMs: number; reason?: string };
+
+/** Taken while a connection is held, right before the message goes out (see `send`). */
+export type SendPermit = () => Promise<{ ok: true } | { ok: false; retryAfterMs: number; reason: string }>;
 
 interface Lane {
   slot: number;
@@ -58,12 +62,26 @@ export class AccountSender {
     };
   }
 
-  /** Sends one mail on a free connection, waiting at most `maxWaitMs` for one. */
-  async send(mail: Mail.Options, token: AccessTokenRecord, maxWaitMs: number): Promise<LaneResult<SentInfo>> {
+  /**
+   * Sends one mail on a free connection, waiting at most `maxWaitMs` for one. `permit` (the rate budget) is
+   * taken only once a connection is held: taken earlier, a burst of grants would drain slowly over few
+   * connections and reach the server in the next window, over its budget; and a message that then found no
+   * connection would have spent budget for nothing.
+   */
+  async send(
+    mail: Mail.Options,
+    token: AccessTokenRecord,
+    maxWaitMs: number,
+    permit?: SendPermit,
+  ): Promise<LaneResult<SentInfo>> {
     const lane = await this.acquireLane(Date.now() + maxWaitMs);
-    if (!lane) return { ok: false, retryAfterMs: 5_000 };
+    if (!lane) return { ok: false, code: 'connection_limit', retryAfterMs: 5_000 };
     lane.handedOver = false;
     try {
+      if (permit) {
+        const granted = await permit();
+        if (!granted.ok) return { ok: false, code: 'rate_limited', retryAfterMs: granted.retryAfterMs, reason: granted.reason };
+      }
       if (!lane.transport || lane.accessToken !== token.accessToken) {
         lane.transport?.close();
         lane.transport = this.createTransport(token, lane);
@@ -82,9 +100,12 @@ export class AccountSender {
       // No reply after the whole message went out (timeout, dropped connection): the server may have accepted it.
       const failure = error as SmtpFailure;
       if (lane.handedOver && !failure.responseCode) failure.afterData = true;
-      // A broken connection is not reused with a possibly bad state; the next send opens a fresh one.
-      lane.transport?.close();
-      lane.transport = this.createTransport(token, lane);
+      // A connection without a proper reply (or told 421) is not reused; after another reply the server has
+      // reset the transaction and the connection goes on serving, so the slot keeps exactly one connection.
+      if (!failure.responseCode || failure.responseCode === 421) {
+        lane.transport?.close();
+        lane.transport = this.createTransport(token, lane);
+      }
       throw error;
     } finally {
       this.releaseLane(lane);
