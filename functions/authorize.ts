@@ -1,9 +1,8 @@
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
-import { consoleLogger, type Logger } from '../shared/log/logger';
 import { startFailurePage, unexpectedErrorPage } from '../shared/oauth/authorizationPages';
 import { authCookieHeader, browserSecretsFrom } from '../shared/oauth/browserCookie';
 import { startAuthorization } from '../shared/oauth/startAuthorization';
-import { getRuntime } from '../shared/runtime';
+import { getRuntime, runtimeLogger } from '../shared/runtime';
 import { htmlResponse } from '../shared/web/html';
 
 /** Starts an admin authorization: binds a single-use request to this browser and redirects to the provider. */
@@ -25,16 +24,8 @@ export async function authorize(request: HttpRequest): Promise<HttpResponseInit>
       },
     };
   } catch (error) {
-    runtimeLog().error('oauth.authorize.failed', { account: accountId, error });
+    runtimeLogger().error('oauth.authorize.failed', { account: accountId, error });
     return htmlResponse(500, unexpectedErrorPage());
-  }
-}
-
-function runtimeLog(): Logger {
-  try {
-    return getRuntime().log;
-  } catch {
-    return consoleLogger;
   }
 }
 

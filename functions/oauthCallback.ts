@@ -1,9 +1,8 @@
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
-import { consoleLogger, type Logger } from '../shared/log/logger';
 import { callbackPage, unexpectedErrorPage } from '../shared/oauth/authorizationPages';
 import { browserSecretsFrom } from '../shared/oauth/browserCookie';
 import { completeAuthorization } from '../shared/oauth/completeAuthorization';
-import { getRuntime } from '../shared/runtime';
+import { getRuntime, runtimeLogger } from '../shared/runtime';
 import { htmlResponse } from '../shared/web/html';
 
 /**
@@ -19,16 +18,8 @@ export async function oauthCallback(request: HttpRequest): Promise<HttpResponseI
     });
     return htmlResponse(result.ok ? 200 : result.status, callbackPage(result));
   } catch (error) {
-    runtimeLog().error('oauth.callback.failed', { error });
+    runtimeLogger().error('oauth.callback.failed', { error });
     return htmlResponse(500, unexpectedErrorPage());
-  }
-}
-
-function runtimeLog(): Logger {
-  try {
-    return getRuntime().log;
-  } catch {
-    return consoleLogger;
   }
 }
 

@@ -68,6 +68,15 @@ export function getRuntime(): Runtime {
   return current;
 }
 
+/** The runtime's logger, or the console when the runtime itself cannot be built (e.g. invalid configuration). */
+export function runtimeLogger(): Logger {
+  try {
+    return getRuntime().log;
+  } catch {
+    return consoleLogger;
+  }
+}
+
 export function setRuntime(runtime: Runtime | undefined): void {
   current = runtime;
 }
