@@ -4,11 +4,11 @@
  * jsonBody). Like `func start`, it does not check function keys.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Cookie, HttpResponseInit, HttpResponse as HttpResponseType } from '@azure/functions';
 import type { HttpFunctionDefinition } from './functionRegistry';
 import { RouteTable } from './httpRoutes';
 import { HttpRequest, HttpResponse, invocationContext } from './invocationContext';
+import { listenHttp } from './listenHttp';
 
 export interface FunctionsHttpServerOptions {
   host: string;
@@ -85,22 +85,7 @@ export async function startFunctionsHttpServer(options: FunctionsHttpServerOptio
     await writeResponse(res, result, method === 'HEAD');
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://${options.host}:${port}`,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return listenHttp(server, options.host, options.port);
 }
 
 async function writeResponse(

@@ -5,10 +5,10 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
 import { HTML_SECURITY_HEADERS, html, page, type SafeHtml } from '../shared/web/html';
+import { listenHttp } from './listenHttp';
 
 export interface MailboxPageOptions {
   host: string;
@@ -43,22 +43,7 @@ export async function startMailboxPage(options: MailboxPageOptions): Promise<Mai
       if (!res.headersSent) sendPage(res, 500, 'Error', html`<p>The mailbox could not be read.</p>`);
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://${options.host}:${port}`,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return listenHttp(server, options.host, options.port);
 }
 
 async function route(mailbox: MailFolder, pathname: string, res: ServerResponse): Promise<void> {
