@@ -1,10 +1,10 @@
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { loadAccountView } from '../shared/admin/loadAccountViews';
-import { getRuntime } from '../shared/runtime';
+import { accountViewSources } from '../shared/app';
 
 /** One account's view as JSON, or 404 `{ error: 'unknown_account' }`. */
 export async function accountDetail(request: HttpRequest): Promise<HttpResponseInit> {
-  const view = await loadAccountView(getRuntime(), request.params.id ?? '');
+  const view = await loadAccountView(accountViewSources(), request.params.id ?? '');
   if (!view) return { status: 404, jsonBody: { error: 'unknown_account' }, headers: { 'Cache-Control': 'no-store' } };
   return { status: 200, jsonBody: view, headers: { 'Cache-Control': 'no-store' } };
 }

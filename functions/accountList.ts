@@ -1,10 +1,10 @@
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { loadAccountViews } from '../shared/admin/loadAccountViews';
-import { getRuntime } from '../shared/runtime';
+import { accountViewSources } from '../shared/app';
 
 /** The status page's data as JSON: `{ accounts: AccountView[] }`. */
 export async function accountList(_request: HttpRequest): Promise<HttpResponseInit> {
-  const accounts = await loadAccountViews(getRuntime());
+  const accounts = await loadAccountViews(accountViewSources());
   return { status: 200, jsonBody: { accounts }, headers: { 'Cache-Control': 'no-store' } };
 }
 

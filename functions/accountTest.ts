@@ -1,14 +1,14 @@
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { testEmailProblemPage } from '../shared/admin/adminPage';
-import { effectiveState } from '../shared/admin/accountView';
-import { STATUS_PAGE_PATH } from '../shared/admin/adminRoutes';
-import { functionKeyOf, withFunctionKey } from '../shared/admin/functionKey';
-import { bodyKind, readBodyText } from '../shared/admin/requestBody';
-import { checkSameOrigin } from '../shared/admin/sameOrigin';
+import { effectiveState } from '../shared/accounts/accountRules';
+import { STATUS_PAGE_PATH } from '../shared/web/routes';
+import { functionKeyOf, withFunctionKey } from '../shared/web/functionKey';
+import { bodyKind, readBodyText } from '../shared/web/requestBody';
+import { checkSameOrigin } from '../shared/web/sameOrigin';
 import { testRecipient } from '../shared/admin/testEmailRequest';
 import { sendTestEmail } from '../shared/delivery/sendTestEmail';
 import { QUEUES, TABLES } from '../shared/names';
-import { getRuntime } from '../shared/runtime';
+import { getApp } from '../shared/app';
 import { htmlResponse } from '../shared/web/html';
 
 const MAX_BODY_BYTES = 8 * 1024;
@@ -36,7 +36,7 @@ const PROBLEMS = {
  * the page (or gets a small HTML page when it cannot); API callers post `{ "to": ... }` and get JSON.
  */
 export async function accountTest(request: HttpRequest): Promise<HttpResponseInit> {
-  const runtime = getRuntime();
+  const runtime = getApp();
   const kind = bodyKind(request);
   const key = functionKeyOf(request);
   const problem = (code: keyof typeof PROBLEMS, message?: string): HttpResponseInit => {
@@ -58,7 +58,7 @@ export async function accountTest(request: HttpRequest): Promise<HttpResponseIni
   if (!recipient.ok) return problem('invalid_request', recipient.reasons);
 
   try {
-    const result = await sendTestEmail(runtime, account, recipient.to);
+    const result = await sendTestEmail(runtime.delivery, account, recipient.to);
     if (!result.ok) return problem('invalid_message', `The address is not usable: ${result.reasons}`);
     if (kind === 'form') {
       // Post/redirect/get: the page shows the queued id, and a reload does not queue a second email.

@@ -1,19 +1,19 @@
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { statusPage, statusPageFailure } from '../shared/admin/adminPage';
-import { STATUS_PAGE_ROUTE } from '../shared/admin/adminRoutes';
-import { functionKeyOf } from '../shared/admin/functionKey';
+import { STATUS_PAGE_ROUTE } from '../shared/web/routes';
+import { functionKeyOf } from '../shared/web/functionKey';
 import { loadAccountViews } from '../shared/admin/loadAccountViews';
-import { getRuntime } from '../shared/runtime';
+import { accountViewSources, getApp } from '../shared/app';
 import { htmlResponse } from '../shared/web/html';
 
 const TEST_ID = /^test-[a-z0-9-]{1,40}-[0-9TZ]{1,24}$/;
 
 /** The status page: every account's state, token, last error and last day's counts, with Authorize and a test form. */
 export async function admin(request: HttpRequest): Promise<HttpResponseInit> {
-  const runtime = getRuntime();
+  const runtime = getApp();
   try {
     const now = new Date();
-    const views = await loadAccountViews(runtime, now);
+    const views = await loadAccountViews(accountViewSources(runtime), now);
     const sent = request.query.get('sent') ?? '';
     return htmlResponse(
       200,

@@ -2,14 +2,14 @@ import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { startFailurePage, unexpectedErrorPage } from '../shared/oauth/authorizationPages';
 import { authCookieHeader, browserSecretsFrom } from '../shared/oauth/browserCookie';
 import { startAuthorization } from '../shared/oauth/startAuthorization';
-import { getRuntime, runtimeLogger } from '../shared/runtime';
+import { appLogger, getApp } from '../shared/app';
 import { htmlResponse } from '../shared/web/html';
 
 /** Starts an admin authorization: binds a single-use request to this browser and redirects to the provider. */
 export async function authorize(request: HttpRequest): Promise<HttpResponseInit> {
   const accountId = (request.params.id ?? '').slice(0, 64);
   try {
-    const runtime = getRuntime();
+    const runtime = getApp();
     const existing = browserSecretsFrom(request.headers.get('cookie'), runtime.publicBaseUrl)[0];
     const started = await startAuthorization(runtime, accountId, existing);
     if (!started.ok) return htmlResponse(started.status, startFailurePage(started));
@@ -24,7 +24,7 @@ export async function authorize(request: HttpRequest): Promise<HttpResponseInit>
       },
     };
   } catch (error) {
-    runtimeLogger().error('oauth.authorize.failed', { account: accountId, error });
+    appLogger().error('oauth.authorize.failed', { account: accountId, error });
     return htmlResponse(500, unexpectedErrorPage());
   }
 }

@@ -1,10 +1,9 @@
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
-import { readBodyText } from '../shared/admin/requestBody';
-import { checkSameOrigin } from '../shared/admin/sameOrigin';
+import { readBodyText } from '../shared/web/requestBody';
+import { checkSameOrigin } from '../shared/web/sameOrigin';
 import { checkSubmittedMessage, QUEUE_MESSAGE_LIMIT, TOO_LARGE_HINT } from '../shared/admin/submittedMessage';
 import { enqueueMail } from '../shared/message/enqueueMail';
-import { QUEUES } from '../shared/names';
-import { getRuntime } from '../shared/runtime';
+import { getApp } from '../shared/app';
 
 /**
  * For producers without a storage SDK: validates a queue message v1 (strict: unknown fields are refused),
@@ -12,7 +11,7 @@ import { getRuntime } from '../shared/runtime';
  * `{ error, reasons }`.
  */
 export async function messages(request: HttpRequest): Promise<HttpResponseInit> {
-  const runtime = getRuntime();
+  const runtime = getApp();
   const origin = checkSameOrigin(request.headers, runtime.publicBaseUrl);
   if (!origin.ok) return reply(403, { error: 'cross_origin', reasons: origin.reason });
   const body = await readBodyText(request, QUEUE_MESSAGE_LIMIT);
@@ -20,7 +19,7 @@ export async function messages(request: HttpRequest): Promise<HttpResponseInit> 
   const checked = checkSubmittedMessage(body.text, runtime.accounts);
   if (!checked.ok) return reply(checked.status, { error: checked.error, reasons: checked.reasons });
 
-  const queued = await enqueueMail(runtime.storage.queue(QUEUES.outbox), checked.message);
+  const queued = await enqueueMail(runtime.delivery.outbox, checked.message);
   runtime.log.info('mail.accepted', { messageId: queued.id, account: checked.account.id, via: 'http' });
   return reply(202, { id: queued.id });
 }

@@ -2,7 +2,7 @@ import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { callbackPage, unexpectedErrorPage } from '../shared/oauth/authorizationPages';
 import { browserSecretsFrom } from '../shared/oauth/browserCookie';
 import { completeAuthorization } from '../shared/oauth/completeAuthorization';
-import { getRuntime, runtimeLogger } from '../shared/runtime';
+import { appLogger, getApp } from '../shared/app';
 import { htmlResponse } from '../shared/web/html';
 
 /**
@@ -11,14 +11,14 @@ import { htmlResponse } from '../shared/web/html';
  */
 export async function oauthCallback(request: HttpRequest): Promise<HttpResponseInit> {
   try {
-    const runtime = getRuntime();
+    const runtime = getApp();
     const result = await completeAuthorization(runtime, {
       query: request.query,
       browserSecrets: browserSecretsFrom(request.headers.get('cookie'), runtime.publicBaseUrl),
     });
     return htmlResponse(result.ok ? 200 : result.status, callbackPage(result));
   } catch (error) {
-    runtimeLogger().error('oauth.callback.failed', { error });
+    appLogger().error('oauth.callback.failed', { error });
     return htmlResponse(500, unexpectedErrorPage());
   }
 }

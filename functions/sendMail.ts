@@ -1,14 +1,13 @@
 import { app, type InvocationContext } from '@azure/functions';
 import { deliverMessage } from '../shared/delivery/deliverMessage';
-import { deliveryServices } from '../shared/delivery/deliveryServices';
 import { QUEUES, STORAGE_CONNECTION } from '../shared/names';
-import { getRuntime } from '../shared/runtime';
+import { getApp } from '../shared/app';
 
 /** Sends one queued message. Throwing makes the host retry it; every expected outcome returns normally. */
 export async function sendMail(queueItem: unknown, context: InvocationContext): Promise<void> {
-  const runtime = getRuntime();
+  const { delivery } = getApp();
   const metadata = context.triggerMetadata ?? {};
-  await deliverMessage(deliveryServices(runtime), queueItem, {
+  await deliverMessage(delivery, queueItem, {
     queueMessageId: String(metadata.id ?? context.invocationId),
     dequeueCount: Number(metadata.dequeueCount ?? 1),
     ...(metadata.insertionTime ? { insertedAt: new Date(String(metadata.insertionTime)) } : {}),

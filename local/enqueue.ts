@@ -12,7 +12,7 @@ import { ConfigError } from '../shared/errors';
 import { enqueueMail, InvalidMailMessageError } from '../shared/message/enqueueMail';
 import type { Attachment, MailMessage } from '../shared/message/messageSchema';
 import { CONTAINERS, QUEUES } from '../shared/names';
-import { encodeQueueJson } from '../shared/storage/resultsQueue';
+import { encodeQueueJson } from '../shared/message/queueJson';
 import { explainStorageError, STORAGE_OPTIONS, STORAGE_USAGE, storageTarget, type StorageTarget } from './storageTarget';
 
 const USAGE = `Usage: npm run enqueue -- --to <address> [options]

@@ -10,10 +10,9 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { closeDelivery } from '../shared/delivery/deliveryServices';
 import { ConfigError } from '../shared/errors';
-import { callbackUrl } from '../shared/oauth/startAuthorization';
-import { getRuntime, type Runtime } from '../shared/runtime';
+import { callbackUrl } from '../shared/web/routes';
+import { closeApp, getApp, type App } from '../shared/app';
 import { DEFAULT_REFRESH_SCHEDULE, readSetting } from '../shared/settings';
 import { FileSecretStore } from '../shared/storage/fileSecretStore';
 import { ensureTestCaFiles } from '../test/support/testCa.mjs';
@@ -51,7 +50,7 @@ async function main(): Promise<void> {
   if (!ownAccounts) await writeDemoAccounts(config, tls.caPath);
   configureAppSettings(config);
   // Loads and validates the accounts now, so a bad configuration stops us before anything starts.
-  const runtime = getRuntime();
+  const runtime = getApp();
   const clientSecret = await demoClientSecret(readSetting(process.env, 'LOCAL_SECRETS_FILE') ?? config.paths.secrets);
 
   const stops: Stop[] = [];
@@ -80,7 +79,7 @@ async function main(): Promise<void> {
 
     const idp = await startIdentityProvider({
       port: ports.idp,
-      clients: [{ clientId: DEMO.clientId, clientSecret, redirectUris: [callbackUrl(runtime)] }],
+      clients: [{ clientId: DEMO.clientId, clientSecret, redirectUris: [callbackUrl(runtime.publicBaseUrl)] }],
       users: [{ id: DEMO.accountId, email: DEMO.user, name: DEMO.name, password: DEMO.password }],
     });
     stops.push({ name: 'the identity provider', stop: idp.stop });
@@ -108,7 +107,7 @@ async function main(): Promise<void> {
       const runner = await startRunner({ host, port: ports.outbox, env: process.env, definitions });
       const stopFunctions = async () => {
         await runner.stop();
-        await closeDelivery(runtime);
+        await closeApp(runtime);
       };
       stops.push({ name: 'the functions', stop: stopFunctions });
       summary = runner.summary;
@@ -120,7 +119,7 @@ async function main(): Promise<void> {
   }
 }
 
-/** What `getRuntime()` and the functions read, as app settings would provide them in Azure. */
+/** What `getApp()` and the functions read, as app settings would provide them in Azure. */
 function configureAppSettings(config: LocalConfig): void {
   const storage = devConnectionString(config.host, {
     blobPort: config.ports.blob,
@@ -187,7 +186,7 @@ async function assertPortsFree(config: LocalConfig, withFunctions: boolean): Pro
 
 function printBanner(
   config: LocalConfig,
-  runtime: Runtime,
+  runtime: App,
   run: { withFunctions: boolean; definitions: FunctionDefinition[]; summary: string[]; ownAccounts: boolean },
 ): void {
   const { ports, paths } = config;
@@ -225,7 +224,7 @@ function printBanner(
 
 /** The URL of a registered HTTP function, its route parameters filled in. */
 function functionUrl(
-  runtime: Runtime,
+  runtime: App,
   definitions: FunctionDefinition[],
   name: string,
   params: Record<string, string>,

@@ -20,9 +20,9 @@ export type TransientErrorCode = 'transient' | 'throttled' | 'token_unavailable'
 
 export type ErrorCode = MessageErrorCode | AccountErrorCode | TransientErrorCode | 'invalid_config';
 
-export class OutboxError extends Error {
+export class OutboxError<Code extends ErrorCode = ErrorCode> extends Error {
   constructor(
-    readonly code: ErrorCode,
+    readonly code: Code,
     message: string,
     readonly details: { smtpReply?: string; retryAfterMs?: number; providerError?: string } = {},
   ) {
@@ -32,7 +32,7 @@ export class OutboxError extends Error {
 }
 
 /** A problem with this one message: failed permanently, never retried. */
-export class MessageError extends OutboxError {
+export class MessageError extends OutboxError<MessageErrorCode> {
   constructor(code: MessageErrorCode, message: string, details: OutboxError['details'] = {}) {
     super(code, message, details);
     this.name = 'MessageError';
@@ -40,7 +40,7 @@ export class MessageError extends OutboxError {
 }
 
 /** A problem with the account: its messages wait (deferred) until an admin fixes it. */
-export class AccountError extends OutboxError {
+export class AccountError extends OutboxError<AccountErrorCode> {
   constructor(code: AccountErrorCode, message: string, details: OutboxError['details'] = {}) {
     super(code, message, details);
     this.name = 'AccountError';
@@ -48,7 +48,7 @@ export class AccountError extends OutboxError {
 }
 
 /** Trouble that passes by itself: the message is retried later with backoff. */
-export class TransientError extends OutboxError {
+export class TransientError extends OutboxError<TransientErrorCode> {
   constructor(code: TransientErrorCode, message: string, details: OutboxError['details'] = {}) {
     super(code, message, details);
     this.name = 'TransientError';
@@ -56,7 +56,7 @@ export class TransientError extends OutboxError {
 }
 
 /** The configuration (MAIL_ACCOUNTS) is invalid; `path` names the bad field. */
-export class ConfigError extends OutboxError {
+export class ConfigError extends OutboxError<'invalid_config'> {
   constructor(message: string) {
     super('invalid_config', message);
     this.name = 'ConfigError';

@@ -9,7 +9,7 @@ import { startAzurite, type Azurite } from '../local/azurite';
 import type { AccountView } from '../shared/admin/accountView';
 import { QUEUES, TABLES } from '../shared/names';
 import { DeliveryLedger, type DeliveryStatus } from '../shared/storage/deliveryLedger';
-import { decodeQueueJson } from '../shared/storage/resultsQueue';
+import { decodeQueueJson } from '../shared/message/queueJson';
 import { HttpRequest } from './support/azureFunctions';
 import { startSendHarness, testAccount, tokenFor, type SendHarness } from './support/sendHarness';
 

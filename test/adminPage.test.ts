@@ -7,8 +7,8 @@ import { admin } from '../functions/admin';
 import { startAzurite, type Azurite } from '../local/azurite';
 import { parseReceived, startSmtpSink, type SmtpSink } from '../local/smtpSink';
 import type { AccountInput } from '../shared/config';
-import { setRuntime } from '../shared/runtime';
-import type { AccountStatus } from '../shared/storage/accountStatusTable';
+import { setApp } from '../shared/app';
+import type { AccountStatus } from '../shared/accounts/accountStatus';
 import { HttpRequest } from './support/azureFunctions';
 import { loadTestTls } from './support/certs';
 import { browserTestsSkipped, launchChromium } from './support/chromium';
@@ -118,7 +118,7 @@ before(async () => {
     accounts: Object.values(ACCOUNTS).map(({ input }) => testAccount({ port: sink.port, ...input })),
   });
   // The page's same-origin check and its Authorize links use the public base URL: here, the adapter's.
-  setRuntime({ ...harness.runtime, publicBaseUrl: adapter.url });
+  setApp({ ...harness.runtime, publicBaseUrl: adapter.url });
   for (const [id, { status }] of Object.entries(ACCOUNTS)) {
     if (status) await harness.runtime.accountStatus.patch(id, status);
   }

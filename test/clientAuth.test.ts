@@ -9,10 +9,9 @@ import {
   clientSecret,
   JWT_BEARER_ASSERTION,
   managedIdentityAssertion,
-  MANAGED_IDENTITY_CREDENTIAL_FACTORY,
   resolveClientAuth,
 } from '../shared/oauth/clientAuth';
-import type { Runtime } from '../shared/runtime';
+import type { ClientAuthDeps, ManagedIdentityCredentialFactory } from '../shared/oauth/clientAuth';
 import type { SecretStore } from '../shared/storage/secretStore';
 import { createTestCa, issueServerCert } from './support/certs';
 
@@ -43,9 +42,12 @@ async function send(auth: ClientAuth, as: ServerMetadata = MICROSOFT) {
   return { body, headers };
 }
 
-function fakeRuntime(secrets: Record<string, string>, services: Array<[string, unknown]> = []): Runtime {
+function fakeRuntime(
+  secrets: Record<string, string>,
+  managedIdentityCredential?: ManagedIdentityCredentialFactory,
+): ClientAuthDeps {
   const store: SecretStore = { get: async (name) => secrets[name], set: async () => {} };
-  return { env: {}, secrets: store, services: new Map(services) } as unknown as Runtime;
+  return { env: {}, secrets: store, ...(managedIdentityCredential ? { managedIdentityCredential } : {}) };
 }
 
 describe('client secret', () => {
@@ -130,7 +132,7 @@ describe('managed identity as federated credential', () => {
       },
     });
     const account = microsoftAccount({ type: 'managed_identity' });
-    const runtime = fakeRuntime({}, [[MANAGED_IDENTITY_CREDENTIAL_FACTORY, factory]]);
+    const runtime = fakeRuntime({}, factory);
     (runtime as { env: Record<string, string> }).env = { AZURE_CLIENT_ID: 'mi-client-id' };
     const { body, headers } = await send(await resolveClientAuth(runtime, account));
     assert.deepEqual(asked, [{ clientId: 'mi-client-id', scopes: 'api://AzureADTokenExchange/.default' }]);

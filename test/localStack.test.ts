@@ -25,7 +25,7 @@ import { startTimerTrigger } from '../local/timerTrigger';
 import { QUEUES, TABLES } from '../shared/names';
 import { createStorageClients } from '../shared/storage/storageClients';
 import { DeliveryLedger, type DeliveryRecord } from '../shared/storage/deliveryLedger';
-import { encodeQueueJson } from '../shared/storage/resultsQueue';
+import { encodeQueueJson } from '../shared/message/queueJson';
 import { browserTestsSkipped, launchChromium } from './support/chromium';
 import { driveLogin } from './support/driveLogin';
 

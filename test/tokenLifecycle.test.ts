@@ -14,11 +14,10 @@ import { startSmtpSink, type SmtpSink } from '../local/smtpSink';
 import type { Account } from '../shared/config';
 import { createLogger } from '../shared/log/logger';
 import { QUEUES } from '../shared/names';
-import { createRuntime } from '../shared/runtime';
+import { createApp } from '../shared/app';
 import { KeyVaultSecretStore } from '../shared/storage/keyVaultSecretStore';
 import type { SecretStore } from '../shared/storage/secretStore';
 import type { RefreshRunResult } from '../shared/tokens/refreshDueAccounts';
-import { refresherFor } from '../shared/tokens/tokenServiceFor';
 import { refreshTokenSecretName } from '../shared/tokens/tokenStore';
 import { InvocationContext } from './support/azureFunctions';
 import { authorizeDirect, authorizeViaCallback } from './support/authorizeDirect';
@@ -342,16 +341,15 @@ describe('token lifecycle against oidc-provider (access tokens of seconds, refre
         'this instance now has the token and a "ready" gate cached',
       );
 
-      const other = createRuntime(harness.runtime.env, {
+      const other = createApp(harness.runtime.env, {
         accounts: harness.accounts,
         secrets: harness.runtime.secrets,
         log: createLogger((_level, line) => harness.logs.push(line)),
       });
       await idp.revokeGrantsOf(ALICE.id);
-      await assert.rejects(
-        refresherFor(other).refreshIfNeeded(world.account('far-alpha'), { needValidUntil: Date.now() + 60_000 }),
-        { code: 'needs_reauthorization' },
-      );
+      await assert.rejects(other.refresher.refreshIfNeeded(world.account('far-alpha'), { needValidUntil: Date.now() + 60_000 }), {
+        code: 'needs_reauthorization',
+      });
       assert.equal((await harness.runtime.accountStatus.get('far-alpha'))?.state, 'reauthorization_required');
 
       const grants = world.refreshGrants();
@@ -387,7 +385,7 @@ describe('token lifecycle against oidc-provider (access tokens of seconds, refre
         accessToken: first.tokens.accessToken,
         expiresAt: Date.now() + 1_000,
       });
-      const other = createRuntime(harness.runtime.env, {
+      const other = createApp(harness.runtime.env, {
         accounts: harness.accounts,
         secrets: harness.runtime.secrets,
         log: createLogger((_level, line) => harness.logs.push(line)),
@@ -396,7 +394,7 @@ describe('token lifecycle against oidc-provider (access tokens of seconds, refre
       const grants = world.refreshGrants();
       const [a, b] = await Promise.all(
         [harness.runtime, other].map((runtime) =>
-          refresherFor(runtime).refreshIfNeeded(account, { needValidUntil: Date.now() + 10_000 }),
+          runtime.refresher.refreshIfNeeded(account, { needValidUntil: Date.now() + 10_000 }),
         ),
       );
       assert.equal(world.refreshGrants() - grants, 1, 'one refresh_token grant');
@@ -405,7 +403,7 @@ describe('token lifecycle against oidc-provider (access tokens of seconds, refre
       assert.notEqual(a!.record.accessToken, first.tokens.accessToken);
 
       // The grant is intact: the stored (rotated) refresh token works for the other instance.
-      const next = await refresherFor(other).refreshIfNeeded(account, { needValidUntil: Date.now() + 60_000 });
+      const next = await other.refresher.refreshIfNeeded(account, { needValidUntil: Date.now() + 60_000 });
       assert.equal(next.refreshed, true);
       assert.equal(world.refreshGrants() - grants, 2);
       assert.equal((await harness.runtime.accountStatus.get('con-alpha'))?.state, 'ready');

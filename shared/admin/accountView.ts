@@ -1,8 +1,8 @@
 import type { Account, Provider } from '../config';
-import type { AccountState, AccountStatus } from '../storage/accountStatusTable';
-import { STALE_AFTER_MS } from '../tokens/refreshDueAccounts';
+import type { AccountState, AccountStatus } from '../accounts/accountStatus';
+import { effectiveState } from '../accounts/accountRules';
 import { NO_DELIVERIES, type DeliveryCounts } from './deliveryCounts';
-import { lastSuccess, STATE_LABELS, stateSentence, type StateTone } from './stateText';
+import { STATE_LABELS, stateSentence, type StateTone } from './stateText';
 
 /**
  * What the admin sees of one account, in the HTML page and in `GET /api/accounts[/{id}]` alike. Built from a
@@ -77,18 +77,4 @@ export function accountView(
     counts: { ...(counts ?? NO_DELIVERIES) },
     links: { authorize: appOnly ? null : `${base}/authorize`, test: `${base}/test` },
   };
-}
-
-/**
- * The stored state, corrected for time passing since it was written: a pause that has ended no longer holds
- * (the send gate opens too), and an account whose grant was last proven over a day ago is stale even if the
- * refresh timer has not said so yet (it only notices when it runs, and only on a failure).
- */
-export function effectiveState(status: AccountStatus | undefined, now: number): AccountState {
-  const stored = status?.state ?? 'not_authorized';
-  const pauseOver = stored === 'paused' && (!status?.pausedUntil || Date.parse(status.pausedUntil) <= now);
-  if (stored !== 'ready' && stored !== 'degraded' && !pauseOver) return stored;
-  const lastOk = lastSuccess(status);
-  if (lastOk && now - Date.parse(lastOk) > STALE_AFTER_MS) return 'stale';
-  return pauseOver ? 'ready' : stored;
 }

@@ -1,7 +1,7 @@
 import { html, page, raw, type SafeHtml } from '../web/html';
 import type { AccountView } from './accountView';
-import { accountPath, STATUS_PAGE_PATH } from './adminRoutes';
-import { withFunctionKey } from './functionKey';
+import { accountPath, STATUS_PAGE_PATH } from '../web/routes';
+import { withFunctionKey } from '../web/functionKey';
 import { formatUtc, relativeTime } from './timeText';
 
 export interface StatusPageInput {

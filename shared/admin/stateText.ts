@@ -1,5 +1,6 @@
 import type { Account } from '../config';
-import type { AccountState, AccountStatus } from '../storage/accountStatusTable';
+import type { AccountState, AccountStatus } from '../accounts/accountStatus';
+import { lastSuccess } from '../accounts/accountRules';
 import { formatUtc, relativeTime } from './timeText';
 
 /** How a state is shown: the tone picks the label's color, the label says it in words (never color alone). */
@@ -73,14 +74,6 @@ export function stateSentence(state: AccountState, account: Account, status: Acc
       return `Stale: no successful token refresh ${since}, over a day.${reason ? ` Last error: ${reason}.` : ''} Check that the refresh timer runs; if the error persists, open Authorize.`;
     }
   }
-}
-
-/** The later of the last successful refresh and the authorization: either proves the grant worked then. */
-export function lastSuccess(status: AccountStatus | undefined): string | undefined {
-  const candidates = [status?.lastRefreshOkAt, status?.authorizedAt].filter(
-    (v): v is string => !!v && !Number.isNaN(Date.parse(v)),
-  );
-  return candidates.sort((a, b) => Date.parse(b) - Date.parse(a))[0];
 }
 
 /** "<lastError> (invalid_grant AADSTS700082)" without a doubled full stop. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { findAccount, type Account } from '../config';
-import { describeIssues } from '../message/decodeQueueMessage';
+import { describeMessageIssues } from '../message/decodeQueueMessage';
 import { addressOf, mailMessageSchema, type MailMessage } from '../message/messageSchema';
 import { CONTAINERS } from '../names';
 
@@ -36,7 +36,7 @@ export function checkSubmittedMessage(body: string, accounts: readonly Account[]
   if (json === null || typeof json !== 'object' || Array.isArray(json))
     return { ok: false, status: 400, error: 'invalid_message', reasons: 'The body must be a JSON object.' };
   const parsed = mailMessageSchema.safeParse(json);
-  if (!parsed.success) return { ok: false, status: 400, error: 'invalid_message', reasons: describeIssues(parsed.error) };
+  if (!parsed.success) return { ok: false, status: 400, error: 'invalid_message', reasons: describeMessageIssues(parsed.error) };
 
   const message = { ...parsed.data, id: parsed.data.id ?? randomUUID() };
   const account = findAccount(accounts, message.account);

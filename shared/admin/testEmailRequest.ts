@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { describeIssues } from '../message/decodeQueueMessage';
+import { describeMessageIssues } from '../message/decodeQueueMessage';
 
 export type TestRecipient = { ok: true; to: string } | { ok: false; reasons: string };
 
@@ -18,5 +18,5 @@ export function testRecipient(kind: 'form' | 'json', body: string): TestRecipien
     return { ok: false, reasons: 'The body is not valid JSON; send {"to": "a@example.com"}.' };
   }
   const parsed = jsonRequest.safeParse(json);
-  return parsed.success ? { ok: true, to: parsed.data.to } : { ok: false, reasons: describeIssues(parsed.error) };
+  return parsed.success ? { ok: true, to: parsed.data.to } : { ok: false, reasons: describeMessageIssues(parsed.error) };
 }

@@ -1,4 +1,5 @@
-import type { ClientAuth, Provider } from './index';
+import type { ClientAuth } from './accountSchema';
+import type { Provider } from './presets';
 import type { SmtpSettings } from './presets';
 
 /** A fully resolved account: what the rest of the code works with. */

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../errors';
+import { describeIssues } from '../schemaIssues';
 import { readSetting, type Env } from '../settings';
 import type { Account } from './account';
 import { accountsInputSchema, type AccountInput } from './accountSchema';
@@ -57,14 +58,7 @@ export function parseAccounts(json: unknown, opts: { source?: string; extraAlert
 }
 
 function formatIssues(source: string, error: z.ZodError): string {
-  const lines = error.issues.map((issue) => {
-    const path = issue.path
-      .map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`))
-      .join('')
-      .replace(/^\./, '');
-    return `${source}${path.startsWith('[') ? '' : '.'}${path}: ${issue.message}`;
-  });
-  return `Invalid account configuration:\n  ${lines.join('\n  ')}`;
+  return `Invalid account configuration:\n  ${describeIssues(error, { prefix: source, limit: 50 }).join('\n  ')}`;
 }
 
 const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[?::1\]?)$/;

@@ -1,72 +1,32 @@
-import type { AccountStatus, AccountStatusTable } from '../storage/accountStatusTable';
-
-/** The runtime service key of the instance's gate (see deliveryServices), for those who change an account's state. */
-export const ACCOUNT_GATE_SERVICE = 'gate';
-
-export type GateDecision = { open: true } | { open: false; code: string; reason: string; retryAfterMs?: number };
+import { sendDecision, type SendDecision } from '../accounts/accountRules';
+import type { AccountStatusTable } from '../accounts/accountStatusTable';
 
 /**
- * Whether an account may send now, from its status row, cached briefly so that steady sending costs no
- * storage read per message. An account waiting for an admin holds its messages back without touching the
- * token endpoint or the SMTP server.
+ * The send path's view of an account's status: may it send now (the rule lives in accounts/accountRules), read
+ * from the status table's short cache. It also notices, within that cache's lifetime, when another instance
+ * replaced the account's grant or stopped the account, and calls `dropSessions` so that connections and tokens
+ * of the old grant are not used any longer.
  */
 export class AccountGate {
-  private readonly cache = new Map<string, { status: AccountStatus | undefined; readAt: number }>();
+  private readonly seen = new Map<string, { grant: string | undefined; open: boolean }>();
 
   constructor(
-    private readonly table: AccountStatusTable,
-    private readonly ttlMs = 10_000,
+    private readonly status: AccountStatusTable,
+    private readonly dropSessions: (accountId: string) => void,
   ) {}
 
-  async check(accountId: string): Promise<GateDecision> {
-    const status = await this.status(accountId);
-    if (!status) return { open: true };
-    switch (status.state) {
-      case 'reauthorization_required':
-        return {
-          open: false,
-          code: 'needs_reauthorization',
-          reason: `Account "${accountId}" needs to be authorized again: ${status.lastError ?? 'the grant is no longer valid'}.`,
-        };
-      case 'configuration_error':
-        return {
-          open: false,
-          code: 'config_error',
-          reason: `Account "${accountId}" has a configuration problem: ${status.lastError ?? 'see the admin page'}.`,
-        };
-      case 'paused': {
-        const until = status.pausedUntil ? Date.parse(status.pausedUntil) : 0;
-        if (until > Date.now())
-          return {
-            open: false,
-            code: status.lastErrorCode ?? 'paused',
-            reason: `Account "${accountId}" is paused until ${status.pausedUntil}: ${status.lastError ?? ''}`.trim(),
-            retryAfterMs: until - Date.now(),
-          };
-        return { open: true };
-      }
-      default:
-        return { open: true };
-    }
+  async check(accountId: string): Promise<SendDecision> {
+    const status = await this.status.cached(accountId);
+    const decision = sendDecision(accountId, status, Date.now());
+    const grant = status?.authorizedAt;
+    const before = this.seen.get(accountId);
+    if (before && (before.grant !== grant || (before.open && !decision.open))) this.dropSessions(accountId);
+    this.seen.set(accountId, { grant, open: decision.open });
+    return decision;
   }
 
-  /** Records a state change made by the send path, updates the cache at once, and returns the status before it. */
-  async update(accountId: string, fields: Partial<AccountStatus>): Promise<AccountStatus | undefined> {
-    const before = await this.table.get(accountId);
-    await this.table.patch(accountId, fields);
-    this.cache.delete(accountId);
-    return before;
-  }
-
+  /** The status row changed on this instance: read it again before the next message. */
   forget(accountId: string): void {
-    this.cache.delete(accountId);
-  }
-
-  private async status(accountId: string): Promise<AccountStatus | undefined> {
-    const cached = this.cache.get(accountId);
-    if (cached && Date.now() - cached.readAt < this.ttlMs) return cached.status;
-    const status = await this.table.get(accountId);
-    this.cache.set(accountId, { status, readAt: Date.now() });
-    return status;
+    this.status.forget(accountId);
   }
 }

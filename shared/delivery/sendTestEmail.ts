@@ -1,9 +1,9 @@
-import type { Account } from '../config';
-import { describeIssues } from '../message/decodeQueueMessage';
+import type { QueueClient } from '@azure/storage-queue';
+import type { Account } from '../config/account';
+import type { Logger } from '../log/logger';
+import { describeMessageIssues } from '../message/decodeQueueMessage';
 import { enqueueMail } from '../message/enqueueMail';
 import { mailMessageSchema } from '../message/messageSchema';
-import { QUEUES } from '../names';
-import type { Runtime } from '../runtime';
 
 export type TestEmailResult = { ok: true; id: string; queueMessageId: string } | { ok: false; reasons: string };
 
@@ -12,7 +12,12 @@ export type TestEmailResult = { ok: true; id: string; queueMessageId: string } |
  * account gate, rate limits, token, SMTP, ledger row and result event. Its outcome shows up where any
  * message's does (the ledger row under its id, the mail-results queue, the status page's counts).
  */
-export async function sendTestEmail(runtime: Runtime, account: Account, to: string, now = new Date()): Promise<TestEmailResult> {
+export async function sendTestEmail(
+  deps: { outbox: QueueClient; log: Logger },
+  account: Account,
+  to: string,
+  now = new Date(),
+): Promise<TestEmailResult> {
   const id = `test-${account.id}-${now.toISOString().replace(/[-:.]/g, '')}`;
   const parsed = mailMessageSchema.safeParse({
     id,
@@ -27,8 +32,8 @@ export async function sendTestEmail(runtime: Runtime, account: Account, to: stri
       'If you can read this, the account can send.',
     ].join('\n'),
   });
-  if (!parsed.success) return { ok: false, reasons: describeIssues(parsed.error) };
-  const queued = await enqueueMail(runtime.storage.queue(QUEUES.outbox), parsed.data);
-  runtime.log.info('mail.test_queued', { messageId: queued.id, account: account.id });
+  if (!parsed.success) return { ok: false, reasons: describeMessageIssues(parsed.error) };
+  const queued = await enqueueMail(deps.outbox, parsed.data);
+  deps.log.info('mail.test_queued', { messageId: queued.id, account: account.id });
   return { ok: true, id: queued.id, queueMessageId: queued.queueMessageId };
 }

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { describeIssues } from '../schemaIssues';
 import { mailMessageSchema, type MailMessage } from './messageSchema';
 
 export type Decoded =
@@ -40,7 +41,7 @@ export function decodeQueueMessage(payload: unknown): Decoded {
     const loose = json as Record<string, unknown>;
     return {
       ok: false,
-      reason: `The message is invalid: ${describeIssues(parsed.error)}`,
+      reason: `The message is invalid: ${describeMessageIssues(parsed.error)}`,
       ...(typeof loose.id === 'string' && /^[\x21-\x7e]{1,200}$/.test(loose.id) ? { id: loose.id } : {}),
       ...(typeof loose.account === 'string' && /^[a-z0-9-]{1,40}$/.test(loose.account) ? { account: loose.account } : {}),
     };
@@ -48,24 +49,9 @@ export function decodeQueueMessage(payload: unknown): Decoded {
   return { ok: true, message: parsed.data };
 }
 
-export function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 10)
-    .map((issue) => {
-      const path = issue.path
-        .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
-        .join('')
-        .replace(/^\./, '');
-      const message =
-        issue.code === 'unrecognized_keys'
-          ? `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`
-          : issue.code === 'invalid_key'
-            ? // zod reports a refused record key as "Invalid key in record"; the key's own check says why.
-              issue.issues.map((inner) => inner.message).join('; ')
-            : issue.message;
-      return path ? `${path}: ${message}` : message;
-    })
-    .join('; ');
+/** The schema's problems in one line: `to[0]: is not a valid email address; subject: ...`. */
+export function describeMessageIssues(error: z.ZodError): string {
+  return describeIssues(error).join('; ');
 }
 
 function isWellFormedUtf8(text: string): boolean {

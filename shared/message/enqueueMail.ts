@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { QueueClient } from '@azure/storage-queue';
-import { encodeQueueJson } from '../storage/resultsQueue';
-import { describeIssues } from './decodeQueueMessage';
+import { encodeQueueJson } from './queueJson';
+import { describeMessageIssues } from './decodeQueueMessage';
 import { mailMessageSchema, type MailMessage } from './messageSchema';
 
 export class InvalidMailMessageError extends Error {
@@ -22,7 +22,7 @@ export async function enqueueMail(
 ): Promise<{ id: string; queueMessageId: string }> {
   const withId = { ...message, id: message.id ?? randomUUID() };
   const parsed = mailMessageSchema.safeParse(withId);
-  if (!parsed.success) throw new InvalidMailMessageError(describeIssues(parsed.error));
+  if (!parsed.success) throw new InvalidMailMessageError(describeMessageIssues(parsed.error));
   const response = await queue.sendMessage(encodeQueueJson(parsed.data), {
     messageTimeToLive: -1,
     ...(options.visibilityTimeoutSeconds ? { visibilityTimeout: options.visibilityTimeoutSeconds } : {}),

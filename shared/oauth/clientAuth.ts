@@ -5,8 +5,8 @@ import * as client from 'openid-client';
 import type { Account, ClientAuth as ClientAuthConfig } from '../config';
 import { AccountError, TransientError } from '../errors';
 import { redactText } from '../log/redact';
-import type { Runtime } from '../runtime';
-import { readSetting } from '../settings';
+import { readSetting, type Env } from '../settings';
+import type { SecretStore } from '../storage/secretStore';
 
 /**
  * How the app proves itself at the token endpoint, per account (`clientAuth`):
@@ -19,23 +19,28 @@ import { readSetting } from '../settings';
  */
 export const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
-/** Runtime service key: a `(clientId?: string) => TokenCredential` that replaces ManagedIdentityCredential (tests). */
-export const MANAGED_IDENTITY_CREDENTIAL_FACTORY = 'oauth.managedIdentityCredentialFactory';
+/** Builds the managed identity credential; tests replace ManagedIdentityCredential with their own. */
 export type ManagedIdentityCredentialFactory = (clientId: string | undefined) => TokenCredential;
 
-export async function resolveClientAuth(runtime: Runtime, account: Account): Promise<client.ClientAuth> {
+export interface ClientAuthDeps {
+  secrets: SecretStore;
+  env: Env;
+  managedIdentityCredential?: ManagedIdentityCredentialFactory;
+}
+
+export async function resolveClientAuth(deps: ClientAuthDeps, account: Account): Promise<client.ClientAuth> {
   const config = account.clientAuth;
   switch (config.type) {
     case 'secret':
-      return clientSecret(await readRequiredSecret(runtime, account, config.secretName, 'client secret'));
+      return clientSecret(await readRequiredSecret(deps, account, config.secretName, 'client secret'));
     case 'certificate':
       return certificateAssertion(
         account,
         config,
-        await readRequiredSecret(runtime, account, config.keySecretName, 'certificate private key'),
+        await readRequiredSecret(deps, account, config.keySecretName, 'certificate private key'),
       );
     case 'managed_identity':
-      return managedIdentityAssertion(await managedIdentityToken(runtime, account, config));
+      return managedIdentityAssertion(await managedIdentityToken(deps, account, config));
     case 'none':
       return client.None();
   }
@@ -101,10 +106,10 @@ export async function certificateAssertion(account: Account, config: Certificate
     })(as, metadata, body, headers);
 }
 
-async function managedIdentityToken(runtime: Runtime, account: Account, config: ManagedIdentityConfig): Promise<string> {
-  const clientId = config.identityClientId ?? readSetting(runtime.env, 'AZURE_CLIENT_ID');
+async function managedIdentityToken(deps: ClientAuthDeps, account: Account, config: ManagedIdentityConfig): Promise<string> {
+  const clientId = config.identityClientId ?? readSetting(deps.env, 'AZURE_CLIENT_ID');
   const factory =
-    (runtime.services.get(MANAGED_IDENTITY_CREDENTIAL_FACTORY) as ManagedIdentityCredentialFactory | undefined) ??
+    deps.managedIdentityCredential ??
     ((id: string | undefined) => (id ? new ManagedIdentityCredential({ clientId: id }) : new ManagedIdentityCredential()));
   const scope = `${config.audience.replace(/\/+$/, '')}/.default`;
   try {
@@ -126,8 +131,8 @@ async function managedIdentityToken(runtime: Runtime, account: Account, config: 
   }
 }
 
-async function readRequiredSecret(runtime: Runtime, account: Account, name: string, what: string): Promise<string> {
-  const value = await runtime.secrets.get(name);
+async function readRequiredSecret(deps: ClientAuthDeps, account: Account, name: string, what: string): Promise<string> {
+  const value = await deps.secrets.get(name);
   if (value === undefined || value === '') {
     throw new AccountError(
       'config_error',

@@ -1,9 +1,8 @@
 import { decodeJwt } from 'jose';
 import * as client from 'openid-client';
-import type { Account } from '../config';
+import type { Account } from '../config/account';
 import { AccountError } from '../errors';
-import type { Runtime } from '../runtime';
-import { providerConfiguration } from './providerClient';
+import { providerConfiguration, type OAuthContext } from './providerClient';
 import { accessTokenExpiry } from './tokenSet';
 
 /**
@@ -19,14 +18,14 @@ export interface AppOnlyToken {
 }
 
 /** Obtains an app-only token and checks its audience and role (`checkAppOnlyToken`) before anyone uses it. */
-export async function fetchAppOnlyToken(runtime: Runtime, account: Account): Promise<AppOnlyToken> {
+export async function fetchAppOnlyToken(context: OAuthContext, account: Account): Promise<AppOnlyToken> {
   if (account.flow !== 'client_credentials') {
     throw new AccountError(
       'config_error',
       `Account "${account.id}" uses flow ${account.flow}; app-only tokens need flow client_credentials.`,
     );
   }
-  const config = await providerConfiguration(runtime, account);
+  const config = await providerConfiguration(context, account);
   const response = await client.clientCredentialsGrant(config, { scope: account.oauth.scopes.join(' ') });
   checkAppOnlyToken(account, response.access_token);
   return {

@@ -1,6 +1,7 @@
 import * as client from 'openid-client';
-import { findAccount, type Account } from '../config';
-import type { Runtime } from '../runtime';
+import type { Account } from '../config/account';
+import { findAccount } from '../config/loadAccounts';
+import type { CallbackContext as Runtime } from './authorizationContext';
 import { browserMatches, openVerifier, type AuthRequestTable, type StoredAuthRequest } from './authRequests';
 import { providerConfiguration } from './providerClient';
 import { authRequestTable } from './startAuthorization';
@@ -581,20 +582,19 @@ async function storeAuthorization(
   const tokens = toTokenSet(response, authorizedAt.getTime());
   const scopes = tokens.scope ?? account.oauth.scopes.join(' ');
   try {
-    await runtime.tokenStore.save(account.id, tokens);
-    await runtime.accountStatus.patch(account.id, {
-      state: 'ready',
-      authorizedUser: identity.authorizedUser,
-      authorizedUserId: identity.authorizedUserId,
-      authorizedAt: authorizedAt.toISOString(),
-      scopes,
-      tokenExpiresAt: new Date(tokens.expiresAt).toISOString(),
-      lastError: null,
-      lastErrorCode: null,
-      providerError: null,
-      consecutiveFailures: 0,
-      alertedIncident: null,
+    // Under the refresh lease: a refresh of the old grant finishing now would overwrite the new tokens.
+    const stored = await runtime.refreshLease.withLease(account.id, 30_000, async () => {
+      await runtime.tokenStore.save(account.id, tokens);
+      await runtime.accountStates.markAuthorized(account, {
+        authorizedUser: identity.authorizedUser,
+        authorizedUserId: identity.authorizedUserId,
+        scopes,
+        tokenExpiresAt: tokens.expiresAt,
+        at: authorizedAt,
+      });
+      return true;
     });
+    if (!stored) throw new Error('the refresh lease of the account stayed busy for 30 s');
   } catch (error) {
     runtime.log.error('oauth.callback.store_failed', { account: account.id, error });
     return failure(

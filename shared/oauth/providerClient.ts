@@ -2,16 +2,15 @@ import * as client from 'openid-client';
 import type { Account } from '../config';
 import { AccountError, TransientError } from '../errors';
 import { redactText } from '../log/redact';
-import { service, type Runtime } from '../runtime';
-import { resolveClientAuth } from './clientAuth';
+import { resolveClientAuth, type ClientAuthDeps } from './clientAuth';
 import { classifyTokenEndpointError } from './tokenEndpointErrors';
 
 /**
  * The openid-client Configuration of an account: the provider's metadata from discovery (cached per account
- * for the life of the runtime) plus this account's client authentication, resolved again on every call so that
+ * for the life of the process) plus this account's client authentication, resolved again on every call so that
  * a rotated secret, certificate or managed identity token is used at once.
  *
- *   const config = await providerConfiguration(runtime, account);
+ *   const config = await providerConfiguration(app, account);
  *   const response = await client.refreshTokenGrant(config, refreshToken);
  */
 
@@ -23,24 +22,45 @@ interface ProviderEntry {
   auth: { current: client.ClientAuth };
 }
 
-export async function providerConfiguration(runtime: Runtime, account: Account): Promise<client.Configuration> {
-  const entry = service<ProviderEntry>(runtime, `oauth.provider:${account.id}`, () => ({ auth: { current: client.None() } }));
-  const auth = await resolveClientAuth(runtime, account);
-  if (!entry.discovered) {
-    entry.discovered = discover(account, entry.auth);
-    // A failed discovery is not cached: the next request tries again.
-    entry.discovered.catch(() => {
-      entry.discovered = undefined;
-    });
+/** The provider configurations of all accounts in this process: discovery once, client authentication per call. */
+export class ProviderClients {
+  private readonly entries = new Map<string, ProviderEntry>();
+
+  constructor(private readonly deps: ClientAuthDeps) {}
+
+  async configuration(account: Account): Promise<client.Configuration> {
+    let entry = this.entries.get(account.id);
+    if (!entry) {
+      entry = { auth: { current: client.None() } };
+      this.entries.set(account.id, entry);
+    }
+    const auth = await resolveClientAuth(this.deps, account);
+    if (!entry.discovered) {
+      const discovered = discover(account, entry.auth);
+      entry.discovered = discovered;
+      // A failed discovery is not cached: the next request tries again.
+      discovered.catch(() => {
+        if (entry.discovered === discovered) entry.discovered = undefined;
+      });
+    }
+    const config = await entry.discovered;
+    entry.auth.current = auth;
+    return config;
   }
-  const config = await entry.discovered;
-  entry.auth.current = auth;
-  return config;
+
+  /** Drops the cached discovery of an account (e.g. after its configuration changed). */
+  forget(accountId: string): void {
+    this.entries.delete(accountId);
+  }
 }
 
-/** Drops the cached discovery of an account (e.g. after its configuration changed). */
-export function forgetProviderConfiguration(runtime: Runtime, accountId: string): void {
-  runtime.services.delete(`oauth.provider:${accountId}`);
+/** Those who need a provider configuration receive the process's ProviderClients. */
+export interface OAuthContext {
+  providers: ProviderClients;
+}
+
+export function providerConfiguration(context: OAuthContext, account: Account): Promise<client.Configuration> {
+  return context.providers.configuration(account);
 }
 
 const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;

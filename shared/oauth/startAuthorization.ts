@@ -1,14 +1,16 @@
 import * as client from 'openid-client';
-import { findAccount, type Account } from '../config';
+import type { Account } from '../config/account';
+import { findAccount } from '../config/loadAccounts';
 import { OutboxError } from '../errors';
+import { callbackUrl } from '../web/routes';
 import { TABLES } from '../names';
-import type { Runtime } from '../runtime';
+import type { AuthorizationContext as Runtime } from './authorizationContext';
 import { AuthRequestTable, newBrowserSecret } from './authRequests';
 import { providerConfiguration } from './providerClient';
 
 /** The redirect URI registered with the providers: built from the configured public URL, never from request headers. */
-export function callbackUrl(runtime: Runtime): string {
-  return `${runtime.publicBaseUrl}/api/oauth/callback`;
+export function redirectUriOf(context: { publicBaseUrl: string }): string {
+  return callbackUrl(context.publicBaseUrl);
 }
 
 export function authRequestTable(runtime: Runtime): AuthRequestTable {
@@ -73,7 +75,7 @@ export async function startAuthorization(
   const state = client.randomState();
   const nonce = client.randomNonce();
   const codeVerifier = client.randomPKCECodeVerifier();
-  const redirectUri = callbackUrl(runtime);
+  const redirectUri = redirectUriOf(runtime);
   const browserSecret = existingBrowserSecret ?? newBrowserSecret();
   const issuer = config.serverMetadata().issuer;
 

@@ -1,6 +1,19 @@
 import { decodeJwt } from 'jose';
 import type { TokenEndpointResponse } from 'openid-client';
-import type { TokenSet } from '../tokens/tokenStore';
+
+/** An access token as the send path uses it. */
+export interface AccessTokenRecord {
+  accessToken: string;
+  /** Epoch milliseconds. */
+  expiresAt: number;
+  scope?: string;
+}
+
+/** What a token endpoint gave us, as we keep it. */
+export interface TokenSet extends AccessTokenRecord {
+  /** Absent when the provider returned none (Google usually): the stored one stays. */
+  refreshToken?: string;
+}
 
 /** Lifetime assumed when the provider states none and the token is not a JWT. */
 const DEFAULT_LIFETIME_SECONDS = 3600;

@@ -2,10 +2,9 @@ import { readFileSync } from 'node:fs';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type Mail from 'nodemailer/lib/mailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
-import type { Account } from '../config';
+import type { Account } from '../config/account';
 import type { ConnectionSlots } from '../limits/connectionSlots';
 import type { SmtpFailure } from './classifyReply';
-import type { AccessTokenRecord } from '../tokens/tokenStore';
 
 export interface SmtpTimeouts {
   connectionMs: number;
@@ -14,6 +13,13 @@ export interface SmtpTimeouts {
 }
 
 export const DEFAULT_SMTP_TIMEOUTS: SmtpTimeouts = { connectionMs: 15_000, greetingMs: 15_000, socketMs: 60_000 };
+
+/** The access token to authenticate with (XOAUTH2); where it comes from is the caller's business. */
+export interface SmtpToken {
+  accessToken: string;
+  /** Epoch milliseconds. */
+  expiresAt: number;
+}
 
 export interface SentInfo {
   response: string;
@@ -35,6 +41,8 @@ interface Lane {
   busy: boolean;
   /** The message being sent has been handed to the server in full (after DATA's 354). */
   handedOver: boolean;
+  /** Opened with a grant that is no longer current: closed as soon as its message is done. */
+  retired?: boolean;
   idleTimer?: NodeJS.Timeout;
 }
 
@@ -68,12 +76,7 @@ export class AccountSender {
    * connections and reach the server in the next window, over its budget; and a message that then found no
    * connection would have spent budget for nothing.
    */
-  async send(
-    mail: Mail.Options,
-    token: AccessTokenRecord,
-    maxWaitMs: number,
-    permit?: SendPermit,
-  ): Promise<LaneResult<SentInfo>> {
+  async send(mail: Mail.Options, token: SmtpToken, maxWaitMs: number, permit?: SendPermit): Promise<LaneResult<SentInfo>> {
     const lane = await this.acquireLane(Date.now() + maxWaitMs);
     if (!lane) return { ok: false, code: 'connection_limit', retryAfterMs: 5_000 };
     lane.handedOver = false;
@@ -109,6 +112,18 @@ export class AccountSender {
       throw error;
     } finally {
       this.releaseLane(lane);
+    }
+  }
+
+  /**
+   * Closes every connection of the account (a busy one once its message is done) and gives back their slots:
+   * the grant they authenticated with was replaced or revoked, and a server does not check the token again on
+   * a connection that is already authenticated.
+   */
+  closeConnections(): void {
+    for (const lane of [...this.lanes]) {
+      if (lane.busy) lane.retired = true;
+      else this.closeLane(lane);
     }
   }
 
@@ -170,6 +185,11 @@ export class AccountSender {
 
   private releaseLane(lane: Lane): void {
     lane.busy = false;
+    if (lane.retired) {
+      this.closeLane(lane);
+      this.waiters.shift()?.();
+      return;
+    }
     const waiter = this.waiters.shift();
     if (waiter) {
       waiter();
@@ -188,7 +208,7 @@ export class AccountSender {
     void this.slots.release(lane.slot);
   }
 
-  private createTransport(token: AccessTokenRecord, lane: Lane): Transporter<SMTPPool.SentMessageInfo> {
+  private createTransport(token: SmtpToken, lane: Lane): Transporter<SMTPPool.SentMessageInfo> {
     const { smtp, user } = this.account;
     const { timeouts } = this.options;
     const transport = nodemailer.createTransport({

@@ -1,21 +1,29 @@
 import * as client from 'openid-client';
-import { alertAccountProblem } from '../alerts/accountAlerts';
-import type { Account } from '../config';
-import { ACCOUNT_GATE_SERVICE, type AccountGate } from '../delivery/accountGate';
+import type { AccountStatus } from '../accounts/accountStatus';
+import type { AccountStatusTable } from '../accounts/accountStatusTable';
+import type { AccountStateWriter } from '../accounts/accountStateWriter';
+import type { Account } from '../config/account';
 import { AccountError, OutboxError, TransientError } from '../errors';
-import { TABLES } from '../names';
+import type { Logger } from '../log/logger';
 import { fetchAppOnlyToken } from '../oauth/clientCredentials';
-import { providerConfiguration } from '../oauth/providerClient';
+import { providerConfiguration, type ProviderClients } from '../oauth/providerClient';
 import { classifyTokenEndpointError, providerErrorLabel } from '../oauth/tokenEndpointErrors';
-import { toTokenSet } from '../oauth/tokenSet';
-import type { Runtime } from '../runtime';
-import type { AccountStatus } from '../storage/accountStatusTable';
-import { RefreshLease } from './refreshLease';
+import { toTokenSet, type AccessTokenRecord, type TokenSet } from '../oauth/tokenSet';
+import type { RefreshLease } from './refreshLease';
 import type { TokenRefresher } from './tokenService';
-import type { AccessTokenRecord, TokenSet } from './tokenStore';
+import type { TokenStore } from './tokenStore';
 
-/** Transient refresh failures in a row before the account shows as degraded (and its receivers hear of it). */
-export const DEGRADED_AFTER_FAILURES = 3;
+export { DEGRADED_AFTER_FAILURES } from '../accounts/accountRules';
+
+export interface TokenRefresherDeps {
+  tokenStore: TokenStore;
+  providers: ProviderClients;
+  accountStatus: AccountStatusTable;
+  accountStates: AccountStateWriter;
+  /** The per-account lease; a new authorization takes the same one. */
+  refreshLease: RefreshLease;
+  log: Logger;
+}
 
 export interface RefreshOutcome {
   record: AccessTokenRecord;
@@ -29,15 +37,10 @@ export interface RefreshOutcome {
  * the failure: only a new authorization replaces it.
  */
 export class ProviderTokenRefresher implements TokenRefresher {
-  private readonly lease: RefreshLease;
-
   constructor(
-    private readonly runtime: Runtime,
-    holder: string,
+    private readonly deps: TokenRefresherDeps,
     private readonly waitMs = 30_000,
-  ) {
-    this.lease = new RefreshLease(runtime.storage.table(TABLES.leases), holder);
-  }
+  ) {}
 
   async refresh(account: Account, reason: 'expiring' | 'rejected', rejectedToken?: string): Promise<AccessTokenRecord> {
     const outcome = await this.refreshIfNeeded(account, {
@@ -49,8 +52,8 @@ export class ProviderTokenRefresher implements TokenRefresher {
 
   /** Refreshes unless the stored token stays valid past `needValidUntil` (and is not the rejected one). */
   async refreshIfNeeded(account: Account, need: { needValidUntil: number; rejectedToken?: string }): Promise<RefreshOutcome> {
-    const outcome = await this.lease.withLease(account.id, this.waitMs, async (): Promise<RefreshOutcome> => {
-      const stored = await this.runtime.tokenStore.readAccessToken(account.id);
+    const outcome = await this.deps.refreshLease.withLease(account.id, this.waitMs, async (): Promise<RefreshOutcome> => {
+      const stored = await this.deps.tokenStore.readAccessToken(account.id);
       if (stored && stored.accessToken !== need.rejectedToken && stored.expiresAt > need.needValidUntil) {
         return { record: stored, refreshed: false };
       }
@@ -66,8 +69,8 @@ export class ProviderTokenRefresher implements TokenRefresher {
   }
 
   private async refreshNow(account: Account): Promise<AccessTokenRecord> {
-    const { runtime } = this;
-    const status = await runtime.accountStatus.get(account.id);
+    const { deps } = this;
+    const status = await deps.accountStatus.get(account.id);
     if (status?.state === 'reauthorization_required') {
       // The grant is gone (or a fresh token was refused): asking the provider again would only repeat the error.
       throw new AccountError(
@@ -80,16 +83,16 @@ export class ProviderTokenRefresher implements TokenRefresher {
     let tokens: TokenSet;
     try {
       if (account.flow === 'client_credentials') {
-        tokens = await fetchAppOnlyToken(runtime, account);
+        tokens = await fetchAppOnlyToken(deps, account);
       } else {
-        previousRefreshToken = await runtime.tokenStore.readRefreshToken(account.id);
+        previousRefreshToken = await deps.tokenStore.readRefreshToken(account.id);
         if (!previousRefreshToken) {
           throw new AccountError(
             'not_authorized',
             `Account "${account.id}" has not been authorized yet: open its authorize link.`,
           );
         }
-        const config = await providerConfiguration(runtime, account);
+        const config = await providerConfiguration(deps, account);
         const parameters = account.provider === 'microsoft' ? { scope: account.oauth.scopes.join(' ') } : undefined;
         tokens = toTokenSet(await client.refreshTokenGrant(config, previousRefreshToken, parameters));
       }
@@ -97,27 +100,9 @@ export class ProviderTokenRefresher implements TokenRefresher {
       throw await this.recordFailure(account, status, error);
     }
     // Rotated refresh token first: once the provider issued it, the old one may already be dead.
-    await runtime.tokenStore.save(account.id, tokens, previousRefreshToken);
-    const now = new Date().toISOString();
-    await runtime.accountStatus.patch(account.id, {
-      state: 'ready',
-      tokenExpiresAt: new Date(tokens.expiresAt).toISOString(),
-      lastRefreshAt: now,
-      lastRefreshOkAt: now,
-      lastError: null,
-      lastErrorCode: null,
-      providerError: null,
-      consecutiveFailures: 0,
-      alertedIncident: null,
-      pausedUntil: null,
-      ...(account.flow === 'client_credentials' && !status?.authorizedAt
-        ? { authorizedAt: now, authorizedUser: `app ${account.clientId}` }
-        : {}),
-    });
-    if (status && status.state !== 'ready' && status.state !== 'not_authorized') {
-      runtime.log.info('account.recovered', { account: account.id, previousState: status.state });
-    }
-    runtime.log.info('token.refreshed', {
+    await deps.tokenStore.save(account.id, tokens, previousRefreshToken);
+    await deps.accountStates.markRefreshed(account, tokens.expiresAt, status);
+    deps.log.info('token.refreshed', {
       account: account.id,
       expiresAt: new Date(tokens.expiresAt).toISOString(),
       rotated: Boolean(tokens.refreshToken && tokens.refreshToken !== previousRefreshToken),
@@ -127,10 +112,8 @@ export class ProviderTokenRefresher implements TokenRefresher {
 
   /** Updates the status (and alerts on entering a bad state); returns the error for the caller to throw. */
   private async recordFailure(account: Account, status: AccountStatus | undefined, error: unknown): Promise<OutboxError> {
-    const { runtime } = this;
-    const now = new Date().toISOString();
     if (error instanceof AccountError && error.code === 'not_authorized') {
-      await runtime.accountStatus.patch(account.id, { state: 'not_authorized', lastRefreshAt: now });
+      await this.deps.accountStates.markNotAuthorized(account);
       return error;
     }
     if (error instanceof OutboxError) {
@@ -156,49 +139,25 @@ export class ProviderTokenRefresher implements TokenRefresher {
     status: AccountStatus | undefined,
     failure: { kind: 'reauthorize' | 'config' | 'transient'; code: string; reason: string; providerError?: string },
   ): Promise<OutboxError> {
-    const { runtime } = this;
-    const now = new Date().toISOString();
-    const common = {
-      lastRefreshAt: now,
-      lastError: failure.reason,
-      lastErrorCode: failure.code,
-      ...(failure.providerError ? { providerError: failure.providerError } : {}),
-    };
-    runtime.log.warn('token.refresh_failed', {
+    const { accountStates, log } = this.deps;
+    log.warn('token.refresh_failed', {
       account: account.id,
       kind: failure.kind,
       errorCode: failure.code,
       providerError: failure.providerError,
       reason: failure.reason,
     });
+    const details = failure.providerError ? { providerError: failure.providerError } : {};
     if (failure.kind === 'transient') {
-      const failures = (status?.consecutiveFailures ?? 0) + 1;
-      const degraded =
-        status?.state === 'degraded' || (failures >= DEGRADED_AFTER_FAILURES && (status?.state ?? 'ready') === 'ready');
-      await runtime.accountStatus.patch(account.id, {
-        ...common,
-        consecutiveFailures: failures,
-        ...(degraded ? { state: 'degraded' } : {}),
-      });
-      if (degraded) await alertAccountProblem(runtime, account, { state: 'degraded', reason: failure.reason }, status);
+      await accountStates.markRefreshTrouble(account, failure, status);
       return new TransientError('token_unavailable', failure.reason);
     }
     const state = failure.kind === 'reauthorize' ? 'reauthorization_required' : 'configuration_error';
-    await runtime.accountStatus.patch(account.id, { ...common, state });
-    // This instance's send path holds the account's messages from now on, not once its cached status expires.
-    (runtime.services.get(ACCOUNT_GATE_SERVICE) as AccountGate | undefined)?.forget(account.id);
-    await alertAccountProblem(
-      runtime,
+    await accountStates.markProblem(
       account,
-      { state, reason: failure.reason, ...(failure.providerError ? { providerError: failure.providerError } : {}) },
+      { state, code: failure.code, reason: failure.reason, refresh: true, ...details },
       status,
     );
-    return failure.kind === 'reauthorize'
-      ? new AccountError(
-          'needs_reauthorization',
-          failure.reason,
-          failure.providerError ? { providerError: failure.providerError } : {},
-        )
-      : new AccountError('config_error', failure.reason, failure.providerError ? { providerError: failure.providerError } : {});
+    return new AccountError(failure.kind === 'reauthorize' ? 'needs_reauthorization' : 'config_error', failure.reason, details);
   }
 }

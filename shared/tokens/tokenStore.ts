@@ -1,18 +1,9 @@
+import type { AccessTokenRecord, TokenSet } from '../oauth/tokenSet';
 import type { SecretStore } from '../storage/secretStore';
 
+export type { AccessTokenRecord, TokenSet };
+
 /** What we keep per account in Key Vault: two secrets, so that an unchanged refresh token is never rewritten. */
-export interface AccessTokenRecord {
-  accessToken: string;
-  /** Epoch milliseconds. */
-  expiresAt: number;
-  scope?: string;
-}
-
-export interface TokenSet extends AccessTokenRecord {
-  /** Absent when the provider returned none (Google usually): the stored one stays. */
-  refreshToken?: string;
-}
-
 export const refreshTokenSecretName = (accountId: string) => `${accountId}-refresh-token`;
 export const accessTokenSecretName = (accountId: string) => `${accountId}-access-token`;
 

@@ -34,7 +34,7 @@ import { mailMessageSchema, type MailMessage } from '../../shared/message/messag
 import { QUEUES, TABLES } from '../../shared/names';
 import { AccountSender } from '../../shared/smtp/accountSender';
 import { createStorageClients, type StorageClients } from '../../shared/storage/storageClients';
-import { encodeQueueJson } from '../../shared/storage/resultsQueue';
+import { encodeQueueJson } from '../../shared/message/queueJson';
 import { sendMail } from '../../functions/sendMail';
 import { InvocationContext } from '../support/azureFunctions';
 import { ensureTestCaFiles, loadTestTls } from '../support/certs';

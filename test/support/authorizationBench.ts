@@ -1,7 +1,7 @@
 /**
  * A bench for the admin authorization on real components: Azurite (tables), the Key Vault double behind the
  * real SDK, and the local OpenID provider with a confidential client, PKCE, rotating refresh tokens and its
- * sign-in and consent pages. Installs a runtime (setRuntime) so that the functions' handlers can be called.
+ * sign-in and consent pages. Installs an app (setApp) so that the functions' handlers can be called.
  *
  * It also keeps every secret the suite handles (client secrets, keys, tokens the provider issued, codes,
  * verifiers, cookie values) and every log line and page the app produced, for the final leak check.
@@ -13,8 +13,8 @@ import { startAzurite } from '../../local/azurite';
 import { startIdentityProvider, type IdentityProvider, type TokenResponseHook } from '../../local/identityProvider';
 import { parseAccounts, type Account } from '../../shared/config';
 import { observeLogs, silentLogger } from '../../shared/log/logger';
-import { MANAGED_IDENTITY_CREDENTIAL_FACTORY, type ManagedIdentityCredentialFactory } from '../../shared/oauth/clientAuth';
-import { createRuntime, setRuntime, type Runtime } from '../../shared/runtime';
+import type { ManagedIdentityCredentialFactory } from '../../shared/oauth/clientAuth';
+import { createApp, setApp, type App } from '../../shared/app';
 import { createKeyVaultSecretStore } from '../../shared/storage/keyVaultSecretStore';
 import { createTestCa, issueServerCert } from './certs';
 import { FakeTokenCredential, startKeyVaultDouble, type KeyVaultDouble } from './keyVaultDouble';
@@ -30,7 +30,7 @@ export const MANAGED_IDENTITY_CLIENT_ID = '11111111-2222-4333-8444-555555555555'
 const MAIL_SCOPE = 'https://outlook.office.com/SMTP.Send';
 
 export interface AuthorizationBench {
-  runtime: Runtime;
+  runtime: App;
   idp: IdentityProvider;
   vault: KeyVaultDouble;
   publicBaseUrl: string;
@@ -175,13 +175,12 @@ export async function startAuthorizationBench(publicBaseUrl: string): Promise<Au
       credential: new FakeTokenCredential(),
       clientOptions: { tlsOptions: { ca: vault.caPem }, retryOptions: { maxRetries: 0 } },
     });
-    const runtime = createRuntime(env, { secrets: store, accounts, log: silentLogger });
-    runtime.services.set(MANAGED_IDENTITY_CREDENTIAL_FACTORY, managedIdentity);
+    const runtime = createApp(env, { secrets: store, accounts, log: silentLogger, managedIdentityCredential: managedIdentity });
     await runtime.storage.ensureCreated();
     vault.seed('mailbox-client-secret', CLIENT_SECRET);
     vault.seed('stale-client-secret', WRONG_CLIENT_SECRET);
     vault.seed('cert-app-key', `${certificate.key}\n${certificate.cert}`);
-    setRuntime(runtime);
+    setApp(runtime);
 
     return {
       runtime,
@@ -196,7 +195,7 @@ export async function startAuthorizationBench(publicBaseUrl: string): Promise<Au
         rewrite = hook;
       },
       async stop() {
-        setRuntime(undefined);
+        setApp(undefined);
         stopObserving();
         await Promise.allSettled([provider.stop(), vault.stop(), azurite.stop()]);
       },

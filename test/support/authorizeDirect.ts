@@ -4,14 +4,14 @@
  * driveLogin, and the outcome stored the way the callback stores it (token store, then the status row).
  *
  * `authorizeViaCallback` does the same through the real `authorize` and `oauthCallback` functions, for tests
- * that want the app's own path (the runtime must be installed with setRuntime).
+ * that want the app's own path (the app must be installed with setApp).
  */
 import * as client from 'openid-client';
 import { authorize } from '../../functions/authorize';
 import { oauthCallback } from '../../functions/oauthCallback';
 import type { Account } from '../../shared/config';
 import { toTokenSet } from '../../shared/oauth/tokenSet';
-import type { Runtime } from '../../shared/runtime';
+import type { App } from '../../shared/app';
 import type { TokenSet } from '../../shared/tokens/tokenStore';
 import { HttpRequest } from './azureFunctions';
 import { driveLogin, type LoginUser } from './driveLogin';
@@ -23,7 +23,7 @@ export interface DirectAuthorization {
 }
 
 export async function authorizeDirect(
-  runtime: Runtime,
+  runtime: App,
   account: Account,
   user: LoginUser,
   options: { clientSecret: string },
@@ -67,18 +67,12 @@ export async function authorizeDirect(
   const authorizedAt = new Date();
   const tokens = toTokenSet(response, authorizedAt.getTime());
   await runtime.tokenStore.save(account.id, tokens);
-  await runtime.accountStatus.patch(account.id, {
-    state: 'ready',
+  await runtime.accountStates.markAuthorized(account, {
     authorizedUser,
     authorizedUserId: String(response.claims()?.sub ?? ''),
-    authorizedAt: authorizedAt.toISOString(),
     scopes: tokens.scope ?? account.oauth.scopes.join(' '),
-    tokenExpiresAt: new Date(tokens.expiresAt).toISOString(),
-    lastError: null,
-    lastErrorCode: null,
-    providerError: null,
-    consecutiveFailures: 0,
-    alertedIncident: null,
+    tokenExpiresAt: tokens.expiresAt,
+    at: authorizedAt,
   });
   return { tokens: { ...tokens, refreshToken: response.refresh_token }, authorizedUser };
 }
@@ -88,7 +82,7 @@ export async function authorizeDirect(
  * then the provider's redirect to /api/oauth/callback with the binding cookie. Returns the callback page.
  */
 export async function authorizeViaCallback(
-  runtime: Runtime,
+  runtime: App,
   accountId: string,
   user: LoginUser,
 ): Promise<{ status: number; body: string }> {

@@ -9,7 +9,7 @@ import type { QueueClient, QueueSendMessageOptions } from '@azure/storage-queue'
 import type { DeliveryServices } from '../../shared/delivery/deliverMessage';
 import { QUEUES } from '../../shared/names';
 import type { DeliveryRecord } from '../../shared/storage/deliveryLedger';
-import { decodeQueueJson } from '../../shared/storage/resultsQueue';
+import { decodeQueueJson } from '../../shared/message/queueJson';
 import { InvocationContext } from './azureFunctions';
 import { TRIGGER, type SendHarness } from './sendHarness';
 import { sendMail } from '../../functions/sendMail';

@@ -7,18 +7,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { InvocationContext } from './azureFunctions';
 import { parseAccounts, type Account, type AccountInput } from '../../shared/config';
-import { deliveryServices, closeDelivery } from '../../shared/delivery/deliveryServices';
-import type { DeliveryServices } from '../../shared/delivery/deliverMessage';
+import type { DeliveryServices } from '../../shared/delivery/deliveryServices';
 import { DEFAULT_POLICY, type DeliveryPolicy } from '../../shared/delivery/policy';
 import { createLogger } from '../../shared/log/logger';
 import { QUEUES } from '../../shared/names';
-import { createRuntime, setRuntime, type Runtime } from '../../shared/runtime';
+import { closeApp, createApp, setApp, type App } from '../../shared/app';
 import type { Env } from '../../shared/settings';
 import type { SecretStore } from '../../shared/storage/secretStore';
 import { DeliveryLedger, type DeliveryRecord } from '../../shared/storage/deliveryLedger';
 import { FileSecretStore } from '../../shared/storage/fileSecretStore';
-import { decodeQueueJson, encodeQueueJson, type ResultEvent } from '../../shared/storage/resultsQueue';
-import { TABLES } from '../../shared/names';
+import { decodeQueueJson, encodeQueueJson } from '../../shared/message/queueJson';
+import type { ResultEvent } from '../../shared/message/resultEvent';
 import { sendMail } from '../../functions/sendMail';
 import { pollOnce, type QueueTriggerOptions } from '../../local/queueTrigger';
 import { ensureTestCaFiles } from './certs';
@@ -58,7 +57,7 @@ export function testAccount(overrides: Partial<AccountInput> & { id: string; por
 export const tokenFor = (accountId: string) => `test-access-token-${accountId}`;
 
 export interface SendHarness {
-  runtime: Runtime;
+  runtime: App;
   services: DeliveryServices;
   accounts: Account[];
   logs: string[];
@@ -92,12 +91,14 @@ export async function startSendHarness(options: {
   const accountInputs = options.accounts.map((a) => ({ ...a, smtp: { caFile: caPath, ...a.smtp } }));
   const accounts = parseAccounts(accountInputs);
   const logs: string[] = [];
-  const runtime = createRuntime(
+  const runtime = createApp(
     { MailStorage: options.connectionString, PUBLIC_BASE_URL: 'http://127.0.0.1:7071', ...options.env },
     {
       accounts,
       secrets: options.secrets ?? new FileSecretStore(path.join(dir, 'secrets.json')),
       log: createLogger((_level, line) => logs.push(line)),
+      policy: options.policy ?? FAST_POLICY,
+      ...(options.ledger ? { ledger: options.ledger } : {}),
     },
   );
   await runtime.storage.ensureCreated();
@@ -111,9 +112,8 @@ export async function startSendHarness(options: {
       refreshToken: `refresh-${account.id}`,
     });
   }
-  const services = deliveryServices(runtime, options.policy ?? FAST_POLICY);
-  if (options.ledger) services.ledger = options.ledger(runtime.storage.table(TABLES.deliveries));
-  if (options.install !== false) setRuntime(runtime);
+  const services = runtime.delivery;
+  if (options.install !== false) setApp(runtime);
   const outbox = runtime.storage.queue(QUEUES.outbox);
   const poison = runtime.storage.queue(QUEUES.poison);
 
@@ -161,8 +161,8 @@ export async function startSendHarness(options: {
       }
     },
     async stop() {
-      await closeDelivery(runtime);
-      setRuntime(undefined);
+      await closeApp(runtime);
+      setApp(undefined);
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -1,4 +1,5 @@
 import type { QueueClient } from '@azure/storage-queue';
+import { encodeQueueJson } from './queueJson';
 
 /**
  * An event on `mail-results` for every message that reached its end: sent, or failed permanently.
@@ -19,13 +20,4 @@ export interface ResultEvent {
 
 export async function publishResult(queue: QueueClient, event: ResultEvent): Promise<void> {
   await queue.sendMessage(encodeQueueJson(event), { messageTimeToLive: -1 });
-}
-
-/** The Functions queue trigger and our decoder expect base64 of UTF-8 JSON; @azure/storage-queue does not encode. */
-export function encodeQueueJson(value: unknown): string {
-  return Buffer.from(JSON.stringify(value), 'utf8').toString('base64');
-}
-
-export function decodeQueueJson<T>(text: string): T {
-  return JSON.parse(Buffer.from(text, 'base64').toString('utf8')) as T;
 }

@@ -1,36 +1,34 @@
 import type { TableClient } from '@azure/data-tables';
-
-/** What the admin sees per account. Never holds a secret. */
-export type AccountState =
-  'not_authorized' | 'ready' | 'reauthorization_required' | 'configuration_error' | 'degraded' | 'paused' | 'stale';
-
-export interface AccountStatus {
-  accountId: string;
-  state: AccountState;
-  /** The signed-in identity shown to people (email / preferred_username). */
-  authorizedUser?: string;
-  /** The stable identity: Microsoft `tid/oid`, Google `sub`. */
-  authorizedUserId?: string;
-  authorizedAt?: string;
-  scopes?: string;
-  tokenExpiresAt?: string;
-  lastRefreshAt?: string;
-  lastRefreshOkAt?: string;
-  lastErrorCode?: string;
-  lastError?: string;
-  /** The provider's own error, e.g. `invalid_grant AADSTS700082`. */
-  providerError?: string;
-  consecutiveFailures?: number;
-  pausedUntil?: string;
-  /** The incident an alert was already sent for (one alert per incident). */
-  alertedIncident?: string;
-  updatedAt?: string;
-}
+import type { AccountStatus, StatusPatchFields } from './accountStatus';
 
 const PARTITION = 'account';
 
+/**
+ * The `accounts` table, read by everyone and written only by AccountStateWriter. `cached()` serves the send
+ * path, so that steady sending costs no storage read per message; every write through `patch` drops the
+ * cached row, so the instance that wrote a new state (a new authorization, a revoked grant) sees it at once.
+ */
 export class AccountStatusTable {
-  constructor(private readonly table: TableClient) {}
+  private readonly cache = new Map<string, { status: AccountStatus | undefined; readAt: number }>();
+
+  constructor(
+    private readonly table: TableClient,
+    private readonly cacheTtlMs = 10_000,
+  ) {}
+
+  /** The row as read at most `cacheTtlMs` ago by this instance. */
+  async cached(accountId: string): Promise<AccountStatus | undefined> {
+    const hit = this.cache.get(accountId);
+    if (hit && Date.now() - hit.readAt < this.cacheTtlMs) return hit.status;
+    const status = await this.get(accountId);
+    this.cache.set(accountId, { status, readAt: Date.now() });
+    return status;
+  }
+
+  /** Drops the cached row (another writer on this instance changed it, or a caller knows it is out of date). */
+  forget(accountId: string): void {
+    this.cache.delete(accountId);
+  }
 
   async get(accountId: string): Promise<AccountStatus | undefined> {
     try {
@@ -52,14 +50,19 @@ export class AccountStatusTable {
     return out;
   }
 
-  /** Merges the given fields into the row (creating it); `undefined` fields are left as they are, `null` clears. */
-  async patch(accountId: string, fields: { [K in keyof AccountStatus]?: AccountStatus[K] | null }): Promise<void> {
+  /**
+   * Merges the given fields into the row (creating it); `undefined` fields are left as they are, `null` clears.
+   * Only AccountStateWriter calls this: it owns the rules of what goes together.
+   */
+  async patch(accountId: string, fields: StatusPatchFields): Promise<void> {
+    this.cache.delete(accountId);
     const entity: Record<string, unknown> = { partitionKey: PARTITION, rowKey: accountId, updatedAt: new Date().toISOString() };
     for (const [key, value] of Object.entries(fields)) {
       if (key === 'accountId' || value === undefined) continue;
       entity[key] = value === null ? '' : value;
     }
     await this.table.upsertEntity(entity as never, 'Merge');
+    this.cache.delete(accountId);
   }
 }
 

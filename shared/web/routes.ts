@@ -12,3 +12,13 @@ export const STATUS_PAGE_PATH = `/api/${STATUS_PAGE_ROUTE}`;
 export function accountPath(accountId: string, action?: 'authorize' | 'test'): string {
   return `/api/accounts/${encodeURIComponent(accountId)}${action ? `/${action}` : ''}`;
 }
+
+export const CALLBACK_ROUTE = 'oauth/callback';
+
+/**
+ * The OAuth redirect URI, built from the configured public base URL, never from the request's Host or
+ * X-Forwarded-Host (a proxy in between would make it differ from the one registered with the provider).
+ */
+export function callbackUrl(publicBaseUrl: string): string {
+  return `${publicBaseUrl.replace(/\/+$/, '')}/api/${CALLBACK_ROUTE}`;
+}

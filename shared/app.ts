@@ -1,0 +1,173 @@
+import type { TableClient } from '@azure/data-tables';
+import { AccountAlerts } from './accounts/accountAlerts';
+import { AccountStatusTable } from './accounts/accountStatusTable';
+import { AccountStateWriter } from './accounts/accountStateWriter';
+import type { Account } from './config/account';
+import { loadAccounts } from './config/loadAccounts';
+import type { AccountViewSources } from './admin/loadAccountViews';
+import { AccountGate } from './delivery/accountGate';
+import type { DeliveryServices } from './delivery/deliveryServices';
+import { DEFAULT_POLICY, type DeliveryPolicy } from './delivery/policy';
+import { SenderPool } from './delivery/senderPool';
+import { INSTANCE_ID } from './instanceId';
+import { consoleLogger, type Logger } from './log/logger';
+import { CONTAINERS, QUEUES, TABLES } from './names';
+import type { ManagedIdentityCredentialFactory } from './oauth/clientAuth';
+import { ProviderClients } from './oauth/providerClient';
+import { readSetting, type Env } from './settings';
+import { createSecretStore } from './storage/createSecretStore';
+import { DeliveryLedger } from './storage/deliveryLedger';
+import type { SecretStore } from './storage/secretStore';
+import { createStorageClients, type StorageClients } from './storage/storageClients';
+import { RefreshLease } from './tokens/refreshLease';
+import { ProviderTokenRefresher } from './tokens/tokenRefresher';
+import { TokenService } from './tokens/tokenService';
+import { TokenStore } from './tokens/tokenStore';
+
+/**
+ * The composition root: everything the functions use, built once per process from the app settings, in the
+ * order below. Functions call `getApp()` and hand each use case the parts it needs; tests and the local host
+ * build their own with `createApp(env, overrides)` and install it with `setApp`.
+ */
+export interface App {
+  readonly env: Env;
+  readonly log: Logger;
+  readonly accounts: readonly Account[];
+  /** Public https base URL of the app; the OAuth redirect URI is built from it, never from request headers. */
+  readonly publicBaseUrl: string;
+  readonly storage: StorageClients;
+  readonly secrets: SecretStore;
+  readonly tokenStore: TokenStore;
+  /** Account status rows: read by everyone, written only through `accountStates`. */
+  readonly accountStatus: AccountStatusTable;
+  readonly accountStates: AccountStateWriter;
+  readonly providers: ProviderClients;
+  /** One refresh (or new authorization) per account at a time, across instances. */
+  readonly refreshLease: RefreshLease;
+  readonly refresher: ProviderTokenRefresher;
+  readonly tokens: TokenService;
+  readonly senders: SenderPool;
+  readonly delivery: DeliveryServices;
+}
+
+export interface AppOverrides {
+  accounts?: readonly Account[];
+  secrets?: SecretStore;
+  log?: Logger;
+  policy?: DeliveryPolicy;
+  ledger?: (table: TableClient) => DeliveryLedger;
+  managedIdentityCredential?: ManagedIdentityCredentialFactory;
+  /** Names this process in leases and connection slots (tests run several "instances" in one process). */
+  instanceId?: string;
+}
+
+export function createApp(env: Env, overrides: AppOverrides = {}): App {
+  const log = overrides.log ?? consoleLogger;
+  const accounts = overrides.accounts ?? loadAccounts(env);
+  const baseUrl = publicBaseUrl(env);
+  const storage = createStorageClients(env);
+  const secrets = overrides.secrets ?? createSecretStore(env);
+  const tokenStore = new TokenStore(secrets);
+  const outbox = storage.queue(QUEUES.outbox);
+
+  const accountStatus = new AccountStatusTable(storage.table(TABLES.accounts));
+  const alerts = new AccountAlerts({ accounts, status: accountStatus, outbox, publicBaseUrl: baseUrl, log });
+  const accountStates = new AccountStateWriter(accountStatus, alerts, log);
+
+  const providers = new ProviderClients({
+    secrets,
+    env,
+    ...(overrides.managedIdentityCredential ? { managedIdentityCredential: overrides.managedIdentityCredential } : {}),
+  });
+  const holder = overrides.instanceId ?? INSTANCE_ID;
+  const refreshLease = new RefreshLease(storage.table(TABLES.leases), holder);
+  const refresher = new ProviderTokenRefresher({ tokenStore, providers, accountStatus, accountStates, refreshLease, log });
+  const tokens = new TokenService(tokenStore, refresher);
+
+  const policy = overrides.policy ?? DEFAULT_POLICY;
+  const senders = new SenderPool(storage.table(TABLES.leases), policy, holder);
+  // A grant replaced or revoked: this instance stops using its tokens and connections at once.
+  const dropSessions = (accountId: string) => {
+    tokens.forget(accountId);
+    senders.closeConnections(accountId);
+  };
+  accountStates.onChange(dropSessions);
+  const deliveriesTable = storage.table(TABLES.deliveries);
+  const delivery: DeliveryServices = {
+    accounts,
+    ledger: overrides.ledger?.(deliveriesTable) ?? new DeliveryLedger(deliveriesTable),
+    outbox,
+    results: storage.queue(QUEUES.results),
+    attachments: storage.container(CONTAINERS.attachments),
+    tokens,
+    gate: new AccountGate(accountStatus, dropSessions),
+    accountStates,
+    senderFor: (account) => senders.senderFor(account),
+    budgetFor: (account) => senders.budgetFor(account),
+    policy,
+    log,
+    unrecorded: new Map(),
+  };
+
+  return {
+    env,
+    log,
+    accounts,
+    publicBaseUrl: baseUrl,
+    storage,
+    secrets,
+    tokenStore,
+    accountStatus,
+    accountStates,
+    providers,
+    refreshLease,
+    refresher,
+    tokens,
+    senders,
+    delivery,
+  };
+}
+
+export function publicBaseUrl(env: Env): string {
+  const configured = readSetting(env, 'PUBLIC_BASE_URL');
+  if (configured) return configured.replace(/\/+$/, '');
+  const host = readSetting(env, 'WEBSITE_HOSTNAME');
+  return host ? `https://${host}` : 'http://localhost:7071';
+}
+
+/** Closes every SMTP connection and gives back the connection slots (local host shutdown, tests). */
+export async function closeApp(app: App): Promise<void> {
+  await app.senders.close();
+}
+
+let current: App | undefined;
+
+/** The process's app, built from the app settings on first use. */
+export function getApp(): App {
+  current ??= createApp(process.env);
+  return current;
+}
+
+/** Installs the app the functions use (tests, the local host); undefined builds it again from the settings. */
+export function setApp(app: App | undefined): void {
+  current = app;
+}
+
+/** The app's logger, or the console when the app itself cannot be built (e.g. invalid configuration). */
+export function appLogger(): Logger {
+  try {
+    return getApp().log;
+  } catch {
+    return consoleLogger;
+  }
+}
+
+/** What the status page and the accounts JSON read. */
+export function accountViewSources(app: App = getApp()): AccountViewSources {
+  return {
+    accounts: app.accounts,
+    accountStatus: app.accountStatus,
+    ledger: app.delivery.ledger,
+    publicBaseUrl: app.publicBaseUrl,
+  };
+}

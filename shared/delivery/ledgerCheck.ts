@@ -1,0 +1,76 @@
+import type { Decoded } from '../message/decodeQueueMessage';
+import type { DeliveryRecord } from '../storage/deliveryLedger';
+import type { DeliveryOutcome, DeliveryServices, QueueMeta, RecordDraft } from './deliveryServices';
+import { defer, fail, finish } from './outcomes';
+
+export type LedgerCheck =
+  { done: DeliveryOutcome } | { done?: undefined; existing: DeliveryRecord | undefined; draft: RecordDraft };
+
+/**
+ * What the ledger already knows of this message id, before anything else happens: sent or failed (a duplicate:
+ * acknowledged, never sent again), an outcome this instance could not record yet, or a `sending` claim of
+ * another attempt (still running: look again later; dead: the mail may have gone out, so it is not resent).
+ */
+export async function checkLedger(
+  services: DeliveryServices,
+  decoded: Decoded,
+  id: string,
+  meta: QueueMeta,
+  now: number,
+): Promise<LedgerCheck> {
+  const { ledger, log } = services;
+  const existing = await ledger.get(id);
+  if (existing?.status === 'sent' || existing?.status === 'failed') {
+    log.info('mail.duplicate', { messageId: id, account: existing.account, status: existing.status });
+    return { done: 'duplicate' };
+  }
+  const unrecorded = services.unrecorded.get(id);
+  if (unrecorded) {
+    await finish(services, unrecorded);
+    services.unrecorded.delete(id);
+    return { done: unrecorded.status === 'sent' ? 'sent' : 'failed' };
+  }
+
+  const draft: RecordDraft = {
+    id,
+    attempts: existing?.attempts ?? 0,
+    deferrals: existing?.deferrals ?? 0,
+    firstSeenAt: existing?.firstSeenAt ?? (meta.insertedAt ?? new Date(now)).toISOString(),
+    queueMessageId: meta.queueMessageId,
+    ...(existing?.account ? { account: existing.account } : {}),
+  };
+  if (existing?.status !== 'sending') return { existing, draft };
+
+  const sameQueueMessage = existing.queueMessageId === meta.queueMessageId;
+  const leaseLive = existing.sendingUntil !== undefined && Date.parse(existing.sendingUntil) > now;
+  if (!sameQueueMessage && leaseLive) {
+    // A second copy of a message another attempt is sending: look again once that attempt is over.
+    if (!decoded.ok) return { done: 'duplicate' };
+    return {
+      done: await defer(
+        services,
+        decoded.message,
+        { ...draft, ...withoutBookkeeping(existing) },
+        {
+          delayMs: Date.parse(existing.sendingUntil!) - now + 1_000,
+          code: 'in_progress',
+          reason: 'Another attempt is sending this message.',
+        },
+      ),
+    };
+  }
+  // The attempt that claimed this message died between handing it to the server and recording the outcome.
+  return {
+    done: await fail(
+      services,
+      { ...draft, ...withoutBookkeeping(existing) },
+      'delivery_unconfirmed',
+      'An earlier attempt was interrupted after the message was handed to the SMTP server; it may have been delivered. It was not sent again, to avoid a duplicate. Enqueue it with a new id to send it anyway.',
+    ),
+  };
+}
+
+function withoutBookkeeping(existing: DeliveryRecord): Partial<DeliveryRecord> {
+  const { etag: _etag, updatedAt: _updatedAt, status: _status, ...rest } = existing;
+  return rest;
+}
