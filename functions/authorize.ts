@@ -1,7 +1,7 @@
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
-import { startFailurePage, unexpectedErrorPage } from '../shared/oauth/authorizationPages';
-import { authCookieHeader, browserSecretsFrom } from '../shared/oauth/browserCookie';
-import { startAuthorization } from '../shared/oauth/startAuthorization';
+import { startFailurePage, unexpectedErrorPage } from '../shared/authorization/authorizationPages';
+import { authCookieHeader, browserSecretsFrom } from '../shared/authorization/browserCookie';
+import { startAuthorization } from '../shared/authorization/startAuthorization';
 import { appLogger, getApp } from '../shared/app';
 import { htmlResponse } from '../shared/web/html';
 

@@ -1,7 +1,7 @@
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
-import { callbackPage, unexpectedErrorPage } from '../shared/oauth/authorizationPages';
-import { browserSecretsFrom } from '../shared/oauth/browserCookie';
-import { completeAuthorization } from '../shared/oauth/completeAuthorization';
+import { callbackPage, unexpectedErrorPage } from '../shared/authorization/authorizationPages';
+import { browserSecretsFrom } from '../shared/authorization/browserCookie';
+import { completeAuthorization } from '../shared/authorization/completeAuthorization';
 import { appLogger, getApp } from '../shared/app';
 import { htmlResponse } from '../shared/web/html';
 

@@ -57,6 +57,8 @@ export interface AppOverrides {
   policy?: DeliveryPolicy;
   ledger?: (table: TableClient) => DeliveryLedger;
   managedIdentityCredential?: ManagedIdentityCredentialFactory;
+  /** How long this instance trusts its cached copy of an account's status row (default 10 s). */
+  statusCacheMs?: number;
   /** Names this process in leases and connection slots (tests run several "instances" in one process). */
   instanceId?: string;
 }
@@ -70,7 +72,7 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
   const tokenStore = new TokenStore(secrets);
   const outbox = storage.queue(QUEUES.outbox);
 
-  const accountStatus = new AccountStatusTable(storage.table(TABLES.accounts));
+  const accountStatus = new AccountStatusTable(storage.table(TABLES.accounts), overrides.statusCacheMs);
   const alerts = new AccountAlerts({ accounts, status: accountStatus, outbox, publicBaseUrl: baseUrl, log });
   const accountStates = new AccountStateWriter(accountStatus, alerts, log);
 

@@ -4,10 +4,10 @@ import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT } from 'jose
 import * as client from 'openid-client';
 import { authorize } from '../functions/authorize';
 import { TABLES } from '../shared/names';
-import { openVerifier, stateKey } from '../shared/oauth/authRequests';
+import { openVerifier, stateKey } from '../shared/authorization/authRequests';
 import { checkAppOnlyToken, fetchAppOnlyToken } from '../shared/oauth/clientCredentials';
 import { providerConfiguration } from '../shared/oauth/providerClient';
-import { authRequestTable } from '../shared/oauth/startAuthorization';
+import { authRequestTable } from '../shared/authorization/startAuthorization';
 import { accessTokenSecretName, refreshTokenSecretName } from '../shared/tokens/tokenStore';
 import {
   ALICE,
@@ -95,7 +95,7 @@ describe('authorize', () => {
   });
 
   test('uses the __Host- cookie prefix with Secure when the public URL is https', async () => {
-    const { authCookieHeader } = await import('../shared/oauth/browserCookie');
+    const { authCookieHeader } = await import('../shared/authorization/browserCookie');
     assert.match(
       authCookieHeader('https://outbox.example.net', 'x'.repeat(43)),
       /^__Host-oauth-outbox-auth=x{43}; Max-Age=600; Path=\/; Secure; HttpOnly; SameSite=Lax$/,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ClientError, ResponseBodyError, WWWAuthenticateChallengeError } from 'openid-client';
+import { AuthorizationResponseError, ClientError, ResponseBodyError, WWWAuthenticateChallengeError } from 'openid-client';
 import { classifyTokenEndpointError, providerErrorLabel } from '../shared/oauth/tokenEndpointErrors';
 
 /** A Microsoft identity platform v2 error body, shaped as the token endpoint sends it. */
@@ -319,6 +319,25 @@ describe('transport and server trouble', () => {
     );
     const failure = classifyTokenEndpointError(error);
     assert.deepEqual([failure.kind, failure.code, failure.status], ['config', 'invalid_client', 401]);
+  });
+
+  test('reads an authorization error response: its error, and the AADSTS number in its description', () => {
+    const error = new (AuthorizationResponseError as unknown as new (m: string, o: object) => AuthorizationResponseError)(
+      'authorization response from the server is an error',
+      { cause: new URLSearchParams({ error: 'access_denied', error_description: 'AADSTS65004: User declined to consent.' }) },
+    );
+    const failure = classifyTokenEndpointError(error);
+    assert.deepEqual([failure.kind, failure.code, failure.providerCode], ['config', 'access_denied', 'AADSTS65004']);
+  });
+
+  test('a ClientError is read through its cause (here a reset connection)', () => {
+    const error = new ClientError('something went wrong', {
+      cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
+    });
+    assert.deepEqual(
+      [classifyTokenEndpointError(error).kind, classifyTokenEndpointError(error).code],
+      ['transient', 'network_error'],
+    );
   });
 
   test('the code exchange words invalid_grant as "start again"', () => {

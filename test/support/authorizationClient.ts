@@ -5,8 +5,8 @@
 import type { HttpResponseInit } from '@azure/functions';
 import { authorize } from '../../functions/authorize';
 import { oauthCallback } from '../../functions/oauthCallback';
-import { openVerifier } from '../../shared/oauth/authRequests';
-import { authRequestTable } from '../../shared/oauth/startAuthorization';
+import { openVerifier } from '../../shared/authorization/authRequests';
+import { authRequestTable } from '../../shared/authorization/startAuthorization';
 import type { AuthorizationBench } from './authorizationBench';
 import { HttpRequest } from './azureFunctions';
 import { driveLogin, type DriveLoginOptions } from './driveLogin';

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { InvocationContext } from './azureFunctions';
 import { parseAccounts, type Account, type AccountInput } from '../../shared/config';
+import { deliverMessage } from '../../shared/delivery/deliverMessage';
 import type { DeliveryServices } from '../../shared/delivery/deliveryServices';
 import { DEFAULT_POLICY, type DeliveryPolicy } from '../../shared/delivery/policy';
 import { createLogger } from '../../shared/log/logger';
@@ -83,6 +84,10 @@ export async function startSendHarness(options: {
   secrets?: SecretStore;
   /** Extra app settings, e.g. REFRESH_SCHEDULE. */
   env?: Env;
+  /** How long the app trusts its cached account status (default 10 s). */
+  statusCacheMs?: number;
+  /** Names this harness as an instance of its own in leases and connection slots. */
+  instanceId?: string;
   /** Store a made-up access and refresh token per account first (default); false when the test authorizes them. */
   seedTokens?: boolean;
 }): Promise<SendHarness> {
@@ -98,6 +103,8 @@ export async function startSendHarness(options: {
       secrets: options.secrets ?? new FileSecretStore(path.join(dir, 'secrets.json')),
       log: createLogger((_level, line) => logs.push(line)),
       policy: options.policy ?? FAST_POLICY,
+      ...(options.statusCacheMs !== undefined ? { statusCacheMs: options.statusCacheMs } : {}),
+      ...(options.instanceId ? { instanceId: options.instanceId } : {}),
       ...(options.ledger ? { ledger: options.ledger } : {}),
     },
   );
@@ -123,7 +130,16 @@ export async function startSendHarness(options: {
       functionName: 'sendMail',
       triggerMetadata: { ...metadata },
     });
-    await sendMail(payload, context);
+    if (options.install !== false) {
+      await sendMail(payload, context);
+      return;
+    }
+    // Not installed (a second instance in the same process): the same handler body, on this harness's app.
+    await deliverMessage(services, payload, {
+      queueMessageId: metadata.id,
+      dequeueCount: metadata.dequeueCount,
+      ...(metadata.insertionTime ? { insertedAt: new Date(metadata.insertionTime) } : {}),
+    });
   };
 
   return {

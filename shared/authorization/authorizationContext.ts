@@ -4,7 +4,7 @@ import type { Logger } from '../log/logger';
 import type { StorageClients } from '../storage/storageClients';
 import type { RefreshLease } from '../tokens/refreshLease';
 import type { TokenStore } from '../tokens/tokenStore';
-import type { OAuthContext } from './providerClient';
+import type { OAuthContext } from '../oauth/providerClient';
 
 /** What starting an authorization needs. */
 export interface AuthorizationContext extends OAuthContext {
@@ -15,7 +15,7 @@ export interface AuthorizationContext extends OAuthContext {
 }
 
 /** What finishing one at the callback needs: it stores the tokens and records the new grant. */
-export interface CallbackContext extends AuthorizationContext {
+export interface CallbackDeps extends AuthorizationContext {
   tokenStore: TokenStore;
   accountStates: AccountStateWriter;
   /** The refresh lease: a refresh racing the callback must not overwrite the new grant's tokens. */

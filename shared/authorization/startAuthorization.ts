@@ -4,16 +4,16 @@ import { findAccount } from '../config/loadAccounts';
 import { OutboxError } from '../errors';
 import { callbackUrl } from '../web/routes';
 import { TABLES } from '../names';
-import type { AuthorizationContext as Runtime } from './authorizationContext';
+import type { AuthorizationContext } from './authorizationContext';
 import { AuthRequestTable, newBrowserSecret } from './authRequests';
-import { providerConfiguration } from './providerClient';
+import { providerConfiguration } from '../oauth/providerClient';
 
 /** The redirect URI registered with the providers: built from the configured public URL, never from request headers. */
 export function redirectUriOf(context: { publicBaseUrl: string }): string {
   return callbackUrl(context.publicBaseUrl);
 }
 
-export function authRequestTable(runtime: Runtime): AuthRequestTable {
+export function authRequestTable(runtime: AuthorizationContext): AuthRequestTable {
   return new AuthRequestTable(runtime.storage.table(TABLES.authRequests));
 }
 
@@ -40,7 +40,7 @@ export interface AuthorizationNotStarted {
  * and returns the provider's authorization URL for the account's scopes.
  */
 export async function startAuthorization(
-  runtime: Runtime,
+  runtime: AuthorizationContext,
   accountId: string,
   existingBrowserSecret?: string,
 ): Promise<AuthorizationStarted | AuthorizationNotStarted> {
