@@ -1,5 +1,6 @@
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
-import { statusPage, statusPageFailure } from '../shared/admin/adminPage';
+import { configErrorPage, statusPage, statusPageFailure } from '../shared/admin/adminPage';
+import { ConfigError } from '../shared/errors';
 import { STATUS_PAGE_ROUTE } from '../shared/web/routes';
 import { functionKeyOf } from '../shared/web/functionKey';
 import { loadAccountViews } from '../shared/admin/loadAccountViews';
@@ -10,7 +11,13 @@ const TEST_ID = /^test-[a-z0-9-]{1,40}-[0-9TZ]{1,24}$/;
 
 /** The status page: every account's state, token, last error and last day's counts, with Authorize and a test form. */
 export async function admin(request: HttpRequest): Promise<HttpResponseInit> {
-  const runtime = getApp();
+  let runtime;
+  try {
+    runtime = getApp();
+  } catch (error) {
+    if (error instanceof ConfigError) return htmlResponse(500, configErrorPage(error.message));
+    throw error;
+  }
   try {
     const now = new Date();
     const views = await loadAccountViews(accountViewSources(runtime), now);

@@ -9,6 +9,7 @@ import { AccountGate } from './delivery/accountGate';
 import type { DeliveryServices } from './delivery/deliveryServices';
 import { DEFAULT_POLICY, type DeliveryPolicy } from './delivery/policy';
 import { SenderPool } from './delivery/senderPool';
+import { ConfigError } from './errors';
 import { INSTANCE_ID } from './instanceId';
 import { consoleLogger, type Logger } from './log/logger';
 import { CONTAINERS, QUEUES, TABLES } from './names';
@@ -172,4 +173,22 @@ export function accountViewSources(app: App = getApp()): AccountViewSources {
     ledger: app.delivery.ledger,
     publicBaseUrl: app.publicBaseUrl,
   };
+}
+
+/**
+ * For the JSON routes: when MAIL_ACCOUNTS is invalid, a 500 whose `reasons` name each bad field (what an admin
+ * must fix), instead of a blank error; undefined when the app builds.
+ */
+export function configProblem(): { status: number; jsonBody: object; headers: Record<string, string> } | undefined {
+  try {
+    getApp();
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return {
+      status: 500,
+      jsonBody: { error: 'invalid_config', reasons: error.message },
+      headers: { 'Cache-Control': 'no-store' },
+    };
+  }
 }

@@ -147,6 +147,7 @@ const VIEW_KEYS = [
   'status',
   'authorizedUser',
   'authorizedAt',
+  'authorizedBy',
   'tokenExpiresAt',
   'lastRefreshAt',
   'lastRefreshOkAt',

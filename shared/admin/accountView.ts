@@ -32,6 +32,8 @@ export interface AccountView {
   };
   authorizedUser: string | null;
   authorizedAt: string | null;
+  /** The admin who completed the authorization (with Entra sign-in in front of the app). */
+  authorizedBy: string | null;
   tokenExpiresAt: string | null;
   lastRefreshAt: string | null;
   lastRefreshOkAt: string | null;
@@ -67,6 +69,7 @@ export function accountView(
     status: { state, storedState, ...STATE_LABELS[state], sentence: stateSentence(state, account, status, now) },
     authorizedUser: status?.authorizedUser ?? null,
     authorizedAt: status?.authorizedAt ?? null,
+    authorizedBy: status?.authorizedBy ?? null,
     tokenExpiresAt: status?.tokenExpiresAt ?? null,
     lastRefreshAt: status?.lastRefreshAt ?? null,
     lastRefreshOkAt: status?.lastRefreshOkAt ?? null,

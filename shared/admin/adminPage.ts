@@ -37,7 +37,8 @@ export function statusPage({ views, functionKey, queuedTestId, now }: StatusPage
   const body = html`<style>
       ${raw(STYLE)}
     </style>
-    ${queuedTestId ? queuedNotice(queuedTestId) : ''} ${views.map((view) => accountCard(view, functionKey, now))}
+    ${queuedTestId ? queuedNotice(queuedTestId) : ''} ${views.length === 0 ? NO_ACCOUNTS : ''}
+    ${views.map((view) => accountCard(view, functionKey, now))}
     <p class="note">
       Counts are the deliveries recorded in the last 24 hours. Times are UTC. The same as JSON:
       <a href="${withFunctionKey('/api/accounts', functionKey)}">/api/accounts</a>.
@@ -56,7 +57,13 @@ function accountCard(view: AccountView, functionKey: string | undefined, now: nu
   const { status, counts } = view;
   const otherFrom = view.allowedFrom.filter((address) => address !== view.from.toLowerCase());
   const alsoAllowed = otherFrom.length > 0 ? html` <span class="note">(also allowed: ${otherFrom.join(', ')})</span>` : '';
-  const authorizedSince = view.authorizedAt ? html` <span class="note">since ${when(view.authorizedAt, now)}</span>` : '';
+  const authorizedSince = view.authorizedAt
+    ? html` <span class="note"
+        >since ${when(view.authorizedAt, now)}${view.authorizedBy ? `, by ${view.authorizedBy}` : ''}</span
+      >`
+    : '';
+  // A token of a grant that is gone is not a live expiry: showing one would suggest the account still works.
+  const grantGone = ['not_authorized', 'reauthorization_required', 'configuration_error'].includes(status.state);
   const lastOk =
     view.lastRefreshOkAt && view.lastRefreshOkAt !== view.lastRefreshAt
       ? html` <span class="note">(last successful: ${when(view.lastRefreshOkAt, now)})</span>`
@@ -75,7 +82,9 @@ function accountCard(view: AccountView, functionKey: string | undefined, now: nu
       <dt>Authorized user</dt>
       <dd>${view.authorizedUser ?? '—'}${authorizedSince}</dd>
       <dt>Token expires</dt>
-      <dd>${view.tokenExpiresAt ? when(view.tokenExpiresAt, now) : '—'}</dd>
+      <dd>
+        ${view.tokenExpiresAt && !grantGone ? when(view.tokenExpiresAt, now) : grantGone && view.tokenExpiresAt ? 'no valid token' : '—'}
+      </dd>
       <dt>Last refresh</dt>
       <dd>${view.lastRefreshAt ? when(view.lastRefreshAt, now) : '—'}${lastOk}</dd>
       <dt>Last error</dt>
@@ -89,7 +98,9 @@ function accountCard(view: AccountView, functionKey: string | undefined, now: nu
     <div class="actions">
       ${
         view.links.authorize
-          ? html`<a class="button" href="${withFunctionKey(view.links.authorize, functionKey)}">Authorize</a>`
+          ? html`<a class="button" href="${withFunctionKey(view.links.authorize, functionKey)}"
+              >${view.authorizedAt ? 'Re-authorize' : 'Authorize'}</a
+            >`
           : html`<span class="note">app-only, no sign-in needed</span>`
       }
       <form method="post" action="${withFunctionKey(accountPath(view.id, 'test'), functionKey)}">
@@ -120,6 +131,27 @@ export function testEmailProblemPage(options: { title: string; message: string; 
     tone: 'fail',
     body: html`<p>${options.message}</p>
       <p><a href="${withFunctionKey(STATUS_PAGE_PATH, options.functionKey)}">Back to the status page</a></p>`,
+  });
+}
+
+const NO_ACCOUNTS = html`<p class="notice" role="status">
+  No account is configured. Add one to the app setting <code>MAIL_ACCOUNTS</code> (a JSON array; locally the file named by
+  <code>MAIL_ACCOUNTS_FILE</code>; in Azure the Bicep parameter <code>mailAccounts</code>), for example
+  <code>[{"id": "default", "provider": "microsoft", "tenantId": "…", "clientId": "…", "user": "notifications@contoso.com"}]</code
+  >, then restart the app. The README's "Accounts" section lists every field.
+</p>`;
+
+/** The account configuration is invalid: the validation error names each bad field, and nothing else works. */
+export function configErrorPage(message: string): SafeHtml {
+  return page({
+    title: 'The account configuration is invalid',
+    tone: 'fail',
+    body: html`<p>The app cannot send or authorize until <code>MAIL_ACCOUNTS</code> is fixed:</p>
+      <pre>${message}</pre>
+      <p>
+        Fix the setting (Bicep parameter <code>mailAccounts</code>, or <code>MAIL_ACCOUNTS_FILE</code> locally) and restart the
+        app.
+      </p>`,
   });
 }
 
