@@ -1,7 +1,7 @@
 import type { Account, Provider } from '../config';
 import type { AccountState, AccountStatus } from '../accounts/accountStatus';
 import { effectiveState } from '../accounts/accountRules';
-import { NO_DELIVERIES, type DeliveryCounts } from './deliveryCounts';
+import { NO_DELIVERIES, type DeliveryCounts, type DeliveryProblem, type DeliverySummary } from './deliveryCounts';
 import { STATE_LABELS, stateSentence, type StateTone } from './stateText';
 
 /**
@@ -42,13 +42,15 @@ export interface AccountView {
   providerError: string | null;
   pausedUntil: string | null;
   counts: DeliveryCounts;
+  /** The last failed and waiting messages of the last 24 hours, newest first. */
+  recentProblems: DeliveryProblem[];
   links: { authorize: string | null; test: string };
 }
 
 export function accountView(
   account: Account,
   status: AccountStatus | undefined,
-  counts: DeliveryCounts | undefined,
+  deliveries: DeliverySummary | undefined,
   publicBaseUrl: string,
   now: number,
 ): AccountView {
@@ -77,7 +79,8 @@ export function accountView(
     lastErrorCode: status?.lastErrorCode ?? null,
     providerError: status?.providerError ?? null,
     pausedUntil: status?.pausedUntil ?? null,
-    counts: { ...(counts ?? NO_DELIVERIES) },
+    counts: { ...(deliveries?.counts ?? NO_DELIVERIES) },
+    recentProblems: deliveries?.recentProblems ?? [],
     links: { authorize: appOnly ? null : `${base}/authorize`, test: `${base}/test` },
   };
 }

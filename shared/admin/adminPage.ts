@@ -29,6 +29,7 @@ main{max-width:64rem}
 .actions form{display:flex;gap:.5rem;align-items:center;flex-wrap:wrap}
 .actions input{padding:.35rem .5rem;border:1px solid #b8bdc7;border-radius:4px;min-width:16rem}
 .notice{background:#e8f0fe;border:1px solid #2f5bd3;border-radius:6px;padding:.6rem .9rem}
+.recent table{border-collapse:collapse;font-size:.85rem;margin:.4rem 0}.recent td,.recent th{border-top:1px solid #e1e4ea;padding:.25rem .5rem;text-align:left;vertical-align:top}
 .badge{font-size:.75rem;font-weight:600;color:#444b57;border:1px solid #b8bdc7;border-radius:4px;padding:0 .35rem;margin-left:.4rem;vertical-align:middle}
 `.trim();
 
@@ -95,6 +96,7 @@ function accountCard(view: AccountView, functionKey: string | undefined, now: nu
         <span data-count="deferred">${counts.deferredNow}</span> waiting
       </dd>
     </dl>
+    ${recentProblems(view, now)}
     <div class="actions">
       ${
         view.links.authorize
@@ -109,6 +111,42 @@ function accountCard(view: AccountView, functionKey: string | undefined, now: nu
       </form>
     </div>
   </section> `;
+}
+
+function recentProblems(view: AccountView, now: number): SafeHtml | string {
+  if (view.recentProblems.length === 0) return '';
+  return html`<details class="recent">
+    <summary>Recent failed and waiting messages (${view.recentProblems.length})</summary>
+    <table>
+      <thead>
+        <tr>
+          <th>When</th>
+          <th>Message id</th>
+          <th>Recipients</th>
+          <th>Outcome</th>
+          <th>Reason</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${view.recentProblems.map(
+          (problem) =>
+            html`<tr data-message="${problem.id}" data-status="${problem.status}">
+              <td>${when(problem.at, now)}</td>
+              <td><code>${problem.id}</code></td>
+              <td>${problem.recipients ?? '—'}</td>
+              <td>
+                ${problem.status === 'failed' ? 'failed' : 'waiting'}${problem.code ? html` <code>${problem.code}</code>` : ''}
+              </td>
+              <td>
+                ${problem.reason ?? '—'}${
+                  problem.nextAttemptAt ? html` <span class="note">(next try ${when(problem.nextAttemptAt, now)})</span>` : ''
+                }
+              </td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+  </details>`;
 }
 
 function lastError(view: AccountView): SafeHtml | string {
