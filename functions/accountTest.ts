@@ -1,6 +1,9 @@
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { testEmailProblemPage } from '../shared/admin/adminPage';
 import { effectiveState } from '../shared/accounts/accountRules';
+import type { AccountState } from '../shared/accounts/accountStatus';
+import { stateSentence } from '../shared/admin/stateText';
+import { awaitTestOutcome, testEmailWaitMs, testVerdict } from '../shared/admin/testEmailOutcome';
 import { STATUS_PAGE_PATH } from '../shared/web/routes';
 import { functionKeyOf, withFunctionKey } from '../shared/web/functionKey';
 import { bodyKind, readBodyText } from '../shared/web/requestBody';
@@ -13,6 +16,9 @@ import { htmlResponse } from '../shared/web/html';
 
 const MAX_BODY_BYTES = 8 * 1024;
 
+/** States in which a test email could only wait: the route says why instead of queueing it. */
+const CANNOT_SEND = new Set<AccountState>(['not_authorized', 'reauthorization_required', 'configuration_error']);
+
 const PROBLEMS = {
   cross_origin: { status: 403, title: 'Request refused', message: '' },
   unknown_account: { status: 404, title: 'Unknown account', message: 'There is no account with this id.' },
@@ -24,6 +30,7 @@ const PROBLEMS = {
   too_large: { status: 413, title: 'Request too large', message: 'The request body is too large for a test email request.' },
   invalid_request: { status: 400, title: 'Test email not sent', message: '' },
   invalid_message: { status: 400, title: 'Test email not sent', message: '' },
+  account_cannot_send: { status: 409, title: 'Test email not sent', message: '' },
   internal_error: {
     status: 500,
     title: 'Test email not sent',
@@ -58,23 +65,35 @@ export async function accountTest(request: HttpRequest): Promise<HttpResponseIni
   if (!recipient.ok) return problem('invalid_request', recipient.reasons);
 
   try {
+    const status = await runtime.accountStatus.get(account.id);
+    const state = effectiveState(status, Date.now());
+    const appOnlyFirstToken = account.flow === 'client_credentials' && state === 'not_authorized';
+    if (CANNOT_SEND.has(state) && !appOnlyFirstToken) {
+      // Queueing it would only say "queued" while nothing can go out: say why instead.
+      return problem('account_cannot_send', stateSentence(state, account, status, Date.now()));
+    }
     const result = await sendTestEmail(runtime.delivery, account, recipient.to);
     if (!result.ok) return problem('invalid_message', `The address is not usable: ${result.reasons}`);
+    // The verdict, not "queued": the send path usually answers within seconds.
+    const verdict = testVerdict(
+      result.id,
+      await awaitTestOutcome(runtime.delivery.ledger, result.id, testEmailWaitMs(runtime.env)),
+    );
     if (kind === 'form') {
-      // Post/redirect/get: the page shows the queued id, and a reload does not queue a second email.
+      // Post/redirect/get: the page shows the verdict for this id, and a reload does not queue a second email.
       const location = `${withFunctionKey(STATUS_PAGE_PATH, key, { sent: result.id })}#account-${account.id}`;
       return { status: 303, headers: { Location: location, 'Cache-Control': 'no-store' } };
     }
-    const state = effectiveState(await runtime.accountStatus.get(account.id), Date.now());
     const note =
-      state === 'ready' ? {} : { note: `The account is ${state}: the test email waits in the queue until it can send.` };
+      state === 'ready' ? {} : { note: `The account is ${state}: ${stateSentence(state, account, status, Date.now())}` };
     return {
-      status: 202,
+      status: verdict.status === 'sent' ? 200 : 202,
       jsonBody: {
         id: result.id,
         account: account.id,
         accountState: state,
         ...note,
+        verdict,
         outcome: {
           ledger: `table ${TABLES.deliveries}, message id ${result.id}`,
           results: `queue ${QUEUES.results}`,

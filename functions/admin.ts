@@ -1,6 +1,7 @@
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { configErrorPage, statusPage, statusPageFailure } from '../shared/admin/adminPage';
 import { ConfigError } from '../shared/errors';
+import { testVerdict } from '../shared/admin/testEmailOutcome';
 import { STATUS_PAGE_ROUTE } from '../shared/web/routes';
 import { functionKeyOf } from '../shared/web/functionKey';
 import { loadAccountViews } from '../shared/admin/loadAccountViews';
@@ -22,13 +23,15 @@ export async function admin(request: HttpRequest): Promise<HttpResponseInit> {
     const now = new Date();
     const views = await loadAccountViews(accountViewSources(runtime), now);
     const sent = request.query.get('sent') ?? '';
+    const testId = TEST_ID.test(sent) ? sent : undefined;
+    const verdict = testId ? testVerdict(testId, await runtime.delivery.ledger.get(testId)) : undefined;
     return htmlResponse(
       200,
       statusPage({
         views,
         now: now.getTime(),
         functionKey: functionKeyOf(request),
-        queuedTestId: TEST_ID.test(sent) ? sent : undefined,
+        ...(verdict ? { testVerdict: verdict } : {}),
       }),
     );
   } catch (error) {

@@ -154,6 +154,7 @@ const VIEW_KEYS = [
   'lastError',
   'lastErrorCode',
   'providerError',
+  'recentProblems',
   'pausedUntil',
   'counts',
   'links',
@@ -348,6 +349,7 @@ describe('POST /api/accounts/{id}/test', () => {
     assert.equal(answer.account, 'main');
     assert.equal(answer.accountState, 'ready');
     assert.equal(answer.note, undefined);
+    assert.equal((answer as unknown as { verdict: { status: string } }).verdict.status, 'queued', 'nobody drains the queue here');
     assert.deepEqual(answer.outcome, {
       ledger: `table deliveries, message id ${answer.id}`,
       results: 'queue mail-results',
@@ -361,15 +363,14 @@ describe('POST /api/accounts/{id}/test', () => {
     assert.equal(mail!.subject, 'oauth-outbox test from main');
   });
 
-  test('says when the account cannot send yet: the test email waits', async () => {
+  test('on an account that cannot send, says why instead of queueing', async () => {
     const response = await accountTest(
       postJson('/api/accounts/reauth/test', { to: 'admin@example.com' }, { params: { id: 'reauth' } }),
     );
-    assert.equal(response.status, 202);
-    assert.match(
-      json<{ note: string }>(response).note,
-      /reauthorization_required: the test email waits in the queue until it can send/,
-    );
+    assert.equal(response.status, 409);
+    assert.equal(json(response).error, 'account_cannot_send');
+    assert.match(String(json(response).reasons), /Needs re-authorization: .*Open Authorize and sign in as/);
+    assert.deepEqual(await queued(), []);
   });
 
   test('refuses a bad address with 400 and the reasons', async () => {

@@ -2,6 +2,7 @@ import { html, page, raw, type SafeHtml } from '../web/html';
 import type { AccountView } from './accountView';
 import { accountPath, STATUS_PAGE_PATH } from '../web/routes';
 import { withFunctionKey } from '../web/functionKey';
+import type { TestVerdict } from './testEmailOutcome';
 import { formatUtc, relativeTime } from './timeText';
 
 export interface StatusPageInput {
@@ -9,7 +10,8 @@ export interface StatusPageInput {
   /** The key the page was opened with; only links and form actions to function-level routes carry it. */
   functionKey?: string;
   /** A test email just queued by this page's form (after its redirect back here). */
-  queuedTestId?: string;
+  /** The outcome of the test email just requested (`?sent=<id>`). */
+  testVerdict?: TestVerdict;
   now: number;
 }
 
@@ -34,11 +36,11 @@ main{max-width:64rem}
 `.trim();
 
 /** The status page: one card per account with its state in words, its facts, Authorize and a test-email form. */
-export function statusPage({ views, functionKey, queuedTestId, now }: StatusPageInput): SafeHtml {
+export function statusPage({ views, functionKey, testVerdict, now }: StatusPageInput): SafeHtml {
   const body = html`<style>
       ${raw(STYLE)}
     </style>
-    ${queuedTestId ? queuedNotice(queuedTestId) : ''} ${views.length === 0 ? NO_ACCOUNTS : ''}
+    ${testVerdict ? verdictNotice(testVerdict, now) : ''} ${views.length === 0 ? NO_ACCOUNTS : ''}
     ${views.map((view) => accountCard(view, functionKey, now))}
     <p class="note">
       Counts are the deliveries recorded in the last 24 hours. Times are UTC. The same as JSON:
@@ -47,11 +49,31 @@ export function statusPage({ views, functionKey, queuedTestId, now }: StatusPage
   return page({ title: 'Mail accounts', body });
 }
 
-function queuedNotice(id: string): SafeHtml {
-  return html`<p class="notice" role="status">
-    Test email <code>${id}</code> is queued. It goes through the queue like any message: its outcome is in the deliveries table
-    under this id and on the mail-results queue, and it is counted below once it is sent or failed.
-  </p>`;
+function verdictNotice(verdict: TestVerdict, now: number): SafeHtml {
+  const id = html`<code>${verdict.id}</code>`;
+  switch (verdict.status) {
+    case 'sent':
+      return html`<p class="notice tone-ok" role="status" data-verdict="sent">
+        Test email ${id} was sent. The server answered: <code>${verdict.smtpReply ?? ''}</code>
+      </p>`;
+    case 'failed':
+      return html`<p class="notice tone-bad" role="status" data-verdict="failed">
+        Test email ${id} failed:
+        ${verdict.reason ?? 'no reason recorded'}${verdict.code ? html` <code>${verdict.code}</code>` : ''}
+      </p>`;
+    case 'waiting':
+      return html`<p class="notice" role="status" data-verdict="waiting">
+        Test email ${id} is waiting:
+        ${verdict.reason ?? ''}${verdict.code ? html` <code>${verdict.code}</code>` : ''}${
+          verdict.nextAttemptAt ? html` It is tried again ${when(verdict.nextAttemptAt, now)}.` : ''
+        }
+      </p>`;
+    case 'queued':
+      return html`<p class="notice" role="status" data-verdict="queued">
+        Test email ${id} is queued and has not been picked up yet. Reload this page for its outcome; it is also in the deliveries
+        table under this id and on the mail-results queue.
+      </p>`;
+  }
 }
 
 function accountCard(view: AccountView, functionKey: string | undefined, now: number): SafeHtml {

@@ -97,7 +97,13 @@ export async function startSendHarness(options: {
   const accounts = parseAccounts(accountInputs);
   const logs: string[] = [];
   const runtime = createApp(
-    { MailStorage: options.connectionString, PUBLIC_BASE_URL: 'http://127.0.0.1:7071', ...options.env },
+    {
+      MailStorage: options.connectionString,
+      PUBLIC_BASE_URL: 'http://127.0.0.1:7071',
+      // Nothing drains the queue while a test-email request waits, unless a test says so.
+      TEST_EMAIL_WAIT_SECONDS: '0',
+      ...options.env,
+    },
     {
       accounts,
       secrets: options.secrets ?? new FileSecretStore(path.join(dir, 'secrets.json')),
