@@ -4,7 +4,7 @@
  * and keeps every message (mailbox page and .eml files), and the functions served by the local runner.
  * `--no-functions` starts everything but the functions, for `func start`.
  */
-import './providerWarnings';
+import './peers/identity/providerWarnings';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -17,14 +17,14 @@ import { getRuntime, type Runtime } from '../shared/runtime';
 import { DEFAULT_REFRESH_SCHEDULE, readSetting } from '../shared/settings';
 import { FileSecretStore } from '../shared/storage/fileSecretStore';
 import { ensureTestCaFiles } from '../test/support/testCa.mjs';
-import { devConnectionString, startAzurite } from './azurite';
-import { loadFunctionDefinitions, type FunctionDefinition } from './functionRegistry';
-import { readHostJson, routePrefix } from './hostSettings';
-import { startIdentityProvider, type IdentityProvider } from './identityProvider';
+import { devConnectionString, startAzurite } from './peers/azurite';
+import { loadFunctionDefinitions, type FunctionDefinition } from './host/functionRegistry';
+import { readHostJson, routePrefix } from './host/hostSettings';
+import { startIdentityProvider, type IdentityProvider } from './peers/identity/identityProvider';
 import { DEMO, readLocalConfig, settingOf, type LocalConfig } from './localConfig';
-import { startMailboxPage } from './mailboxPage';
-import { startRunner } from './runner';
-import { startSmtpSink } from './smtpSink';
+import { startMailboxPage } from './peers/mailboxPage';
+import { startRunner } from './host/runner';
+import { startSmtpSink } from './peers/smtpSink';
 
 const USAGE = `Usage: npm start [-- --no-functions]
 

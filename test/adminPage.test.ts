@@ -4,8 +4,8 @@ import type { HttpRequest as HttpRequestType, HttpResponseInit } from '@azure/fu
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { accountTest } from '../functions/accountTest';
 import { admin } from '../functions/admin';
-import { startAzurite, type Azurite } from '../local/azurite';
-import { parseReceived, startSmtpSink, type SmtpSink } from '../local/smtpSink';
+import { startAzurite, type Azurite } from '../local/peers/azurite';
+import { parseReceived, startSmtpSink, type SmtpSink } from '../local/peers/smtpSink';
 import type { AccountInput } from '../shared/config';
 import { setRuntime } from '../shared/runtime';
 import type { AccountStatus } from '../shared/storage/accountStatusTable';

@@ -20,7 +20,7 @@ import { FileSecretStore } from '../../shared/storage/fileSecretStore';
 import { decodeQueueJson, encodeQueueJson, type ResultEvent } from '../../shared/storage/resultsQueue';
 import { TABLES } from '../../shared/names';
 import { sendMail } from '../../functions/sendMail';
-import { pollOnce, type QueueTriggerOptions } from '../../local/queueTrigger';
+import { pollOnce, type QueueTriggerOptions } from '../../local/host/queueTrigger';
 import { ensureTestCaFiles } from './certs';
 
 export const FAST_POLICY: DeliveryPolicy = {

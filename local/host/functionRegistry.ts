@@ -66,7 +66,7 @@ const HTTP_SHORTHANDS: Record<string, HttpMethod> = {
 /** Members of `app` that register nothing. */
 const NOT_REGISTRARS = new Set(['setup', 'hook']);
 
-export const FUNCTIONS_ENTRY = new URL('../functions/index.ts', import.meta.url);
+export const FUNCTIONS_ENTRY = new URL('../../functions/index.ts', import.meta.url);
 
 /**
  * Replaces every registration method of `app` with a recorder and returns the (live) list they fill.

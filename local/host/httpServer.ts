@@ -8,7 +8,7 @@ import type { Cookie, HttpResponseInit, HttpResponse as HttpResponseType } from 
 import type { HttpFunctionDefinition } from './functionRegistry';
 import { RouteTable } from './httpRoutes';
 import { HttpRequest, HttpResponse, invocationContext } from './invocationContext';
-import { listenHttp } from './listenHttp';
+import { listenHttp } from '../listenHttp';
 
 export interface FunctionsHttpServerOptions {
   host: string;

@@ -5,10 +5,10 @@
  */
 import { parseArgs } from 'node:util';
 import type { QueueClient } from '@azure/storage-queue';
-import { ConfigError } from '../shared/errors';
-import { QUEUES, TABLES } from '../shared/names';
-import { DeliveryLedger, type DeliveryRecord } from '../shared/storage/deliveryLedger';
-import { decodeQueueJson, type ResultEvent } from '../shared/storage/resultsQueue';
+import { ConfigError } from '../../shared/errors';
+import { QUEUES, TABLES } from '../../shared/names';
+import { DeliveryLedger, type DeliveryRecord } from '../../shared/storage/deliveryLedger';
+import { decodeQueueJson, type ResultEvent } from '../../shared/storage/resultsQueue';
 import { explainStorageError, STORAGE_OPTIONS, STORAGE_USAGE, storageTarget } from './storageTarget';
 
 const USAGE = `Usage: npm run results [-- options]

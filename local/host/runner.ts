@@ -4,8 +4,8 @@
  * timer triggers on their NCRONTAB schedules. Binding properties may name app settings (`%NAME%`).
  */
 import type { QueueClient } from '@azure/storage-queue';
-import type { Env } from '../shared/settings';
-import { createStorageClients } from '../shared/storage/storageClients';
+import type { Env } from '../../shared/settings';
+import { createStorageClients } from '../../shared/storage/storageClients';
 import type {
   FunctionDefinition,
   HttpFunctionDefinition,

@@ -4,10 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError } from '../shared/errors';
-import type { Env } from '../shared/settings';
+import { ConfigError } from '../../shared/errors';
+import type { Env } from '../../shared/settings';
 import type { QueueTriggerOptions } from './queueTrigger';
-import { REPO_ROOT } from './localConfig';
+import { REPO_ROOT } from '../localConfig';
 
 export interface HostJson {
   extensions?: {
