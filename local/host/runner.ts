@@ -4,7 +4,7 @@
  * timer triggers on their NCRONTAB schedules. Binding properties may name app settings (`%NAME%`).
  */
 import type { QueueClient } from '@azure/storage-queue';
-import type { Env } from '../../shared/settings';
+import { readSetting, type Env } from '../../shared/settings';
 import { createStorageClients } from '../../shared/storage/storageClients';
 import type {
   FunctionDefinition,
@@ -75,10 +75,13 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
         summary.push(`${fn.name}: queueTrigger (${queueName}, poison queue ${queueName}-poison)`);
       } else if (fn.kind === 'timer') {
         const schedule = resolveAppSettings(fn.schedule, options.env, `Function ${fn.name}: schedule`);
-        const timer = startTimerFunction(fn, schedule, options.env, log);
+        const timer = startTimerFunction(fn, schedule, log);
         running.push(timer);
+        // Flex Consumption runs on Linux, where WEBSITE_TIME_ZONE is not supported: schedules stay in UTC.
+        const ignoredZone = readSetting(options.env, 'WEBSITE_TIME_ZONE');
         summary.push(
-          `${fn.name}: timerTrigger (${schedule} ${options.env.WEBSITE_TIME_ZONE ?? 'UTC'}, next ${timer.nextRun()?.toISOString() ?? 'never'})`,
+          `${fn.name}: timerTrigger (${schedule} UTC, next ${timer.nextRun()?.toISOString() ?? 'never'})` +
+            (ignoredZone ? `; WEBSITE_TIME_ZONE=${ignoredZone} is ignored, as on Flex Consumption` : ''),
         );
       } else if (fn.kind === 'unsupported') {
         summary.push(`${fn.name}: ${fn.trigger} trigger, not run by the local runner`);
@@ -123,11 +126,10 @@ async function startQueueFunction(
   );
 }
 
-function startTimerFunction(fn: TimerFunctionDefinition, schedule: string, env: Env, log: (line: string) => void) {
+function startTimerFunction(fn: TimerFunctionDefinition, schedule: string, log: (line: string) => void) {
   return startTimerTrigger({
     schedule,
     runOnStartup: fn.runOnStartup,
-    ...(env.WEBSITE_TIME_ZONE ? { timeZone: env.WEBSITE_TIME_ZONE } : {}),
     run: async (timer) => {
       const started = Date.now();
       await fn.handler(timer, invocationContext(fn.name, 'timerTrigger'));

@@ -1,6 +1,6 @@
-import { Cron } from 'croner';
 import { alertAccountProblem } from '../alerts/accountAlerts';
 import type { Account } from '../config';
+import { nextOccurrence } from '../ncrontab';
 import type { Runtime } from '../runtime';
 import { DEFAULT_REFRESH_SCHEDULE, readSetting } from '../settings';
 import { refresherFor, tokenServiceFor } from './tokenServiceFor';
@@ -22,7 +22,7 @@ export function refreshSchedule(runtime: Runtime): string {
 }
 
 export function nextRunAfter(schedule: string, now: Date): Date {
-  return new Cron(schedule, { paused: true }).nextRun(now) ?? new Date(now.getTime() + 3_600_000);
+  return nextOccurrence(schedule, now) ?? new Date(now.getTime() + 3_600_000);
 }
 
 /**
