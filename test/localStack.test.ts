@@ -18,7 +18,6 @@ import { simpleParser } from 'mailparser';
 import type { Browser } from 'playwright-core';
 import { devConnectionString, startAzurite, type Azurite } from '../local/peers/azurite';
 import { loadFunctionDefinitions, type FunctionDefinition } from '../local/host/functionRegistry';
-import type { HostJson } from '../local/host/hostSettings';
 import { RouteTable } from '../local/host/httpRoutes';
 import { startRunner } from '../local/host/runner';
 import { startTimerTrigger } from '../local/host/timerTrigger';
@@ -207,55 +206,6 @@ describe('local runner', () => {
       assert.deepEqual(runner.summary.slice(0, 1), [
         `echo: [POST] ${runner.url}/api/things/{id}/{part?} (function key in Azure)`,
       ]);
-    } finally {
-      await runner.stop();
-    }
-  });
-
-  test('queue trigger: %setting% queue name, base64, dequeue count, retries, then the poison queue', async () => {
-    const calls: { payload: unknown; dequeueCount: unknown }[] = [];
-    const definitions: FunctionDefinition[] = [
-      {
-        kind: 'storageQueue',
-        name: 'worker',
-        queueName: '%WORK_QUEUE%',
-        connection: 'Work',
-        handler: async (payload, context) => {
-          calls.push({ payload, dequeueCount: context.triggerMetadata?.dequeueCount });
-          if ((payload as { fail?: boolean }).fail) throw new Error('always fails');
-        },
-      },
-    ];
-    const hostJson: HostJson = {
-      extensions: {
-        queues: {
-          batchSize: 4,
-          visibilityTimeout: '00:00:01',
-          maxDequeueCount: 2,
-          maxPollingInterval: '00:00:00.2',
-          messageEncoding: 'base64',
-        },
-      },
-    };
-    const env = { WORK_QUEUE: 'runner-test', Work: azurite.connectionString };
-    const queue = new QueueClient(azurite.connectionString, 'runner-test');
-    const poison = new QueueClient(azurite.connectionString, 'runner-test-poison');
-    const runner = await startRunner({ host: '127.0.0.1', port: 0, env, definitions, hostJson, log: () => {} });
-    try {
-      assert.ok(
-        runner.summary.includes('worker: queueTrigger (runner-test, poison queue runner-test-poison)'),
-        runner.summary.join('\n'),
-      );
-      await queue.sendMessage(encodeQueueJson({ n: 1 }));
-      await queue.sendMessage(encodeQueueJson({ n: 2, fail: true }));
-      const poisoned = await poll('the failing message in the poison queue', async () => {
-        const { peekedMessageItems } = await poison.peekMessages();
-        return peekedMessageItems[0];
-      });
-      assert.deepEqual(JSON.parse(Buffer.from(poisoned.messageText, 'base64').toString()), { n: 2, fail: true });
-      const tries = calls.map((c) => JSON.stringify([c.payload, c.dequeueCount])).sort();
-      assert.deepEqual(tries, ['[{"n":1},1]', '[{"n":2,"fail":true},1]', '[{"n":2,"fail":true},2]']);
-      assert.equal((await queue.getProperties()).approximateMessagesCount, 0);
     } finally {
       await runner.stop();
     }

@@ -12,7 +12,14 @@ import type {
   QueueFunctionDefinition,
   TimerFunctionDefinition,
 } from './functionRegistry';
-import { readHostJson, queueTriggerOptions, resolveAppSettings, routePrefix, type HostJson } from './hostSettings';
+import {
+  MESSAGE_LEASE_SECONDS,
+  queueTriggerOptions,
+  readHostJson,
+  resolveAppSettings,
+  routePrefix,
+  type HostJson,
+} from './hostSettings';
 import { startFunctionsHttpServer } from './httpServer';
 import { invocationContext } from './invocationContext';
 import { startQueueTrigger, type QueueTriggerOptions, type TriggerMetadata } from './queueTrigger';
@@ -24,7 +31,10 @@ export interface RunnerOptions {
   /** App settings: `%NAME%` references, storage connections. */
   env: Env;
   definitions: readonly FunctionDefinition[];
+  /** Default: the project's host.json. */
   hostJson?: HostJson;
+  /** How long a received queue message stays hidden, renewed at half (the host's fixed 10 minutes); tests shorten it. */
+  messageLeaseSeconds?: number;
   /** Where invocation lines go (default: the console). */
   log?: (line: string) => void;
 }
@@ -67,7 +77,10 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
       );
     }
 
-    const queueOptions = queueTriggerOptions(hostJson);
+    const queueOptions = {
+      ...queueTriggerOptions(hostJson),
+      leaseSeconds: options.messageLeaseSeconds ?? MESSAGE_LEASE_SECONDS,
+    };
     for (const fn of options.definitions) {
       if (fn.kind === 'storageQueue') {
         const queueName = resolveAppSettings(fn.queueName, options.env, `Function ${fn.name}: queueName`);
@@ -116,13 +129,13 @@ async function startQueueFunction(
         log(`${label} done in ${Date.now() - started} ms`);
       } catch (error) {
         const last = metadata.dequeueCount >= options.maxDequeueCount;
-        log(
-          `${label} failed: ${(error as Error)?.message ?? String(error)}${last ? `; moved to ${queueName}-poison` : '; will be retried'}`,
-        );
+        const next = last ? `; moved to ${queueName}-poison` : `; tried again in ${options.visibilityTimeoutSeconds} s`;
+        log(`${label} failed: ${(error as Error)?.message ?? String(error)}${next}`);
         throw error;
       }
     },
     options,
+    (error) => log(`${fn.name}: the queue ${queueName} refused an operation: ${(error as Error)?.message ?? String(error)}`),
   );
 }
 
