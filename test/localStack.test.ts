@@ -1,7 +1,7 @@
 /**
- * The local stack: the function registry and the runner's trigger semantics, then `npm start` end to end as a
- * newcomer runs it: Chromium from the admin page through the local provider's sign-in and consent, three
- * messages (one with an attachment, one invalid), the mailbox, `npm run results`, and Ctrl-C leaving nothing behind.
+ * `npm start` end to end as a newcomer runs it: Chromium from the admin page through the local provider's
+ * sign-in and consent, three messages (one with an attachment, one invalid), the mailbox, `npm run results`,
+ * and Ctrl-C leaving nothing behind. The host emulation on its own is tested in localHost*.test.ts.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -16,11 +16,7 @@ import { promisify } from 'node:util';
 import { QueueClient } from '@azure/storage-queue';
 import { simpleParser } from 'mailparser';
 import type { Browser } from 'playwright-core';
-import { devConnectionString, startAzurite, type Azurite } from '../local/peers/azurite';
-import { loadFunctionDefinitions, type FunctionDefinition } from '../local/host/functionRegistry';
-import { RouteTable } from '../local/host/httpRoutes';
-import { startRunner } from '../local/host/runner';
-import { startTimerTrigger } from '../local/host/timerTrigger';
+import { devConnectionString } from '../local/peers/azurite';
 import { QUEUES, TABLES } from '../shared/names';
 import { createStorageClients } from '../shared/storage/storageClients';
 import { DeliveryLedger, type DeliveryRecord } from '../shared/storage/deliveryLedger';
@@ -30,189 +26,6 @@ import { driveLogin } from './support/driveLogin';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const run = promisify(execFile);
-
-describe('function registry', () => {
-  test('captures what every function file registers through functions/index.ts', async () => {
-    const definitions = await loadFunctionDefinitions();
-    const files = readdirSync(path.join(REPO, 'functions')).filter((f) => f.endsWith('.ts') && f !== 'index.ts');
-    const missing = files.filter((file) => !definitions.some((d) => d.source?.endsWith(`/functions/${file}`)));
-    assert.deepEqual(
-      missing,
-      [],
-      `registered by no import of functions/index.ts (so not deployed either): ${missing.join(', ')}`,
-    );
-    for (const d of definitions) {
-      if (d.kind === 'http') {
-        assert.ok(d.methods.length > 0 && ['anonymous', 'function', 'admin'].includes(d.authLevel), d.name);
-        assert.doesNotMatch(d.route, /^\//, d.name);
-      }
-      assert.equal(typeof d.handler, 'function', d.name);
-    }
-    const sendMail = definitions.find((d) => d.name === 'sendMail');
-    assert.deepEqual(sendMail && { kind: sendMail.kind, queueName: 'queueName' in sendMail && sendMail.queueName }, {
-      kind: 'storageQueue',
-      queueName: QUEUES.outbox,
-    });
-    const refresh = definitions.find((d) => d.kind === 'timer');
-    assert.equal(refresh && 'schedule' in refresh && refresh.schedule, '%REFRESH_SCHEDULE%');
-  });
-});
-
-describe('route table', () => {
-  const table = new RouteTable(
-    [
-      { template: 'accounts/{id}', methods: ['GET'], target: 'detail' },
-      { template: 'accounts/{id}/authorize', methods: ['GET'], target: 'authorize' },
-      { template: 'accounts', methods: ['GET'], target: 'list' },
-      { template: 'accounts/{id}/test', methods: ['POST'], target: 'test' },
-      { template: 'items/{n:int}', methods: ['GET'], target: 'int' },
-      { template: 'items/{name}', methods: ['GET'], target: 'name' },
-      { template: 'files/{*path}', methods: ['GET'], target: 'files' },
-      { template: 'reports/{year?}', methods: ['GET'], target: 'reports' },
-    ],
-    'api',
-  );
-  const match = (method: string, pathname: string) => {
-    const result = table.match(method, pathname);
-    return result.found ? { target: result.found.target, params: result.found.params } : { pathMatched: result.pathMatched };
-  };
-
-  test('matches under the prefix, case-insensitively, with decoded parameters', () => {
-    assert.deepEqual(match('GET', '/api/accounts/demo%20one/authorize'), { target: 'authorize', params: { id: 'demo one' } });
-    assert.deepEqual(match('get', '/API/Accounts/x'), { target: 'detail', params: { id: 'x' } });
-    assert.deepEqual(match('GET', '/api/accounts/'), { target: 'list', params: {} });
-    assert.deepEqual(match('GET', '/accounts'), { pathMatched: false });
-  });
-
-  test('constraints, optional parameters and catch-all', () => {
-    assert.deepEqual(match('GET', '/api/items/42'), { target: 'int', params: { n: '42' } });
-    assert.deepEqual(match('GET', '/api/items/abc'), { target: 'name', params: { name: 'abc' } });
-    assert.deepEqual(match('GET', '/api/files/a/b.txt'), { target: 'files', params: { path: 'a/b.txt' } });
-    assert.deepEqual(match('GET', '/api/reports'), { target: 'reports', params: {} });
-    assert.deepEqual(match('GET', '/api/reports/2026'), { target: 'reports', params: { year: '2026' } });
-  });
-
-  test('a path with another method is no match', () => {
-    assert.deepEqual(match('GET', '/api/accounts/x/test'), { pathMatched: true });
-  });
-});
-
-describe('timer trigger', () => {
-  test('runs a six-field NCRONTAB schedule with a Timer object', async () => {
-    let fired: unknown;
-    const timer = startTimerTrigger({
-      schedule: '* * * * * *',
-      runOnStartup: false,
-      run: async (t) => void (fired ??= t),
-      onError: (error) => assert.fail(String(error)),
-    });
-    const deadline = Date.now() + 2_500;
-    while (!fired && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-    await timer.stop();
-    assert.ok(fired, 'the timer did not fire within 2.5 s');
-    const t = fired as { isPastDue: boolean; schedule: { adjustForDST: boolean }; scheduleStatus: { next: string } };
-    assert.equal(t.isPastDue, false);
-    assert.equal(t.schedule.adjustForDST, false);
-    assert.ok(Date.parse(t.scheduleStatus.next) > 0);
-  });
-
-  test('takes a five-field schedule (no seconds), as the host does, and refuses what NCrontab cannot read', async () => {
-    const timer = startTimerTrigger({ schedule: '0 * * * *', runOnStartup: false, run: async () => {}, onError: () => {} });
-    assert.equal(timer.nextRun()?.getUTCMinutes(), 0);
-    await timer.stop();
-    assert.throws(
-      () => startTimerTrigger({ schedule: '0 0 12 ? * MON', runOnStartup: false, run: async () => {}, onError: () => {} }),
-      /not an NCRONTAB schedule/,
-    );
-  });
-});
-
-describe('local runner', () => {
-  let azurite: Azurite;
-  before(async () => {
-    azurite = await startAzurite();
-  });
-  after(async () => {
-    await azurite?.stop();
-  });
-
-  test('serves HTTP functions like the host: params, query, body, jsonBody, cookies, 204, 500, 404', async () => {
-    const seen: { params: Record<string, string>; query: string | null; body: string; invocationId: string }[] = [];
-    const definitions: FunctionDefinition[] = [
-      {
-        kind: 'http',
-        name: 'echo',
-        route: 'things/{id}/{part?}',
-        methods: ['POST'],
-        authLevel: 'function',
-        handler: async (request, context) => {
-          seen.push({
-            params: { ...request.params },
-            query: request.query.get('q'),
-            body: await request.text(),
-            invocationId: context.invocationId,
-          });
-          return {
-            status: 201,
-            jsonBody: { ok: true },
-            cookies: [{ name: 'a', value: '1', path: '/', httpOnly: true, sameSite: 'Lax' }],
-            headers: { 'X-Extra': 'yes' },
-          };
-        },
-      },
-      {
-        kind: 'http',
-        name: 'nothing',
-        route: 'nothing',
-        methods: ['GET'],
-        authLevel: 'anonymous',
-        handler: async () => undefined as never,
-      },
-      {
-        kind: 'http',
-        name: 'broken',
-        route: 'broken',
-        methods: ['GET'],
-        authLevel: 'anonymous',
-        handler: async () => {
-          throw new Error('boom');
-        },
-      },
-    ];
-    const runner = await startRunner({ host: '127.0.0.1', port: 0, env: {}, definitions, hostJson: {}, log: () => {} });
-    try {
-      const response = await fetch(`${runner.url}/api/Things/a%2Fb?q=x`, { method: 'POST', body: 'hello' });
-      assert.equal(response.status, 201);
-      assert.deepEqual(await response.json(), { ok: true });
-      assert.equal(response.headers.get('content-type'), 'application/json');
-      assert.equal(response.headers.get('x-extra'), 'yes');
-      assert.deepEqual(response.headers.getSetCookie(), ['a=1; Path=/; HttpOnly; SameSite=Lax']);
-      assert.deepEqual(seen[0] && { ...seen[0], invocationId: typeof seen[0].invocationId }, {
-        params: { id: 'a/b' },
-        query: 'x',
-        body: 'hello',
-        invocationId: 'string',
-      });
-      assert.equal((await fetch(`${runner.url}/api/nothing`)).status, 204);
-      const originalError = console.error;
-      console.error = () => {};
-      try {
-        assert.equal((await fetch(`${runner.url}/api/broken`)).status, 500);
-      } finally {
-        console.error = originalError;
-      }
-      assert.equal((await fetch(`${runner.url}/api/things/a`)).status, 404);
-      assert.equal((await fetch(`${runner.url}/api/elsewhere`)).status, 404);
-      assert.deepEqual(runner.summary.slice(0, 1), [
-        `echo: [POST] ${runner.url}/api/things/{id}/{part?} (function key in Azure)`,
-      ]);
-    } finally {
-      await runner.stop();
-    }
-  });
-});
-
-// --- npm start, end to end ---
 
 const browserSkip = browserTestsSkipped();
 

@@ -1,7 +1,8 @@
 /**
  * A small stand-in for the Functions host: serves whatever `functions/` registered (see functionRegistry),
- * HTTP under the route prefix, storage queue triggers with host.json's queue settings and poison queues, and
- * timer triggers on their NCRONTAB schedules. Binding properties may name app settings (`%NAME%`).
+ * HTTP under the route prefix (function keys checked when LOCAL_FUNCTION_KEY is set), storage queue triggers
+ * with host.json's queue settings and poison queues, and timer triggers on their NCRONTAB schedules, in UTC.
+ * Binding properties may name app settings (`%NAME%`).
  */
 import type { QueueClient } from '@azure/storage-queue';
 import { readSetting, type Env } from '../../shared/settings';
@@ -28,7 +29,7 @@ import { startTimerTrigger } from './timerTrigger';
 export interface RunnerOptions {
   host: string;
   port: number;
-  /** App settings: `%NAME%` references, storage connections. */
+  /** App settings: `%NAME%` references, storage connections, LOCAL_FUNCTION_KEY. */
   env: Env;
   definitions: readonly FunctionDefinition[];
   /** Default: the project's host.json. */
@@ -46,6 +47,9 @@ export interface Runner {
   stop(): Promise<void>;
 }
 
+/** The opt-in local function key: set, it is required like a key in Azure; unset, keys are not checked. */
+export const LOCAL_FUNCTION_KEY = 'LOCAL_FUNCTION_KEY';
+
 interface Stoppable {
   stop(): Promise<void>;
 }
@@ -62,18 +66,20 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
 
   try {
     const http = options.definitions.filter((d): d is HttpFunctionDefinition => d.kind === 'http');
+    const functionKey = readSetting(options.env, LOCAL_FUNCTION_KEY);
     const server = await startFunctionsHttpServer({
       host: options.host,
       port: options.port,
       routePrefix: prefix,
       functions: http,
+      ...(functionKey ? { functionKey } : {}),
       log,
     });
     running.push(server);
     for (const fn of http) {
       const path = [prefix, fn.route].filter(Boolean).join('/');
       summary.push(
-        `${fn.name}: [${fn.methods.join(',')}] ${server.url}/${path}${fn.authLevel === 'anonymous' ? '' : ` (${fn.authLevel} key in Azure)`}`,
+        `${fn.name}: [${fn.methods.join(',')}] ${server.url}/${path}${fn.authLevel === 'anonymous' ? '' : functionKey ? ` (${fn.authLevel} key)` : ` (${fn.authLevel} key in Azure)`}`,
       );
     }
 
