@@ -116,7 +116,7 @@ describe('route table', () => {
 
 describe('HTTP functions', () => {
   test('serves HTTP functions like the host: params, query, body, jsonBody, cookies, 204, 500, 404', async () => {
-    const seen: { params: Record<string, string>; query: string | null; body: string; invocationId: string }[] = [];
+    const seen: { url: string; params: Record<string, string>; query: string | null; body: string; invocationId: string }[] = [];
     const definitions: FunctionDefinition[] = [
       {
         kind: 'http',
@@ -126,6 +126,7 @@ describe('HTTP functions', () => {
         authLevel: 'function',
         handler: async (request, context) => {
           seen.push({
+            url: request.url,
             params: { ...request.params },
             query: request.query.get('q'),
             body: await request.text(),
@@ -167,6 +168,7 @@ describe('HTTP functions', () => {
       assert.equal(response.headers.get('x-extra'), 'yes');
       assert.deepEqual(response.headers.getSetCookie(), ['a=1; Path=/; HttpOnly; SameSite=Lax']);
       assert.deepEqual(seen[0] && { ...seen[0], invocationId: typeof seen[0].invocationId }, {
+        url: `${runner.url}/api/Things/a%2Fb?q=x`,
         params: { id: 'a/b' },
         query: 'x',
         body: 'hello',

@@ -42,7 +42,6 @@ export async function startFunctionsHttpServer(options: FunctionsHttpServerOptio
     options.routePrefix,
   );
   const log = options.log ?? (() => {});
-  const base = `http://${options.host}:${options.port}`;
 
   const server = createServer((req, res) => {
     const started = Date.now();
@@ -57,7 +56,11 @@ export async function startFunctionsHttpServer(options: FunctionsHttpServerOptio
   });
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', base);
+    // The URL the client asked for, as the function sees it in Azure (with port 0 asked for, the real port).
+    const url = new URL(
+      req.url ?? '/',
+      `http://${req.headers.host ?? `${options.host}:${req.socket.localPort ?? options.port}`}`,
+    );
     const method = (req.method ?? 'GET').toUpperCase();
     const matched = routes.match(method, url.pathname);
     if (!matched.found) {
