@@ -1,7 +1,8 @@
 /**
- * `npm start` end to end as a newcomer runs it: Chromium from the admin page through the local provider's
- * sign-in and consent, three messages (one with an attachment, one invalid), the mailbox, `npm run results`,
- * and Ctrl-C leaving nothing behind. The host emulation on its own is tested in localHost*.test.ts.
+ * `npm start` end to end as a newcomer runs it, with the opt-in function key set so that the key travels as it
+ * must in Azure: Chromium from the admin page through the local provider's sign-in and consent, three messages
+ * (one with an attachment, one invalid), the mailbox, `npm run results`, and Ctrl-C leaving nothing behind.
+ * The host emulation on its own is tested in localHost*.test.ts.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -28,6 +29,7 @@ const REPO = fileURLToPath(new URL('..', import.meta.url));
 const run = promisify(execFile);
 
 const browserSkip = browserTestsSkipped();
+const FUNCTION_KEY = 'e2e-local-function-key';
 
 interface Stack {
   child: ChildProcess;
@@ -63,8 +65,18 @@ describe('npm start', { timeout: 120_000 }, () => {
     assert.match(out, new RegExp(`Mailbox +http://127\\.0\\.0\\.1:${stack.ports.MAILBOX_PORT}/`));
     assert.match(out, /Sign in as demo@example\.com \/ demo/);
     assert.match(out, /npm run enqueue -- --to someone@example\.com --subject Hello/);
-    assert.match(out, /function keys are not checked locally/);
-    assert.match(out, new RegExp(`(Admin page|Authorize the mailbox): http://127\\.0\\.0\\.1:${stack.ports.OUTBOX_PORT}/api/`));
+    assert.match(out, /function keys checked: LOCAL_FUNCTION_KEY is the key/);
+    assert.ok(
+      out.includes(`Admin page: http://127.0.0.1:${stack.ports.OUTBOX_PORT}/api/status?code=${FUNCTION_KEY} `),
+      'the admin page with its key',
+    );
+  });
+
+  test('refuses the admin page and the authorize route without the function key, as Azure does', async () => {
+    const base = `http://127.0.0.1:${stack.ports.OUTBOX_PORT}/api`;
+    assert.equal((await fetch(`${base}/status`)).status, 401);
+    assert.equal((await fetch(`${base}/accounts/demo/authorize`, { redirect: 'manual' })).status, 401);
+    assert.equal((await fetch(`${base}/health`)).status, 200, 'anonymous');
   });
 
   test(
@@ -73,16 +85,14 @@ describe('npm start', { timeout: 120_000 }, () => {
     async () => {
       const page = await browser!.newPage();
       try {
+        // From the page the banner names, through its Authorize link: no shortcut if either is missing.
         const admin = /Admin page: (\S+)/.exec(stack.output())?.[1];
-        if (admin) {
-          await page.goto(admin);
-          await page
-            .locator('a, button', { hasText: /^\s*Authori[sz]e\s*$/ })
-            .first()
-            .click();
-        } else {
-          await page.goto(authorizeUrlOf(stack));
-        }
+        assert.ok(admin, `the banner names no admin page:\n${stack.output()}`);
+        await page.goto(admin);
+        await page
+          .locator('a, button', { hasText: /^\s*Authori[sz]e\s*$/ })
+          .first()
+          .click();
         await page.waitForURL(new RegExp(`^http://127\\.0\\.0\\.1:${stack.ports.IDP_PORT}/interaction/`));
         await page.fill('#login', 'demo@example.com');
         await page.fill('#password', 'demo');
@@ -190,10 +200,13 @@ describe('npm start', { timeout: 120_000 }, () => {
       cmdlines.some((line) => /azurite\.js/.test(line)),
       `Azurite is not among the processes: ${cmdlines.join(' | ')}`,
     );
-    await stopStack(stack);
+    const { exited, left } = await interruptStack(stack);
+    // Look first, then clean up: what is still running after Ctrl-C is the failure.
+    const leftLines = left.map((pid) => commandLine(pid));
+    kill(left);
+    assert.ok(exited, `npm start did not exit within 25 s of Ctrl-C:\n${stack.output()}`);
     assert.match(stack.output(), /Stopped\./);
-    const left = [...stack.pids].filter(isRunning);
-    assert.deepEqual(left.map(commandLine), [], 'processes left running');
+    assert.deepEqual(leftLines, [], 'processes left running after Ctrl-C');
   });
 });
 
@@ -214,6 +227,7 @@ async function startStack(): Promise<Stack> {
     ...process.env,
     ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
     OUTBOX_DATA_DIR: dataDir,
+    LOCAL_FUNCTION_KEY: FUNCTION_KEY,
   };
   // The stack must configure itself, as for a newcomer.
   for (const name of [
@@ -251,7 +265,11 @@ async function startStack(): Promise<Stack> {
   return stack;
 }
 
-async function stopStack(stack: Stack): Promise<void> {
+/**
+ * Ctrl-C as a terminal sends it (SIGINT to the process group), then waits for `npm start` to exit and a moment
+ * for whatever it started to follow. Kills nothing: says whether it exited and which processes are still running.
+ */
+async function interruptStack(stack: Stack): Promise<{ exited: boolean; left: number[] }> {
   for (const pid of descendants(stack.child.pid!)) stack.pids.add(pid);
   if (stack.child.exitCode === null && stack.child.signalCode === null) {
     try {
@@ -261,24 +279,29 @@ async function stopStack(stack: Stack): Promise<void> {
     }
   }
   let timer: NodeJS.Timeout | undefined;
-  const stopped = await Promise.race([
+  const exited = await Promise.race([
     stack.exited.then(() => true),
     new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 25_000))),
   ]);
   clearTimeout(timer);
-  // Whatever npm leaves behind gets a moment to follow, then is killed so that a failing test cleans up too.
   const deadline = Date.now() + 5_000;
   while ([...stack.pids].some(isRunning) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
-  if (!stopped || [...stack.pids].some(isRunning)) {
-    const left = [...stack.pids].filter(isRunning);
-    for (const pid of left) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone meanwhile
-      }
+  return { exited, left: [...stack.pids].filter(isRunning) };
+}
+
+function kill(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
     }
   }
+}
+
+/** Stops the stack whatever state it is in, for clean-up after a failure: Ctrl-C, then force. */
+async function stopStack(stack: Stack): Promise<void> {
+  kill((await interruptStack(stack)).left);
 }
 
 async function authorizeWithoutBrowser(stack: Stack): Promise<void> {
@@ -294,7 +317,7 @@ async function authorizeWithoutBrowser(stack: Stack): Promise<void> {
 }
 
 function authorizeUrlOf(stack: Stack): string {
-  return `http://127.0.0.1:${stack.ports.OUTBOX_PORT}/api/accounts/demo/authorize`;
+  return `http://127.0.0.1:${stack.ports.OUTBOX_PORT}/api/accounts/demo/authorize?code=${FUNCTION_KEY}`;
 }
 
 function connectionOf(stack: Stack): string {
