@@ -4,7 +4,7 @@
  * and keeps every message (mailbox page and .eml files), and the functions served by the local runner.
  * `--no-functions` starts everything but the functions, for `func start`.
  */
-import './providerWarnings';
+import './peers/identity/providerWarnings';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -16,14 +16,14 @@ import { closeApp, getApp, type App } from '../shared/app';
 import { DEFAULT_REFRESH_SCHEDULE, readSetting } from '../shared/settings';
 import { FileSecretStore } from '../shared/storage/fileSecretStore';
 import { ensureTestCaFiles } from '../test/support/testCa.mjs';
-import { devConnectionString, startAzurite } from './azurite';
-import { loadFunctionDefinitions, type FunctionDefinition } from './functionRegistry';
-import { readHostJson, routePrefix } from './hostSettings';
-import { startIdentityProvider, type IdentityProvider } from './identityProvider';
+import { devConnectionString, startAzurite } from './peers/azurite';
+import { loadFunctionDefinitions, type FunctionDefinition } from './host/functionRegistry';
+import { readHostJson, routePrefix } from './host/hostSettings';
+import { startIdentityProvider, type IdentityProvider } from './peers/identity/identityProvider';
 import { DEMO, readLocalConfig, settingOf, type LocalConfig } from './localConfig';
-import { startMailboxPage } from './mailboxPage';
-import { startRunner } from './runner';
-import { startSmtpSink } from './smtpSink';
+import { startMailboxPage } from './peers/mailboxPage';
+import { LOCAL_FUNCTION_KEY, startRunner } from './host/runner';
+import { startSmtpSink } from './peers/smtpSink';
 
 const USAGE = `Usage: npm start [-- --no-functions]
 
@@ -32,7 +32,8 @@ Starts Azurite, a local OpenID provider, a local SMTP server with a mailbox page
 
 Ports: OUTBOX_PORT (7071), IDP_PORT (7080), MAILBOX_PORT (7081), SMTP_PORT (2525),
        AZURITE_BLOB_PORT (10000), AZURITE_QUEUE_PORT (10001), AZURITE_TABLE_PORT (10002).
-Data:  OUTBOX_DATA_DIR (.local). Your own accounts: MAIL_ACCOUNTS or MAIL_ACCOUNTS_FILE.`;
+Data:  OUTBOX_DATA_DIR (.local). Your own accounts: MAIL_ACCOUNTS or MAIL_ACCOUNTS_FILE.
+Keys:  LOCAL_FUNCTION_KEY: when set, routes that need a function key in Azure need this one (?code= or x-functions-key).`;
 
 type Stop = { name: string; stop: () => Promise<unknown> };
 
@@ -42,6 +43,7 @@ async function main(): Promise<void> {
   const withFunctions = !values['no-functions'];
 
   const config = readLocalConfig();
+  const hostJson = readHostJson();
   await assertPortsFree(config, withFunctions);
   await mkdir(config.paths.dataDir, { recursive: true, mode: 0o700 });
   await mkdir(config.paths.mail, { recursive: true });
@@ -104,7 +106,7 @@ async function main(): Promise<void> {
     const definitions = await loadFunctionDefinitions();
     let summary: string[] = [];
     if (withFunctions) {
-      const runner = await startRunner({ host, port: ports.outbox, env: process.env, definitions });
+      const runner = await startRunner({ host, port: ports.outbox, env: process.env, definitions, hostJson });
       const stopFunctions = async () => {
         await runner.stop();
         await closeApp(runtime);
@@ -112,7 +114,7 @@ async function main(): Promise<void> {
       stops.push({ name: 'the functions', stop: stopFunctions });
       summary = runner.summary;
     }
-    printBanner(config, runtime, { withFunctions, definitions, summary, ownAccounts });
+    printBanner(config, runtime, { withFunctions, definitions, summary, ownAccounts, prefix: routePrefix(hostJson) });
   } catch (error) {
     await stopAll();
     throw error;
@@ -187,9 +189,13 @@ async function assertPortsFree(config: LocalConfig, withFunctions: boolean): Pro
 function printBanner(
   config: LocalConfig,
   runtime: App,
-  run: { withFunctions: boolean; definitions: FunctionDefinition[]; summary: string[]; ownAccounts: boolean },
+  run: { withFunctions: boolean; definitions: FunctionDefinition[]; summary: string[]; ownAccounts: boolean; prefix: string },
 ): void {
   const { ports, paths } = config;
+  // With a local key the pages that need one are printed with it, as the Azure portal's "Get function URL" does.
+  const functionKey = run.withFunctions ? readSetting(process.env, LOCAL_FUNCTION_KEY) : undefined;
+  const withKey = (url: string | undefined) =>
+    url && functionKey ? `${url}?${new URLSearchParams({ code: functionKey }).toString()}` : url;
   const shown = (p: string) => (path.relative(process.cwd(), p).startsWith('..') ? p : path.relative(process.cwd(), p) || '.');
   const lines = [
     '',
@@ -200,14 +206,19 @@ function printBanner(
     `  Mailbox             ${config.mailboxUrl}/`,
   ];
   if (run.withFunctions) {
-    lines.push(`  Functions           ${config.outboxUrl}/api (function keys are not checked locally, as with func start)`);
+    lines.push(
+      `  Functions           ${config.outboxUrl}/${run.prefix} ` +
+        (functionKey
+          ? `(function keys checked: ${LOCAL_FUNCTION_KEY} is the key, as ?code= or x-functions-key)`
+          : `(function keys are not checked locally, as with func start; set ${LOCAL_FUNCTION_KEY} to check them)`),
+    );
     for (const line of run.summary) lines.push(`    ${line}`);
   } else {
     lines.push('  Functions           not started (--no-functions): run `npm run build && func start` now');
   }
   const account = runtime.accounts.find((a) => a.isDefault) ?? runtime.accounts[0];
-  const adminUrl = functionUrl(runtime, run.definitions, 'admin', {});
-  const authorizeUrl = functionUrl(runtime, run.definitions, 'authorize', { id: account?.id ?? DEMO.accountId });
+  const adminUrl = withKey(functionUrl(runtime, run, 'admin', {}));
+  const authorizeUrl = withKey(functionUrl(runtime, run, 'authorize', { id: account?.id ?? DEMO.accountId }));
   lines.push('', 'Ready. Next:');
   if (adminUrl) lines.push(`  1. Admin page: ${adminUrl}  (press Authorize for "${account?.id}")`);
   else if (authorizeUrl) lines.push(`  1. Authorize the mailbox: ${authorizeUrl}`);
@@ -225,14 +236,14 @@ function printBanner(
 /** The URL of a registered HTTP function, its route parameters filled in. */
 function functionUrl(
   runtime: App,
-  definitions: FunctionDefinition[],
+  run: { definitions: FunctionDefinition[]; prefix: string },
   name: string,
   params: Record<string, string>,
 ): string | undefined {
-  const fn = definitions.find((d) => d.kind === 'http' && d.name === name);
+  const fn = run.definitions.find((d) => d.kind === 'http' && d.name === name);
   if (fn?.kind !== 'http') return undefined;
   const route = fn.route.replace(/\{\*?(\w+)[^}]*\}/g, (_m, param: string) => encodeURIComponent(params[param] ?? ''));
-  return `${runtime.publicBaseUrl}/${[routePrefix(readHostJson()), route].filter(Boolean).join('/')}`;
+  return `${runtime.publicBaseUrl}/${[run.prefix, route].filter(Boolean).join('/')}`;
 }
 
 function handleSignals(stopAll: () => Promise<void>): void {

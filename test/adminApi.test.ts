@@ -5,7 +5,7 @@ import { accountDetail } from '../functions/accountDetail';
 import { accountList } from '../functions/accountList';
 import { accountTest } from '../functions/accountTest';
 import { messages } from '../functions/messages';
-import { startAzurite, type Azurite } from '../local/azurite';
+import { startAzurite, type Azurite } from '../local/peers/azurite';
 import type { AccountView } from '../shared/admin/accountView';
 import { QUEUES, TABLES } from '../shared/names';
 import { DeliveryLedger, type DeliveryStatus } from '../shared/storage/deliveryLedger';

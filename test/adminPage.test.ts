@@ -1,18 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { HttpRequest as HttpRequestType, HttpResponseInit } from '@azure/functions';
+import type { HttpHandler, HttpRequest as HttpRequestType, HttpResponseInit } from '@azure/functions';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { accountTest } from '../functions/accountTest';
-import { admin } from '../functions/admin';
-import { startAzurite, type Azurite } from '../local/azurite';
-import { parseReceived, startSmtpSink, type SmtpSink } from '../local/smtpSink';
+import type { Runner } from '../local/host/runner';
+import { startAzurite, type Azurite } from '../local/peers/azurite';
+import { parseReceived, startSmtpSink, type SmtpSink } from '../local/peers/smtpSink';
 import type { AccountInput } from '../shared/config';
 import { setApp } from '../shared/app';
 import type { AccountStatus } from '../shared/accounts/accountStatus';
-import { HttpRequest } from './support/azureFunctions';
+import { HttpRequest, InvocationContext } from './support/azureFunctions';
 import { loadTestTls } from './support/certs';
 import { browserTestsSkipped, launchChromium } from './support/chromium';
-import { startHttpAdapter, type HttpAdapter } from './support/httpAdapter';
+import { serveFunctions } from './support/functionsHost';
 import { startSendHarness, testAccount, tokenFor, type SendHarness } from './support/sendHarness';
 
 const skip = browserTestsSkipped();
@@ -87,7 +86,8 @@ const ACCOUNTS: Record<string, Seed> = {
 let azurite: Azurite;
 let sink: SmtpSink;
 let harness: SendHarness;
-let adapter: HttpAdapter;
+let host: Runner;
+let admin: HttpHandler;
 let browser: Browser;
 const authorizeHits: URL[] = [];
 
@@ -99,7 +99,8 @@ async function authorizeStub(request: HttpRequestType): Promise<HttpResponseInit
 
 before(async () => {
   const tls = await loadTestTls();
-  [azurite, sink, adapter] = await Promise.all([
+  let served: Awaited<ReturnType<typeof serveFunctions>>;
+  [azurite, sink, served] = await Promise.all([
     startAzurite(),
     startSmtpSink({
       security: 'starttls',
@@ -107,18 +108,21 @@ before(async () => {
       cert: tls.cert,
       verifyToken: (user, token) => token === tokenFor(user.split('@')[0]!),
     }),
-    startHttpAdapter([
-      { methods: ['GET'], route: 'status', handler: admin },
-      { methods: ['GET'], route: 'accounts/{id}/authorize', handler: authorizeStub },
-      { methods: ['POST'], route: 'accounts/{id}/test', handler: accountTest },
-    ]),
+    // As registered, on the local Functions host with a key required, as in Azure: the page must carry it.
+    serveFunctions({
+      names: ['admin', 'authorize', 'accountTest'],
+      replace: { authorize: authorizeStub },
+      env: { LOCAL_FUNCTION_KEY: KEY },
+    }),
   ]);
+  host = served.runner;
+  admin = served.handlers.admin!;
   harness = await startSendHarness({
     connectionString: azurite.connectionString,
     accounts: Object.values(ACCOUNTS).map(({ input }) => testAccount({ port: sink.port, ...input })),
   });
-  // The page's same-origin check and its Authorize links use the public base URL: here, the adapter's.
-  setApp({ ...harness.runtime, publicBaseUrl: adapter.url });
+  // The page's same-origin check and its Authorize links use the public base URL: here, the host's.
+  setApp({ ...harness.runtime, publicBaseUrl: host.url });
   for (const [id, { status }] of Object.entries(ACCOUNTS)) {
     if (status) await harness.runtime.accountStatus.patch(id, status);
   }
@@ -128,13 +132,14 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await harness?.stop();
-  await adapter?.stop();
+  await host?.stop();
   await sink?.stop();
   await azurite?.stop();
 });
 
 async function render(query = ''): Promise<HttpResponseInit> {
-  return admin(new HttpRequest({ method: 'GET', url: `${adapter.url}/api/status${query}` }));
+  const request = new HttpRequest({ method: 'GET', url: `${host.url}/api/status${query}` });
+  return (await admin(request, new InvocationContext({ functionName: 'admin' }))) as HttpResponseInit;
 }
 
 describe('the status page as served', () => {
@@ -151,6 +156,11 @@ describe('the status page as served', () => {
 
   test('without a key, no link carries one', async () => {
     assert.doesNotMatch(String((await render()).body), /code=/);
+  });
+
+  test('is refused without the function key, as in Azure', async () => {
+    assert.equal((await fetch(`${host.url}/api/status`)).status, 401);
+    assert.equal((await fetch(`${host.url}/api/status?code=${encodeURIComponent(KEY)}`)).status, 200);
   });
 
   test('is sent with the security headers of every HTML page', async () => {
@@ -175,7 +185,7 @@ describe('the status page in headless Chromium', { skip }, () => {
       dialogs.push(dialog.message());
       void dialog.dismiss();
     });
-    await page.goto(`${adapter.url}/api/status?code=${encodeURIComponent(KEY)}`);
+    await page.goto(`${host.url}/api/status?code=${encodeURIComponent(KEY)}`);
   });
 
   after(async () => {
@@ -253,7 +263,7 @@ describe('the status page in headless Chromium', { skip }, () => {
 
   test('Authorize starts the flow: the request reaches the authorize route with the function key', async () => {
     await card('fresh').locator('a:has-text("Authorize")').click();
-    await page.waitForURL(`${adapter.url}/api/accounts/fresh/authorize?**`);
+    await page.waitForURL(`${host.url}/api/accounts/fresh/authorize?**`);
     const hit = authorizeHits.at(-1);
     assert.equal(hit?.pathname, '/api/accounts/fresh/authorize');
     assert.equal(hit?.searchParams.get('code'), KEY);

@@ -10,7 +10,7 @@ import { after, describe, it } from 'node:test';
 import { TableClient } from '@azure/data-tables';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { QueueServiceClient } from '@azure/storage-queue';
-import { startAzurite, type Azurite } from '../local/azurite';
+import { startAzurite, type Azurite } from '../local/peers/azurite';
 
 const isAlive = (pid: number) => {
   try {
@@ -98,7 +98,7 @@ describe('azurite', () => {
   it('dies with a parent that is killed outright', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
     // A parent that starts Azurite, prints its pid and then gets SIGKILL: no 'exit' handler runs.
     const script = `
-      import { startAzurite } from ${JSON.stringify(path.resolve('local/azurite.ts'))};
+      import { startAzurite } from ${JSON.stringify(path.resolve('local/peers/azurite.ts'))};
       const azurite = await startAzurite();
       const { readlinkSync } = await import('node:fs');
       console.log(azurite.pid);

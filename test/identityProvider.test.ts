@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeJwt, exportJWK, generateKeyPair } from 'jose';
 import * as client from 'openid-client';
-import { startIdentityProvider, type IdentityProvider } from '../local/identityProvider';
+import { startIdentityProvider, type IdentityProvider } from '../local/peers/identity/identityProvider';
 import { driveLogin } from './support/driveLogin';
 
 const CALLBACK = 'http://127.0.0.1:7071/api/oauth/callback';

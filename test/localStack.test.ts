@@ -1,7 +1,8 @@
 /**
- * The local stack: the function registry and the runner's trigger semantics, then `npm start` end to end as a
- * newcomer runs it: Chromium from the admin page through the local provider's sign-in and consent, three
- * messages (one with an attachment, one invalid), the mailbox, `npm run results`, and Ctrl-C leaving nothing behind.
+ * `npm start` end to end as a newcomer runs it, with the opt-in function key set so that the key travels as it
+ * must in Azure: Chromium from the admin page through the local provider's sign-in and consent, three messages
+ * (one with an attachment, one invalid), the mailbox, `npm run results`, and Ctrl-C leaving nothing behind.
+ * The host emulation on its own is tested in localHost*.test.ts.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -16,12 +17,7 @@ import { promisify } from 'node:util';
 import { QueueClient } from '@azure/storage-queue';
 import { simpleParser } from 'mailparser';
 import type { Browser } from 'playwright-core';
-import { devConnectionString, startAzurite, type Azurite } from '../local/azurite';
-import { loadFunctionDefinitions, type FunctionDefinition } from '../local/functionRegistry';
-import type { HostJson } from '../local/hostSettings';
-import { RouteTable } from '../local/httpRoutes';
-import { startRunner } from '../local/runner';
-import { startTimerTrigger } from '../local/timerTrigger';
+import { devConnectionString } from '../local/peers/azurite';
 import { QUEUES, TABLES } from '../shared/names';
 import { createStorageClients } from '../shared/storage/storageClients';
 import { DeliveryLedger, type DeliveryRecord } from '../shared/storage/deliveryLedger';
@@ -32,236 +28,8 @@ import { driveLogin } from './support/driveLogin';
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const run = promisify(execFile);
 
-describe('function registry', () => {
-  test('captures what every function file registers through functions/index.ts', async () => {
-    const definitions = await loadFunctionDefinitions();
-    const files = readdirSync(path.join(REPO, 'functions')).filter((f) => f.endsWith('.ts') && f !== 'index.ts');
-    const missing = files.filter((file) => !definitions.some((d) => d.source?.endsWith(`/functions/${file}`)));
-    assert.deepEqual(
-      missing,
-      [],
-      `registered by no import of functions/index.ts (so not deployed either): ${missing.join(', ')}`,
-    );
-    for (const d of definitions) {
-      if (d.kind === 'http') {
-        assert.ok(d.methods.length > 0 && ['anonymous', 'function', 'admin'].includes(d.authLevel), d.name);
-        assert.doesNotMatch(d.route, /^\//, d.name);
-      }
-      assert.equal(typeof d.handler, 'function', d.name);
-    }
-    const sendMail = definitions.find((d) => d.name === 'sendMail');
-    assert.deepEqual(sendMail && { kind: sendMail.kind, queueName: 'queueName' in sendMail && sendMail.queueName }, {
-      kind: 'storageQueue',
-      queueName: QUEUES.outbox,
-    });
-    const refresh = definitions.find((d) => d.kind === 'timer');
-    assert.equal(refresh && 'schedule' in refresh && refresh.schedule, '%REFRESH_SCHEDULE%');
-  });
-});
-
-describe('route table', () => {
-  const table = new RouteTable(
-    [
-      { template: 'accounts/{id}', methods: ['GET'], target: 'detail' },
-      { template: 'accounts/{id}/authorize', methods: ['GET'], target: 'authorize' },
-      { template: 'accounts', methods: ['GET'], target: 'list' },
-      { template: 'accounts/{id}/test', methods: ['POST'], target: 'test' },
-      { template: 'items/{n:int}', methods: ['GET'], target: 'int' },
-      { template: 'items/{name}', methods: ['GET'], target: 'name' },
-      { template: 'files/{*path}', methods: ['GET'], target: 'files' },
-      { template: 'reports/{year?}', methods: ['GET'], target: 'reports' },
-    ],
-    'api',
-  );
-  const match = (method: string, pathname: string) => {
-    const result = table.match(method, pathname);
-    return result.found ? { target: result.found.target, params: result.found.params } : { pathMatched: result.pathMatched };
-  };
-
-  test('matches under the prefix, case-insensitively, with decoded parameters', () => {
-    assert.deepEqual(match('GET', '/api/accounts/demo%20one/authorize'), { target: 'authorize', params: { id: 'demo one' } });
-    assert.deepEqual(match('get', '/API/Accounts/x'), { target: 'detail', params: { id: 'x' } });
-    assert.deepEqual(match('GET', '/api/accounts/'), { target: 'list', params: {} });
-    assert.deepEqual(match('GET', '/accounts'), { pathMatched: false });
-  });
-
-  test('constraints, optional parameters and catch-all', () => {
-    assert.deepEqual(match('GET', '/api/items/42'), { target: 'int', params: { n: '42' } });
-    assert.deepEqual(match('GET', '/api/items/abc'), { target: 'name', params: { name: 'abc' } });
-    assert.deepEqual(match('GET', '/api/files/a/b.txt'), { target: 'files', params: { path: 'a/b.txt' } });
-    assert.deepEqual(match('GET', '/api/reports'), { target: 'reports', params: {} });
-    assert.deepEqual(match('GET', '/api/reports/2026'), { target: 'reports', params: { year: '2026' } });
-  });
-
-  test('a path with another method is no match', () => {
-    assert.deepEqual(match('GET', '/api/accounts/x/test'), { pathMatched: true });
-  });
-});
-
-describe('timer trigger', () => {
-  test('runs a six-field NCRONTAB schedule with a Timer object', async () => {
-    let fired: unknown;
-    const timer = startTimerTrigger({
-      schedule: '* * * * * *',
-      runOnStartup: false,
-      run: async (t) => void (fired ??= t),
-      onError: (error) => assert.fail(String(error)),
-    });
-    const deadline = Date.now() + 2_500;
-    while (!fired && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-    await timer.stop();
-    assert.ok(fired, 'the timer did not fire within 2.5 s');
-    const t = fired as { isPastDue: boolean; schedule: { adjustForDST: boolean }; scheduleStatus: { next: string } };
-    assert.equal(t.isPastDue, false);
-    assert.equal(t.schedule.adjustForDST, false);
-    assert.ok(Date.parse(t.scheduleStatus.next) > 0);
-  });
-
-  test('refuses a five-field (Unix cron) schedule', () => {
-    assert.throws(
-      () => startTimerTrigger({ schedule: '0 * * * *', runOnStartup: false, run: async () => {}, onError: () => {} }),
-      /six fields/,
-    );
-  });
-});
-
-describe('local runner', () => {
-  let azurite: Azurite;
-  before(async () => {
-    azurite = await startAzurite();
-  });
-  after(async () => {
-    await azurite?.stop();
-  });
-
-  test('serves HTTP functions like the host: params, query, body, jsonBody, cookies, 204, 500, 404', async () => {
-    const seen: { params: Record<string, string>; query: string | null; body: string; invocationId: string }[] = [];
-    const definitions: FunctionDefinition[] = [
-      {
-        kind: 'http',
-        name: 'echo',
-        route: 'things/{id}/{part?}',
-        methods: ['POST'],
-        authLevel: 'function',
-        handler: async (request, context) => {
-          seen.push({
-            params: { ...request.params },
-            query: request.query.get('q'),
-            body: await request.text(),
-            invocationId: context.invocationId,
-          });
-          return {
-            status: 201,
-            jsonBody: { ok: true },
-            cookies: [{ name: 'a', value: '1', path: '/', httpOnly: true, sameSite: 'Lax' }],
-            headers: { 'X-Extra': 'yes' },
-          };
-        },
-      },
-      {
-        kind: 'http',
-        name: 'nothing',
-        route: 'nothing',
-        methods: ['GET'],
-        authLevel: 'anonymous',
-        handler: async () => undefined as never,
-      },
-      {
-        kind: 'http',
-        name: 'broken',
-        route: 'broken',
-        methods: ['GET'],
-        authLevel: 'anonymous',
-        handler: async () => {
-          throw new Error('boom');
-        },
-      },
-    ];
-    const runner = await startRunner({ host: '127.0.0.1', port: 0, env: {}, definitions, hostJson: {}, log: () => {} });
-    try {
-      const response = await fetch(`${runner.url}/api/Things/a%2Fb?q=x`, { method: 'POST', body: 'hello' });
-      assert.equal(response.status, 201);
-      assert.deepEqual(await response.json(), { ok: true });
-      assert.equal(response.headers.get('content-type'), 'application/json');
-      assert.equal(response.headers.get('x-extra'), 'yes');
-      assert.deepEqual(response.headers.getSetCookie(), ['a=1; Path=/; HttpOnly; SameSite=Lax']);
-      assert.deepEqual(seen[0] && { ...seen[0], invocationId: typeof seen[0].invocationId }, {
-        params: { id: 'a/b' },
-        query: 'x',
-        body: 'hello',
-        invocationId: 'string',
-      });
-      assert.equal((await fetch(`${runner.url}/api/nothing`)).status, 204);
-      const originalError = console.error;
-      console.error = () => {};
-      try {
-        assert.equal((await fetch(`${runner.url}/api/broken`)).status, 500);
-      } finally {
-        console.error = originalError;
-      }
-      assert.equal((await fetch(`${runner.url}/api/things/a`)).status, 404);
-      assert.equal((await fetch(`${runner.url}/api/elsewhere`)).status, 404);
-      assert.deepEqual(runner.summary.slice(0, 1), [
-        `echo: [POST] ${runner.url}/api/things/{id}/{part?} (function key in Azure)`,
-      ]);
-    } finally {
-      await runner.stop();
-    }
-  });
-
-  test('queue trigger: %setting% queue name, base64, dequeue count, retries, then the poison queue', async () => {
-    const calls: { payload: unknown; dequeueCount: unknown }[] = [];
-    const definitions: FunctionDefinition[] = [
-      {
-        kind: 'storageQueue',
-        name: 'worker',
-        queueName: '%WORK_QUEUE%',
-        connection: 'Work',
-        handler: async (payload, context) => {
-          calls.push({ payload, dequeueCount: context.triggerMetadata?.dequeueCount });
-          if ((payload as { fail?: boolean }).fail) throw new Error('always fails');
-        },
-      },
-    ];
-    const hostJson: HostJson = {
-      extensions: {
-        queues: {
-          batchSize: 4,
-          visibilityTimeout: '00:00:01',
-          maxDequeueCount: 2,
-          maxPollingInterval: '00:00:00.2',
-          messageEncoding: 'base64',
-        },
-      },
-    };
-    const env = { WORK_QUEUE: 'runner-test', Work: azurite.connectionString };
-    const queue = new QueueClient(azurite.connectionString, 'runner-test');
-    const poison = new QueueClient(azurite.connectionString, 'runner-test-poison');
-    const runner = await startRunner({ host: '127.0.0.1', port: 0, env, definitions, hostJson, log: () => {} });
-    try {
-      assert.ok(
-        runner.summary.includes('worker: queueTrigger (runner-test, poison queue runner-test-poison)'),
-        runner.summary.join('\n'),
-      );
-      await queue.sendMessage(encodeQueueJson({ n: 1 }));
-      await queue.sendMessage(encodeQueueJson({ n: 2, fail: true }));
-      const poisoned = await poll('the failing message in the poison queue', async () => {
-        const { peekedMessageItems } = await poison.peekMessages();
-        return peekedMessageItems[0];
-      });
-      assert.deepEqual(JSON.parse(Buffer.from(poisoned.messageText, 'base64').toString()), { n: 2, fail: true });
-      const tries = calls.map((c) => JSON.stringify([c.payload, c.dequeueCount])).sort();
-      assert.deepEqual(tries, ['[{"n":1},1]', '[{"n":2,"fail":true},1]', '[{"n":2,"fail":true},2]']);
-      assert.equal((await queue.getProperties()).approximateMessagesCount, 0);
-    } finally {
-      await runner.stop();
-    }
-  });
-});
-
-// --- npm start, end to end ---
-
 const browserSkip = browserTestsSkipped();
+const FUNCTION_KEY = 'e2e-local-function-key';
 
 interface Stack {
   child: ChildProcess;
@@ -297,8 +65,18 @@ describe('npm start', { timeout: 120_000 }, () => {
     assert.match(out, new RegExp(`Mailbox +http://127\\.0\\.0\\.1:${stack.ports.MAILBOX_PORT}/`));
     assert.match(out, /Sign in as demo@example\.com \/ demo/);
     assert.match(out, /npm run enqueue -- --to someone@example\.com --subject Hello/);
-    assert.match(out, /function keys are not checked locally/);
-    assert.match(out, new RegExp(`(Admin page|Authorize the mailbox): http://127\\.0\\.0\\.1:${stack.ports.OUTBOX_PORT}/api/`));
+    assert.match(out, /function keys checked: LOCAL_FUNCTION_KEY is the key/);
+    assert.ok(
+      out.includes(`Admin page: http://127.0.0.1:${stack.ports.OUTBOX_PORT}/api/status?code=${FUNCTION_KEY} `),
+      'the admin page with its key',
+    );
+  });
+
+  test('refuses the admin page and the authorize route without the function key, as Azure does', async () => {
+    const base = `http://127.0.0.1:${stack.ports.OUTBOX_PORT}/api`;
+    assert.equal((await fetch(`${base}/status`)).status, 401);
+    assert.equal((await fetch(`${base}/accounts/demo/authorize`, { redirect: 'manual' })).status, 401);
+    assert.equal((await fetch(`${base}/health`)).status, 200, 'anonymous');
   });
 
   test(
@@ -307,16 +85,14 @@ describe('npm start', { timeout: 120_000 }, () => {
     async () => {
       const page = await browser!.newPage();
       try {
+        // From the page the banner names, through its Authorize link: no shortcut if either is missing.
         const admin = /Admin page: (\S+)/.exec(stack.output())?.[1];
-        if (admin) {
-          await page.goto(admin);
-          await page
-            .locator('a, button', { hasText: /^\s*Authori[sz]e\s*$/ })
-            .first()
-            .click();
-        } else {
-          await page.goto(authorizeUrlOf(stack));
-        }
+        assert.ok(admin, `the banner names no admin page:\n${stack.output()}`);
+        await page.goto(admin);
+        await page
+          .locator('a, button', { hasText: /^\s*Authori[sz]e\s*$/ })
+          .first()
+          .click();
         await page.waitForURL(new RegExp(`^http://127\\.0\\.0\\.1:${stack.ports.IDP_PORT}/interaction/`));
         await page.fill('#login', 'demo@example.com');
         await page.fill('#password', 'demo');
@@ -424,10 +200,13 @@ describe('npm start', { timeout: 120_000 }, () => {
       cmdlines.some((line) => /azurite\.js/.test(line)),
       `Azurite is not among the processes: ${cmdlines.join(' | ')}`,
     );
-    await stopStack(stack);
+    const { exited, left } = await interruptStack(stack);
+    // Look first, then clean up: what is still running after Ctrl-C is the failure.
+    const leftLines = left.map((pid) => commandLine(pid));
+    kill(left);
+    assert.ok(exited, `npm start did not exit within 25 s of Ctrl-C:\n${stack.output()}`);
     assert.match(stack.output(), /Stopped\./);
-    const left = [...stack.pids].filter(isRunning);
-    assert.deepEqual(left.map(commandLine), [], 'processes left running');
+    assert.deepEqual(leftLines, [], 'processes left running after Ctrl-C');
   });
 });
 
@@ -448,6 +227,7 @@ async function startStack(): Promise<Stack> {
     ...process.env,
     ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
     OUTBOX_DATA_DIR: dataDir,
+    LOCAL_FUNCTION_KEY: FUNCTION_KEY,
   };
   // The stack must configure itself, as for a newcomer.
   for (const name of [
@@ -485,7 +265,11 @@ async function startStack(): Promise<Stack> {
   return stack;
 }
 
-async function stopStack(stack: Stack): Promise<void> {
+/**
+ * Ctrl-C as a terminal sends it (SIGINT to the process group), then waits for `npm start` to exit and a moment
+ * for whatever it started to follow. Kills nothing: says whether it exited and which processes are still running.
+ */
+async function interruptStack(stack: Stack): Promise<{ exited: boolean; left: number[] }> {
   for (const pid of descendants(stack.child.pid!)) stack.pids.add(pid);
   if (stack.child.exitCode === null && stack.child.signalCode === null) {
     try {
@@ -495,24 +279,29 @@ async function stopStack(stack: Stack): Promise<void> {
     }
   }
   let timer: NodeJS.Timeout | undefined;
-  const stopped = await Promise.race([
+  const exited = await Promise.race([
     stack.exited.then(() => true),
     new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 25_000))),
   ]);
   clearTimeout(timer);
-  // Whatever npm leaves behind gets a moment to follow, then is killed so that a failing test cleans up too.
   const deadline = Date.now() + 5_000;
   while ([...stack.pids].some(isRunning) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
-  if (!stopped || [...stack.pids].some(isRunning)) {
-    const left = [...stack.pids].filter(isRunning);
-    for (const pid of left) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone meanwhile
-      }
+  return { exited, left: [...stack.pids].filter(isRunning) };
+}
+
+function kill(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
     }
   }
+}
+
+/** Stops the stack whatever state it is in, for clean-up after a failure: Ctrl-C, then force. */
+async function stopStack(stack: Stack): Promise<void> {
+  kill((await interruptStack(stack)).left);
 }
 
 async function authorizeWithoutBrowser(stack: Stack): Promise<void> {
@@ -528,7 +317,7 @@ async function authorizeWithoutBrowser(stack: Stack): Promise<void> {
 }
 
 function authorizeUrlOf(stack: Stack): string {
-  return `http://127.0.0.1:${stack.ports.OUTBOX_PORT}/api/accounts/demo/authorize`;
+  return `http://127.0.0.1:${stack.ports.OUTBOX_PORT}/api/accounts/demo/authorize?code=${FUNCTION_KEY}`;
 }
 
 function connectionOf(stack: Stack): string {

@@ -1,36 +1,54 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { HttpHandler, HttpResponseInit } from '@azure/functions';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { authorize } from '../functions/authorize';
-import { oauthCallback } from '../functions/oauthCallback';
+import type { Runner } from '../local/host/runner';
 import { openVerifier } from '../shared/authorization/authRequests';
 import { authRequestTable } from '../shared/authorization/startAuthorization';
 import { refreshTokenSecretName } from '../shared/tokens/tokenStore';
 import { ALICE, searchableParts, startAuthorizationBench, type AuthorizationBench } from './support/authorizationBench';
 import { browserTestsSkipped, launchChromium } from './support/chromium';
-import { startHttpAdapter, type HttpAdapter } from './support/httpAdapter';
+import { serveFunctions } from './support/functionsHost';
 
 const skip = browserTestsSkipped();
 
-let adapter: HttpAdapter;
+let host: Runner;
 let bench: AuthorizationBench;
 let browser: Browser;
+/**
+ * Answers instead of the function when it returns a response (a test holding a browser back). Needed because
+ * Playwright's page.route does not see requests reached through a redirect, as the OAuth callback is.
+ */
+let intercept: ((url: URL) => HttpResponseInit | undefined) | undefined;
+
+/** Every page body the functions answer goes to the leak check, and `intercept` may answer first. */
+function watched(handler: HttpHandler): HttpHandler {
+  return async (request, context) => {
+    const held = intercept?.(new URL(request.url));
+    if (held) return held;
+    const response = (await handler(request, context)) as HttpResponseInit;
+    const body = typeof response.body === 'string' ? response.body : JSON.stringify(response.jsonBody ?? '');
+    bench.outputs.push(body);
+    return response;
+  };
+}
 
 before(async () => {
   if (skip) return;
-  adapter = await startHttpAdapter([
-    { methods: ['GET'], route: 'accounts/{id}/authorize', handler: authorize },
-    { methods: ['GET'], route: 'oauth/callback', handler: oauthCallback },
-  ]);
-  [bench, browser] = await Promise.all([startAuthorizationBench(adapter.url), launchChromium()]);
-  adapter.onBody = (body) => bench.outputs.push(body);
+  // The functions as registered, on the local Functions host: the same routes, auth levels and HTTP handling as npm start.
+  ({ runner: host } = await serveFunctions({
+    names: ['authorize', 'oauthCallback'],
+    wrap: watched,
+    log: (line) => bench?.outputs.push(line),
+  }));
+  [bench, browser] = await Promise.all([startAuthorizationBench(host.url), launchChromium()]);
 });
 
 after(async () => {
   await browser?.close();
   await bench?.stop();
-  await adapter?.stop();
+  await host?.stop();
 });
 
 /** The visible text of an element, whitespace collapsed. */
@@ -51,7 +69,7 @@ async function recordSecrets(context: BrowserContext, callbackUrl: string) {
   const url = new URL(callbackUrl);
   const code = url.searchParams.get('code');
   if (code) bench.secrets.add(code);
-  const cookie = (await context.cookies(adapter.url)).find((c) => c.name === 'oauth-outbox-auth');
+  const cookie = (await context.cookies(host.url)).find((c) => c.name === 'oauth-outbox-auth');
   if (!cookie) return;
   bench.secrets.add(cookie.value);
   const row = await authRequestTable(bench.runtime).find(url.searchParams.get('state') ?? '');
@@ -61,7 +79,7 @@ async function recordSecrets(context: BrowserContext, callbackUrl: string) {
 
 /** From the app's authorize URL through the provider's sign-in page; stops on the consent page. */
 async function signIn(page: Page, accountId = 'mailbox') {
-  await page.goto(`${adapter.url}/api/accounts/${accountId}/authorize`);
+  await page.goto(`${host.url}/api/accounts/${accountId}/authorize`);
   await page.waitForURL(`${bench.idp.issuer}/interaction/**`);
   assert.equal(await page.inputValue('#login'), ALICE.email, 'the login hint names the mailbox');
   await page.fill('#password', ALICE.password);
@@ -77,9 +95,9 @@ async function holdBackCallback(steps: () => Promise<void>): Promise<string> {
   let arrived: (url: string) => void = () => {};
   const held = new Promise<string>((resolve) => (arrived = resolve));
   const stopTimer = new AbortController();
-  adapter.intercept = (url) => {
+  intercept = (url) => {
     if (url.pathname !== '/api/oauth/callback') return undefined;
-    adapter.intercept = undefined;
+    intercept = undefined;
     arrived(url.href);
     return { status: 200, headers: { 'content-type': 'text/plain' }, body: 'held back by the test' };
   };
@@ -92,7 +110,7 @@ async function holdBackCallback(steps: () => Promise<void>): Promise<string> {
     return await Promise.race([held, timeout]);
   } finally {
     stopTimer.abort();
-    adapter.intercept = undefined;
+    intercept = undefined;
   }
 }
 
@@ -103,12 +121,12 @@ describe('authorization in headless Chromium', { skip }, () => {
       await signIn(page);
       assert.match((await page.textContent('ul')) ?? '', /https:\/\/outlook\.office\.com\/SMTP\.Send/);
       await page.click('button:has-text("Continue")');
-      await page.waitForURL(`${adapter.url}/api/oauth/callback?**`);
+      await page.waitForURL(`${host.url}/api/oauth/callback?**`);
       await recordSecrets(context, page.url());
 
       assert.equal(await page.textContent('h1'), 'Mailbox authorized');
       assert.match(await textIn(page, 'main'), /can now send mail as alice@contoso\.test/);
-      const cookie = (await context.cookies(adapter.url)).find((c) => c.name === 'oauth-outbox-auth');
+      const cookie = (await context.cookies(host.url)).find((c) => c.name === 'oauth-outbox-auth');
       assert.equal(cookie?.httpOnly, true);
       assert.equal(cookie?.sameSite, 'Lax');
       assert.equal(cookie?.path, '/');

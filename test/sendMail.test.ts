@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startAzurite, type Azurite } from '../local/azurite';
-import { parseReceived, startSmtpSink, type SmtpSink } from '../local/smtpSink';
+import { startAzurite, type Azurite } from '../local/peers/azurite';
+import { parseReceived, startSmtpSink, type SmtpSink } from '../local/peers/smtpSink';
 import { CONTAINERS } from '../shared/names';
 import { DeliveryLedger } from '../shared/storage/deliveryLedger';
 import { loadTestTls } from './support/certs';
@@ -176,7 +176,7 @@ describe('idempotency', () => {
     const before = server.received.length;
     await first.enqueue({ id: 'crash-lost', to: ['a@example.com'], subject: 'once', text: 'x' });
     const outbox = first.runtime.storage.queue('mail-outbox');
-    const { pollOnce } = await import('../local/queueTrigger');
+    const { pollOnce } = await import('../local/host/queueTrigger');
     const { TRIGGER } = await import('./support/sendHarness');
     const { sendMail } = await import('../functions/sendMail');
     const { InvocationContext } = await import('./support/azureFunctions');

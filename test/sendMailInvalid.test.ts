@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { startAzurite, type Azurite } from '../local/azurite';
-import { startSmtpSink, type SmtpSink } from '../local/smtpSink';
+import { startAzurite, type Azurite } from '../local/peers/azurite';
+import { startSmtpSink, type SmtpSink } from '../local/peers/smtpSink';
 import { CONTAINERS, QUEUES } from '../shared/names';
 import { loadTestTls } from './support/certs';
 import { startSendHarness, testAccount, tokenFor, type SendHarness } from './support/sendHarness';

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TableClient } from '@azure/data-tables';
-import { startAzurite, type Azurite } from '../local/azurite';
-import { pollOnce } from '../local/queueTrigger';
+import { startAzurite, type Azurite } from '../local/peers/azurite';
+import { pollOnce } from '../local/host/queueTrigger';
 import { deliverMessage, type DeliveryOutcome } from '../shared/delivery/deliverMessage';
 import { ConnectionSlots } from '../shared/limits/connectionSlots';
 import { RateBudget } from '../shared/limits/rateBudget';

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, afterEach, before, test } from 'node:test';
-import { startAzurite, type Azurite } from '../local/azurite';
-import { startSmtpSink } from '../local/smtpSink';
+import { startAzurite, type Azurite } from '../local/peers/azurite';
+import { startSmtpSink } from '../local/peers/smtpSink';
 import type { Account } from '../shared/config';
 import { QUEUES } from '../shared/names';
 import type { TokenRefresher } from '../shared/tokens/tokenService';

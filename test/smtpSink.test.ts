@@ -6,7 +6,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
-import { parseReceived, startSmtpSink, type SmtpSink, type SmtpSinkSecurity } from '../local/smtpSink';
+import { parseReceived, startSmtpSink, type SmtpSink, type SmtpSinkSecurity } from '../local/peers/smtpSink';
 import { createTestCa, issueServerCert, type ServerCert, type TestCa } from './support/certs';
 
 const USER = 'sender@contoso.test';

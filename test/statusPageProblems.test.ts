@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { accountDetail } from '../functions/accountDetail';
 import { admin } from '../functions/admin';
-import { startAzurite, type Azurite } from '../local/azurite';
+import { startAzurite, type Azurite } from '../local/peers/azurite';
 import type { AccountView } from '../shared/admin/accountView';
 import { HttpRequest } from './support/azureFunctions';
 import { startSendHarness, testAccount, type SendHarness } from './support/sendHarness';

@@ -3,8 +3,8 @@ import { after, before, test } from 'node:test';
 import { accountTest } from '../functions/accountTest';
 import { admin } from '../functions/admin';
 import { statusPage } from '../shared/admin/adminPage';
-import { startAzurite, type Azurite } from '../local/azurite';
-import { startSmtpSink, type SmtpSink } from '../local/smtpSink';
+import { startAzurite, type Azurite } from '../local/peers/azurite';
+import { startSmtpSink, type SmtpSink } from '../local/peers/smtpSink';
 import { HttpRequest } from './support/azureFunctions';
 import { loadTestTls } from './support/certs';
 import { startSendHarness, testAccount, tokenFor, type SendHarness } from './support/sendHarness';
@@ -41,7 +41,7 @@ after(async () => {
   await azurite?.stop();
 });
 
-function post(to: string): HttpRequest {
+function post(to: string) {
   return new HttpRequest({
     method: 'POST',
     url: `${BASE}/api/accounts/main/test`,

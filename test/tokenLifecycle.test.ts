@@ -8,9 +8,13 @@ import { after, before, describe, test } from 'node:test';
 import type { Timer } from '@azure/functions';
 import * as client from 'openid-client';
 import { refreshTokens } from '../functions/refreshTokens';
-import { startAzurite, type Azurite } from '../local/azurite';
-import { startIdentityProvider, type IdentityProvider, type IdentityProviderUser } from '../local/identityProvider';
-import { startSmtpSink, type SmtpSink } from '../local/smtpSink';
+import { startAzurite, type Azurite } from '../local/peers/azurite';
+import {
+  startIdentityProvider,
+  type IdentityProvider,
+  type IdentityProviderUser,
+} from '../local/peers/identity/identityProvider';
+import { startSmtpSink, type SmtpSink } from '../local/peers/smtpSink';
 import type { Account } from '../shared/config';
 import { createLogger } from '../shared/log/logger';
 import { QUEUES } from '../shared/names';

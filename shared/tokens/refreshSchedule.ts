@@ -1,4 +1,4 @@
-import { Cron } from 'croner';
+import { nextOccurrence } from '../ncrontab';
 import { DEFAULT_REFRESH_SCHEDULE, readSetting, type Env } from '../settings';
 
 /** The refresh timer's schedule (NCRONTAB with seconds, as the Functions host reads it), default hourly. */
@@ -11,5 +11,5 @@ export function refreshSchedule(env: Env): string {
  * host's timer runs on UTC, and the local host computes its runs with this same function.
  */
 export function nextRunAfter(schedule: string, now: Date): Date {
-  return new Cron(schedule, { paused: true, timezone: 'Etc/UTC' }).nextRun(now) ?? new Date(now.getTime() + 3_600_000);
+  return nextOccurrence(schedule, now) ?? new Date(now.getTime() + 3_600_000);
 }

@@ -25,7 +25,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import nodemailer from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
-import { startAzurite, type Azurite } from '../../local/azurite';
+import { startAzurite, type Azurite } from '../../local/peers/azurite';
 import { parseAccounts, type Account } from '../../shared/config';
 import { composeMail } from '../../shared/delivery/composeMail';
 import { DEFAULT_POLICY } from '../../shared/delivery/policy';

@@ -68,7 +68,7 @@ serve(
       const whatIf = (message.whatIf as string[] | undefined) ?? [];
       const guard = whatIf.find((w) => w.startsWith('guard='));
       const budgetOptions = guard ? { guardMs: Number(guard.slice('guard='.length)) } : {};
-      // deliveryServices() fixes the window at 60 s; the benchmark's provider counts per `windowMs`.
+      // SenderPool fixes the window at 60 s; the benchmark's provider counts per `windowMs`.
       const table = harness.runtime.storage.table(TABLES.leases);
       const budgets = new Map<string, RateBudget>();
       const realBudgetFor = (account: Account) => {

@@ -1,11 +1,11 @@
 /**
- * A queue trigger for benchmarks, with the Functions host's semantics (as local/queueTrigger.ts: the message
+ * A queue trigger for benchmarks, with the Functions host's semantics (as local/host/queueTrigger.ts: the message
  * text, JSON-parsed when it parses, is handed to the handler, and a handler that returns deletes the message)
  * but the host's steady flow instead of batch barriers: `concurrency` invocations are kept in flight, and the
  * next batch is fetched while the buffer runs low (the host's newBatchThreshold), not after the batch is done.
  */
 import type { DequeuedMessageItem, QueueClient } from '@azure/storage-queue';
-import type { TriggerMetadata } from '../../local/queueTrigger';
+import type { TriggerMetadata } from '../../local/host/queueTrigger';
 
 export interface PumpOptions {
   concurrency: number;

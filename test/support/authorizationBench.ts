@@ -9,8 +9,12 @@
 import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
 import type { AccessToken, TokenCredential } from '@azure/identity';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { startAzurite } from '../../local/azurite';
-import { startIdentityProvider, type IdentityProvider, type TokenResponseHook } from '../../local/identityProvider';
+import { startAzurite } from '../../local/peers/azurite';
+import {
+  startIdentityProvider,
+  type IdentityProvider,
+  type TokenResponseHook,
+} from '../../local/peers/identity/identityProvider';
 import { parseAccounts, type Account } from '../../shared/config';
 import { observeLogs, silentLogger } from '../../shared/log/logger';
 import type { ManagedIdentityCredentialFactory } from '../../shared/oauth/clientAuth';

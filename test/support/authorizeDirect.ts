@@ -1,7 +1,7 @@
 /**
- * Authorizes an account against local/identityProvider.ts without the app's HTTP handlers: the admin's part of
- * the authorization code flow done with openid-client (discovery, PKCE, state, nonce), the user's part with
- * driveLogin, and the outcome stored the way the callback stores it (token store, then the status row).
+ * Authorizes an account against local/peers/identity/identityProvider.ts without the app's HTTP handlers: the
+ * admin's part of the authorization code flow done with openid-client (discovery, PKCE, state, nonce), the user's
+ * part with driveLogin, and the outcome stored the way the callback stores it (token store, then the status row).
  *
  * `authorizeViaCallback` does the same through the real `authorize` and `oauthCallback` functions, for tests
  * that want the app's own path (the app must be installed with setApp).

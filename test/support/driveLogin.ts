@@ -1,5 +1,5 @@
 /**
- * Plays the user's browser against local/identityProvider.ts with plain fetch: follows the
+ * Plays the user's browser against local/peers/identity/identityProvider.ts with plain fetch: follows the
  * authorization request through the sign-in and consent pages and returns the redirect to
  * the client's redirect_uri without requesting it.
  */

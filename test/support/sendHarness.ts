@@ -20,7 +20,8 @@ import { FileSecretStore } from '../../shared/storage/fileSecretStore';
 import { decodeQueueJson, encodeQueueJson } from '../../shared/message/queueJson';
 import type { ResultEvent } from '../../shared/message/resultEvent';
 import { sendMail } from '../../functions/sendMail';
-import { pollOnce, type QueueTriggerOptions } from '../../local/queueTrigger';
+import { queueTriggerOptions, readHostJson } from '../../local/host/hostSettings';
+import { pollOnce, type QueueTriggerOptions } from '../../local/host/queueTrigger';
 import { ensureTestCaFiles } from './certs';
 
 export const FAST_POLICY: DeliveryPolicy = {
@@ -33,7 +34,9 @@ export const FAST_POLICY: DeliveryPolicy = {
   smtpTimeouts: { connectionMs: 1_500, greetingMs: 1_500, socketMs: 1_500 },
 };
 
+/** The project's host.json (message encoding, the host's message lease), with short test timings. */
 export const TRIGGER: QueueTriggerOptions = {
+  ...queueTriggerOptions(readHostJson()),
   batchSize: 16,
   visibilityTimeoutSeconds: 1,
   maxDequeueCount: 5,

@@ -1,18 +1,26 @@
 /**
  * A small stand-in for the Functions host: serves whatever `functions/` registered (see functionRegistry),
- * HTTP under the route prefix, storage queue triggers with host.json's queue settings and poison queues, and
- * timer triggers on their NCRONTAB schedules. Binding properties may name app settings (`%NAME%`).
+ * HTTP under the route prefix (function keys checked when LOCAL_FUNCTION_KEY is set), storage queue triggers
+ * with host.json's queue settings and poison queues, and timer triggers on their NCRONTAB schedules, in UTC.
+ * Binding properties may name app settings (`%NAME%`).
  */
 import type { QueueClient } from '@azure/storage-queue';
-import type { Env } from '../shared/settings';
-import { createStorageClients } from '../shared/storage/storageClients';
+import { readSetting, type Env } from '../../shared/settings';
+import { createStorageClients } from '../../shared/storage/storageClients';
 import type {
   FunctionDefinition,
   HttpFunctionDefinition,
   QueueFunctionDefinition,
   TimerFunctionDefinition,
 } from './functionRegistry';
-import { readHostJson, queueTriggerOptions, resolveAppSettings, routePrefix, type HostJson } from './hostSettings';
+import {
+  MESSAGE_LEASE_SECONDS,
+  queueTriggerOptions,
+  readHostJson,
+  resolveAppSettings,
+  routePrefix,
+  type HostJson,
+} from './hostSettings';
 import { startFunctionsHttpServer } from './httpServer';
 import { invocationContext } from './invocationContext';
 import { startQueueTrigger, type QueueTriggerOptions, type TriggerMetadata } from './queueTrigger';
@@ -21,10 +29,13 @@ import { startTimerTrigger } from './timerTrigger';
 export interface RunnerOptions {
   host: string;
   port: number;
-  /** App settings: `%NAME%` references, storage connections. */
+  /** App settings: `%NAME%` references, storage connections, LOCAL_FUNCTION_KEY. */
   env: Env;
   definitions: readonly FunctionDefinition[];
+  /** Default: the project's host.json. */
   hostJson?: HostJson;
+  /** How long a received queue message stays hidden, renewed at half (the host's fixed 10 minutes); tests shorten it. */
+  messageLeaseSeconds?: number;
   /** Where invocation lines go (default: the console). */
   log?: (line: string) => void;
 }
@@ -35,6 +46,9 @@ export interface Runner {
   readonly summary: string[];
   stop(): Promise<void>;
 }
+
+/** The opt-in local function key: set, it is required like a key in Azure; unset, keys are not checked. */
+export const LOCAL_FUNCTION_KEY = 'LOCAL_FUNCTION_KEY';
 
 interface Stoppable {
   stop(): Promise<void>;
@@ -52,22 +66,27 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
 
   try {
     const http = options.definitions.filter((d): d is HttpFunctionDefinition => d.kind === 'http');
+    const functionKey = readSetting(options.env, LOCAL_FUNCTION_KEY);
     const server = await startFunctionsHttpServer({
       host: options.host,
       port: options.port,
       routePrefix: prefix,
       functions: http,
+      ...(functionKey ? { functionKey } : {}),
       log,
     });
     running.push(server);
     for (const fn of http) {
       const path = [prefix, fn.route].filter(Boolean).join('/');
       summary.push(
-        `${fn.name}: [${fn.methods.join(',')}] ${server.url}/${path}${fn.authLevel === 'anonymous' ? '' : ` (${fn.authLevel} key in Azure)`}`,
+        `${fn.name}: [${fn.methods.join(',')}] ${server.url}/${path}${fn.authLevel === 'anonymous' ? '' : functionKey ? ` (${fn.authLevel} key)` : ` (${fn.authLevel} key in Azure)`}`,
       );
     }
 
-    const queueOptions = queueTriggerOptions(hostJson);
+    const queueOptions = {
+      ...queueTriggerOptions(hostJson),
+      leaseSeconds: options.messageLeaseSeconds ?? MESSAGE_LEASE_SECONDS,
+    };
     for (const fn of options.definitions) {
       if (fn.kind === 'storageQueue') {
         const queueName = resolveAppSettings(fn.queueName, options.env, `Function ${fn.name}: queueName`);
@@ -75,10 +94,13 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
         summary.push(`${fn.name}: queueTrigger (${queueName}, poison queue ${queueName}-poison)`);
       } else if (fn.kind === 'timer') {
         const schedule = resolveAppSettings(fn.schedule, options.env, `Function ${fn.name}: schedule`);
-        const timer = startTimerFunction(fn, schedule, options.env, log);
+        const timer = startTimerFunction(fn, schedule, log);
         running.push(timer);
+        // Flex Consumption runs on Linux, where WEBSITE_TIME_ZONE is not supported: schedules stay in UTC.
+        const ignoredZone = readSetting(options.env, 'WEBSITE_TIME_ZONE');
         summary.push(
-          `${fn.name}: timerTrigger (${schedule} ${options.env.WEBSITE_TIME_ZONE ?? 'UTC'}, next ${timer.nextRun()?.toISOString() ?? 'never'})`,
+          `${fn.name}: timerTrigger (${schedule} UTC, next ${timer.nextRun()?.toISOString() ?? 'never'})` +
+            (ignoredZone ? `; WEBSITE_TIME_ZONE=${ignoredZone} is ignored, as on Flex Consumption` : ''),
         );
       } else if (fn.kind === 'unsupported') {
         summary.push(`${fn.name}: ${fn.trigger} trigger, not run by the local runner`);
@@ -113,21 +135,20 @@ async function startQueueFunction(
         log(`${label} done in ${Date.now() - started} ms`);
       } catch (error) {
         const last = metadata.dequeueCount >= options.maxDequeueCount;
-        log(
-          `${label} failed: ${(error as Error)?.message ?? String(error)}${last ? `; moved to ${queueName}-poison` : '; will be retried'}`,
-        );
+        const next = last ? `; moved to ${queueName}-poison` : `; tried again in ${options.visibilityTimeoutSeconds} s`;
+        log(`${label} failed: ${(error as Error)?.message ?? String(error)}${next}`);
         throw error;
       }
     },
     options,
+    (error) => log(`${fn.name}: the queue ${queueName} refused an operation: ${(error as Error)?.message ?? String(error)}`),
   );
 }
 
-function startTimerFunction(fn: TimerFunctionDefinition, schedule: string, env: Env, log: (line: string) => void) {
+function startTimerFunction(fn: TimerFunctionDefinition, schedule: string, log: (line: string) => void) {
   return startTimerTrigger({
     schedule,
     runOnStartup: fn.runOnStartup,
-    ...(env.WEBSITE_TIME_ZONE ? { timeZone: env.WEBSITE_TIME_ZONE } : {}),
     run: async (timer) => {
       const started = Date.now();
       await fn.handler(timer, invocationContext(fn.name, 'timerTrigger'));

@@ -2,12 +2,12 @@
  * Which storage account the command-line tools talk to: the local stack's Azurite by default, or an Azure
  * storage account by connection string or by name (signed in with DefaultAzureCredential: `az login`).
  */
-import { ConfigError } from '../shared/errors';
-import { STORAGE_CONNECTION } from '../shared/names';
-import { readSetting, type Env } from '../shared/settings';
-import { createStorageClients, type StorageClients } from '../shared/storage/storageClients';
-import { devConnectionString } from './azurite';
-import { readLocalConfig } from './localConfig';
+import { ConfigError } from '../../shared/errors';
+import { STORAGE_CONNECTION } from '../../shared/names';
+import { readSetting, type Env } from '../../shared/settings';
+import { createStorageClients, type StorageClients } from '../../shared/storage/storageClients';
+import { devConnectionString } from '../peers/azurite';
+import { readLocalConfig } from '../localConfig';
 
 export const STORAGE_OPTIONS = {
   'connection-string': { type: 'string' },

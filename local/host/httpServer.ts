@@ -1,20 +1,28 @@
 /**
  * Serves the HTTP functions on loopback the way the Functions host does: the route prefix (`/api`), route
  * parameters, `HttpRequest` in, `HttpResponseInit` or `HttpResponse` out (status, headers, cookies, body or
- * jsonBody). Like `func start`, it does not check function keys.
+ * jsonBody). Routes the host refuses are refused here too, before anything listens.
+ *
+ * Function keys: like `func start`, none are checked unless a key is given (LOCAL_FUNCTION_KEY). With one, every
+ * route whose auth level is not `anonymous` answers 401, as Azure does, unless the request carries that key in
+ * the `x-functions-key` header or the `code` query parameter (the header wins). The one key stands for all of
+ * Azure's: function keys, host keys and the master key.
  */
+import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Cookie, HttpResponseInit, HttpResponse as HttpResponseType } from '@azure/functions';
-import type { HttpFunctionDefinition } from './functionRegistry';
+import { assertRegistrable, type HttpFunctionDefinition } from './functionRegistry';
 import { RouteTable } from './httpRoutes';
 import { HttpRequest, HttpResponse, invocationContext } from './invocationContext';
-import { listenHttp } from './listenHttp';
+import { listenHttp } from '../listenHttp';
 
 export interface FunctionsHttpServerOptions {
   host: string;
   port: number;
   routePrefix: string;
   functions: readonly HttpFunctionDefinition[];
+  /** When set, required on every route that is not anonymous. */
+  functionKey?: string;
   /** One line per request, e.g. `GET /api/health 200 3 ms`. */
   log?: (line: string) => void;
 }
@@ -28,12 +36,12 @@ export interface FunctionsHttpServer {
 const MAX_BODY_BYTES = 100 * 1024 * 1024;
 
 export async function startFunctionsHttpServer(options: FunctionsHttpServerOptions): Promise<FunctionsHttpServer> {
+  options.functions.forEach((fn, index) => assertRegistrable(fn, options.functions.slice(0, index)));
   const routes = new RouteTable(
     options.functions.map((fn) => ({ template: fn.route, methods: fn.methods, target: fn })),
     options.routePrefix,
   );
   const log = options.log ?? (() => {});
-  const base = `http://${options.host}:${options.port}`;
 
   const server = createServer((req, res) => {
     const started = Date.now();
@@ -48,7 +56,11 @@ export async function startFunctionsHttpServer(options: FunctionsHttpServerOptio
   });
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', base);
+    // The URL the client asked for, as the function sees it in Azure (with port 0 asked for, the real port).
+    const url = new URL(
+      req.url ?? '/',
+      `http://${req.headers.host ?? `${options.host}:${req.socket.localPort ?? options.port}`}`,
+    );
     const method = (req.method ?? 'GET').toUpperCase();
     const matched = routes.match(method, url.pathname);
     if (!matched.found) {
@@ -62,6 +74,11 @@ export async function startFunctionsHttpServer(options: FunctionsHttpServerOptio
       return;
     }
     const { target: fn, params } = matched.found;
+    if (fn.authLevel !== 'anonymous' && options.functionKey !== undefined && !carriesKey(req, url, options.functionKey)) {
+      req.resume();
+      res.writeHead(401).end();
+      return;
+    }
     const body = await readBody(req);
     if (body === undefined) {
       res.writeHead(413).end();
@@ -119,6 +136,15 @@ function serializeCookie(cookie: Cookie): string {
   if (cookie.httpOnly) parts.push('HttpOnly');
   if (cookie.sameSite) parts.push(`SameSite=${cookie.sameSite}`);
   return parts.join('; ');
+}
+
+/** The key as Azure looks for it: the x-functions-key header, else the code query parameter. */
+function carriesKey(req: IncomingMessage, url: URL, key: string): boolean {
+  const header = req.headers['x-functions-key'];
+  const given = (Array.isArray(header) ? header[0] : header) || url.searchParams.get('code');
+  if (!given) return false;
+  const [a, b] = [Buffer.from(given), Buffer.from(key)];
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function headersOf(req: IncomingMessage): Record<string, string> {

@@ -1,15 +1,15 @@
 /**
- * The timer trigger: a six-field NCRONTAB schedule (`{second} {minute} {hour} {day} {month} {day-of-week}`),
- * evaluated in UTC as Azure does unless WEBSITE_TIME_ZONE / TZ says otherwise; a run is skipped while the
- * previous one is still going, as the host's singleton lock does.
+ * The timer trigger: an NCRONTAB schedule read by the same rules as the app's refresh code (shared/ncrontab.ts:
+ * five or six fields, day-of-month and day-of-week together, UTC, as on Flex Consumption); a run is skipped while
+ * the previous one is still going, as the host's singleton lock does.
  */
-import { Cron } from 'croner';
 import type { Timer } from '@azure/functions';
+import type { Cron } from 'croner';
+import { ncrontab } from '../../shared/ncrontab';
 
 export interface TimerTriggerOptions {
   schedule: string;
   runOnStartup: boolean;
-  timeZone?: string;
   /** Runs the function; a rejection is reported through `onError`. */
   run: (timer: Timer) => Promise<void>;
   onError: (error: unknown) => void;
@@ -21,12 +21,10 @@ export interface TimerTrigger {
 }
 
 export function startTimerTrigger(options: TimerTriggerOptions): TimerTrigger {
-  if (options.schedule.trim().split(/\s+/).length !== 6)
-    throw new Error(`"${options.schedule}" is not an NCRONTAB schedule: it needs six fields, starting with seconds.`);
   let last: Date | undefined;
   let running: Promise<void> | undefined;
 
-  const fire = (job: Cron) => {
+  const fire = () => {
     if (running) return;
     const now = new Date();
     const timer: Timer = {
@@ -47,13 +45,8 @@ export function startTimerTrigger(options: TimerTriggerOptions): TimerTrigger {
       });
   };
 
-  // NCrontab requires day-of-month and day-of-week to match together (Vixie cron takes either).
-  const job: Cron = new Cron(
-    options.schedule,
-    { mode: '6-part', timezone: options.timeZone ?? 'UTC', domAndDow: true },
-    (self: Cron) => fire(self),
-  );
-  if (options.runOnStartup) fire(job);
+  const job: Cron = ncrontab(options.schedule, fire);
+  if (options.runOnStartup) fire();
 
   return {
     nextRun: () => job.nextRun() ?? undefined,

@@ -29,6 +29,8 @@ export interface SmtpSinkOptions {
   logger?: boolean;
   /** Name used in the greeting and replies. */
   name?: string;
+  /** Waits this long after the message data before answering it (a slow server); default 0. */
+  replyDelayMs?: number;
 }
 
 export interface ReceivedMail {
@@ -107,8 +109,9 @@ export async function startSmtpSink(options: SmtpSinkOptions): Promise<SmtpSink>
     const chunks: Buffer[] = [];
     stream.on('data', (chunk: Buffer) => chunks.push(chunk));
     stream.once('error', (err) => callback(err));
-    stream.once('end', () => {
+    stream.once('end', async () => {
       if (stream.sizeExceeded) return callback(Object.assign(new Error('5.3.4 Message too big'), { responseCode: 552 }));
+      if (options.replyDelayMs) await new Promise((resolve) => setTimeout(resolve, options.replyDelayMs));
       const id = `${Date.now().toString(36)}${(++sequence).toString(36)}${randomBytes(3).toString('hex')}`.toUpperCase();
       const mail: ReceivedMail = {
         id,

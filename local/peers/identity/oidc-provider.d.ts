@@ -1,5 +1,5 @@
 // oidc-provider ships no type declarations. This covers only the surface used by
-// local/identityProvider.ts; extend it as needed rather than reaching for `any`.
+// identityProvider.ts; extend it as needed rather than reaching for `any`.
 declare module 'oidc-provider' {
   import type { IncomingMessage, ServerResponse } from 'node:http';
 

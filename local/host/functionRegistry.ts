@@ -66,7 +66,7 @@ const HTTP_SHORTHANDS: Record<string, HttpMethod> = {
 /** Members of `app` that register nothing. */
 const NOT_REGISTRARS = new Set(['setup', 'hook']);
 
-export const FUNCTIONS_ENTRY = new URL('../functions/index.ts', import.meta.url);
+export const FUNCTIONS_ENTRY = new URL('../../functions/index.ts', import.meta.url);
 
 /**
  * Replaces every registration method of `app` with a recorder and returns the (live) list they fill.
@@ -75,8 +75,7 @@ export const FUNCTIONS_ENTRY = new URL('../functions/index.ts', import.meta.url)
 export function recordRegistrations(app: AppObject = functions.app as unknown as AppObject): FunctionDefinition[] {
   const definitions: FunctionDefinition[] = [];
   const add = (definition: FunctionDefinition) => {
-    if (definitions.some((d) => d.name.toLowerCase() === definition.name.toLowerCase()))
-      throw new Error(`Two functions are named "${definition.name}"; the Functions host refuses that too.`);
+    assertRegistrable(definition, definitions);
     definitions.push(definition);
   };
   for (const [member, value] of Object.entries(app)) {
@@ -93,6 +92,30 @@ export function recordRegistrations(app: AppObject = functions.app as unknown as
     app[member] = recorder;
   }
   return definitions;
+}
+
+/**
+ * What the host refuses when it indexes the functions (ScriptHost.ValidateFunction / ValidateHttpFunction): two
+ * functions of one name, an HTTP route in its reserved space (starting with "admin" or "runtime", whatever
+ * follows), and two HTTP functions with the same route and a method in common. Throws with the reason.
+ */
+export function assertRegistrable(definition: FunctionDefinition, earlier: readonly FunctionDefinition[]): void {
+  if (earlier.some((d) => d.name.toLowerCase() === definition.name.toLowerCase()))
+    throw new Error(`Two functions are named "${definition.name}"; the Functions host refuses that too.`);
+  if (definition.kind !== 'http') return;
+  const route = definition.route.toLowerCase();
+  if (route.startsWith('admin') || route.startsWith('runtime'))
+    throw new Error(
+      `Function ${definition.name}: the route "${definition.route}" conflicts with the host's built-in routes ` +
+        '(a route may not start with "admin" or "runtime"); Azure refuses it at start-up.',
+    );
+  const clash = earlier.find(
+    (d) => d.kind === 'http' && d.route.toLowerCase() === route && d.methods.some((m) => definition.methods.includes(m)),
+  );
+  if (clash)
+    throw new Error(
+      `Function ${definition.name}: the route "${definition.route}" conflicts with the route of function ${clash.name}.`,
+    );
 }
 
 let loaded: Promise<FunctionDefinition[]> | undefined;
@@ -112,7 +135,8 @@ function httpDefinition(name: string, opts: Record<string, unknown>, source: str
   return {
     kind: 'http',
     name,
-    route: String(opts.route ?? name).replace(/^\/+|\/+$/g, ''),
+    // The host takes the function's name when the route is missing or blank.
+    route: (typeof opts.route === 'string' && opts.route.trim() ? opts.route : name).trim().replace(/^\/+|\/+$/g, ''),
     methods: methods.map((m) => m.toUpperCase() as HttpMethod),
     authLevel: (opts.authLevel as AuthLevel | undefined) ?? 'anonymous',
     handler: opts.handler as HttpHandler,

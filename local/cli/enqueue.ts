@@ -8,11 +8,11 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../shared/errors';
-import { enqueueMail, InvalidMailMessageError } from '../shared/message/enqueueMail';
-import type { Attachment, MailMessage } from '../shared/message/messageSchema';
-import { CONTAINERS, QUEUES } from '../shared/names';
-import { encodeQueueJson } from '../shared/message/queueJson';
+import { ConfigError } from '../../shared/errors';
+import { enqueueMail, InvalidMailMessageError } from '../../shared/message/enqueueMail';
+import type { Attachment, MailMessage } from '../../shared/message/messageSchema';
+import { CONTAINERS, QUEUES } from '../../shared/names';
+import { encodeQueueJson } from '../../shared/message/queueJson';
 import { explainStorageError, STORAGE_OPTIONS, STORAGE_USAGE, storageTarget, type StorageTarget } from './storageTarget';
 
 const USAGE = `Usage: npm run enqueue -- --to <address> [options]

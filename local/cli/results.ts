@@ -5,11 +5,11 @@
  */
 import { parseArgs } from 'node:util';
 import type { QueueClient } from '@azure/storage-queue';
-import { ConfigError } from '../shared/errors';
-import { QUEUES, TABLES } from '../shared/names';
-import { DeliveryLedger, type DeliveryRecord } from '../shared/storage/deliveryLedger';
-import { decodeQueueJson } from '../shared/message/queueJson';
-import type { ResultEvent } from '../shared/message/resultEvent';
+import { ConfigError } from '../../shared/errors';
+import { QUEUES, TABLES } from '../../shared/names';
+import { DeliveryLedger, type DeliveryRecord } from '../../shared/storage/deliveryLedger';
+import { decodeQueueJson } from '../../shared/message/queueJson';
+import type { ResultEvent } from '../../shared/message/resultEvent';
 import { explainStorageError, STORAGE_OPTIONS, STORAGE_USAGE, storageTarget } from './storageTarget';
 
 const USAGE = `Usage: npm run results [-- options]

@@ -7,8 +7,8 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { createServer, type ServerResponse } from 'node:http';
 import path from 'node:path';
 import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
-import { HTML_SECURITY_HEADERS, html, page, type SafeHtml } from '../shared/web/html';
-import { listenHttp } from './listenHttp';
+import { HTML_SECURITY_HEADERS, html, page, type SafeHtml } from '../../shared/web/html';
+import { listenHttp } from '../listenHttp';
 
 export interface MailboxPageOptions {
   host: string;
