@@ -43,6 +43,11 @@ export const APP_SETTINGS: readonly AppSettingDoc[] = [
     required: 'optional',
     purpose: 'NCRONTAB schedule of the token refresh timer (default hourly: 0 0 * * * *)',
   },
+  {
+    name: 'TEST_EMAIL_WAIT_SECONDS',
+    required: 'optional',
+    purpose: "how long the test-email route waits for the send path's verdict (default 20, at most 60)",
+  },
   { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', required: 'azure', purpose: 'telemetry' },
   { name: 'AzureWebJobsStorage', required: 'optional', purpose: 'host storage, connection string form (local)' },
   { name: 'AzureWebJobsStorage__accountName', required: 'azure', purpose: 'host storage, identity-based' },
