@@ -12,6 +12,8 @@ import { startAzurite, type Azurite } from '../local/azurite';
 import { startIdentityProvider, type IdentityProvider, type IdentityProviderUser } from '../local/identityProvider';
 import { startSmtpSink, type SmtpSink } from '../local/smtpSink';
 import type { Account } from '../shared/config';
+import { deliverMessage } from '../shared/delivery/deliverMessage';
+import { closeDelivery, deliveryServices } from '../shared/delivery/deliveryServices';
 import { createLogger } from '../shared/log/logger';
 import { QUEUES } from '../shared/names';
 import { createRuntime } from '../shared/runtime';
@@ -24,7 +26,7 @@ import { InvocationContext } from './support/azureFunctions';
 import { authorizeDirect, authorizeViaCallback } from './support/authorizeDirect';
 import { loadTestTls } from './support/certs';
 import { FakeTokenCredential, startKeyVaultDouble, type KeyVaultDouble } from './support/keyVaultDouble';
-import { startSendHarness, testAccount, type SendHarness } from './support/sendHarness';
+import { FAST_POLICY, startSendHarness, testAccount, type SendHarness } from './support/sendHarness';
 
 const CLIENT_ID = 'outbox-app';
 const CLIENT_SECRET = 'lifecycle-client-secret-5d2c9e71';
@@ -68,6 +70,8 @@ async function startWorld(options: {
   accessTokenTtlSeconds?: number;
   secrets?: SecretStore;
   env?: Record<string, string>;
+  /** Tokens the SMTP server refuses whatever the provider says of them (asked before the provider). */
+  smtpRefuses?: (token: string) => boolean | Promise<boolean>;
 }): Promise<World> {
   const idp = await startIdentityProvider({
     clients: [
@@ -81,7 +85,8 @@ async function startWorld(options: {
     security: 'starttls',
     key: tls.key,
     cert: tls.cert,
-    verifyToken: async (user, token) => (await idp.verifyAccessToken(token))?.email === user,
+    verifyToken: async (user, token) =>
+      !(await options.smtpRefuses?.(token)) && (await idp.verifyAccessToken(token))?.email === user,
   });
   const users = new Map(options.accounts.map((a) => [a.id, a.user]));
   const harness = await startSendHarness({
@@ -155,6 +160,25 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const mail = (id: string, account: string) => ({ id, account, to: ['someone@example.com'], subject: id, text: `message ${id}` });
 const bySubject = (sink: SmtpSink, subject: string) =>
   sink.received.filter((m) => m.raw.toString('utf8').includes(`Subject: ${subject}`));
+
+/** The messages the send path logged an SMTP refusal of our token for, from log line `from` on. */
+const authRejections = (harness: SendHarness, from: number) =>
+  harness.logs
+    .slice(from)
+    .filter((line) => line.includes('"event":"mail.auth_rejected"'))
+    .map((line) => (JSON.parse(line) as { messageId: string }).messageId);
+
+/** Whether the provider holds a refresh token live, by introspection (a replay would revoke a rotated grant). */
+async function refreshTokenActive(world: World, token: string): Promise<boolean> {
+  const config = await client.discovery(
+    new URL(world.idp.issuer),
+    CLIENT_ID,
+    CLIENT_SECRET,
+    client.ClientSecretPost(CLIENT_SECRET),
+    { execute: [client.allowInsecureRequests] },
+  );
+  return (await client.tokenIntrospection(config, token, { token_type_hint: 'refresh_token' })).active;
+}
 
 describe('token lifecycle against oidc-provider (access tokens of seconds, refresh-token rotation)', () => {
   test('the timer refreshes only the accounts whose token would not outlive its next run', async () => {
@@ -238,6 +262,100 @@ describe('token lifecycle against oidc-provider (access tokens of seconds, refre
       await harness.drain();
       assert.equal((await harness.ledger('rot-after-rotation'))?.status, 'sent');
       assert.equal(bySubject(sink, 'rot-after-rotation')[0]?.authUser, ALICE.email);
+    });
+  });
+
+  test('a token the SMTP server refuses (535) is refreshed at the provider once, and the message goes out once', async () => {
+    let refusedToken: string | undefined;
+    const world = await startWorld({
+      accounts: [{ id: 'rej-alpha', user: ALICE }],
+      smtpRefuses: (token) => token === refusedToken,
+    });
+    await inWorld(world, async () => {
+      const { harness, sink } = world;
+      const store = harness.runtime.tokenStore;
+      const first = await world.authorize('rej-alpha');
+      // The provider still calls this token valid; the SMTP server refuses it (as Exchange does after a change).
+      refusedToken = first.tokens.accessToken;
+      const grants = world.refreshGrants();
+
+      await harness.enqueue(mail('rej-once', 'rej-alpha'));
+      await harness.drain();
+
+      assert.equal(world.refreshGrants() - grants, 1, 'one refresh_token grant at the provider');
+      assert.deepEqual(authRejections(harness, 0), ['rej-once'], 'the send path met one refusal');
+      const rotated = await store.readRefreshToken('rej-alpha');
+      assert.ok(rotated && rotated !== first.tokens.refreshToken, 'the rotated refresh token was saved');
+      assert.equal(await refreshTokenActive(world, rotated), true, 'the saved refresh token is the live one');
+      assert.notEqual((await store.readAccessToken('rej-alpha'))?.accessToken, refusedToken);
+      const copies = bySubject(sink, 'rej-once');
+      assert.equal(copies.length, 1, 'one copy delivered');
+      assert.equal(copies[0]!.authUser, ALICE.email);
+      const row = await harness.ledger('rej-once');
+      assert.equal(row?.status, 'sent', JSON.stringify(row));
+      assert.equal(row?.attempts, 1, 'the retry with the new token is part of the same attempt');
+      assert.equal((await harness.runtime.accountStatus.get('rej-alpha'))?.state, 'ready');
+      assert.deepEqual(
+        (await harness.results()).map((r) => [r.id, r.status]),
+        [['rej-once', 'sent']],
+      );
+    });
+  });
+
+  test('two instances whose token the SMTP server refuses at the same time make one refresh grant between them', async () => {
+    let refusedToken: string | undefined;
+    // The server holds each AUTH with the refused token until both instances have sent it, then refuses both.
+    // A connection sends no second AUTH while its first is held: two held at once are the two instances.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let held = 0;
+    let heldTogether = false;
+    const world = await startWorld({
+      accounts: [{ id: 'rej-both', user: ALICE }],
+      smtpRefuses: async (token) => {
+        if (token !== refusedToken) return false;
+        if (++held === 2) {
+          heldTogether = true;
+          release();
+        }
+        await Promise.race([released, sleep(5_000)]);
+        return true;
+      },
+    });
+    const other = createRuntime(world.harness.runtime.env, {
+      accounts: world.harness.accounts,
+      secrets: world.harness.runtime.secrets,
+      log: createLogger((_level, line) => world.harness.logs.push(line)),
+    });
+    await inWorld(world, async () => {
+      const { harness, sink } = world;
+      try {
+        const first = await world.authorize('rej-both');
+        refusedToken = first.tokens.accessToken;
+        const grants = world.refreshGrants();
+        const logsFrom = harness.logs.length;
+
+        const outcomes = await Promise.all(
+          [deliveryServices(harness.runtime, FAST_POLICY), deliveryServices(other, FAST_POLICY)].map((services, i) =>
+            deliverMessage(services, mail(`rej-both-${i}`, 'rej-both'), { queueMessageId: `rej-both-${i}`, dequeueCount: 1 }),
+          ),
+        );
+
+        assert.ok(heldTogether, 'both instances sent the refused token before either had a new one');
+        assert.deepEqual(authRejections(harness, logsFrom).sort(), ['rej-both-0', 'rej-both-1'], 'each met one refusal');
+        assert.equal(world.refreshGrants() - grants, 1, 'one refresh_token grant between the two instances');
+        assert.deepEqual(outcomes, ['sent', 'sent']);
+        for (const id of ['rej-both-0', 'rej-both-1']) {
+          assert.equal(bySubject(sink, id).length, 1, `${id}: one copy delivered`);
+          assert.equal((await harness.ledger(id))?.status, 'sent', id);
+        }
+        const rotated = await harness.runtime.tokenStore.readRefreshToken('rej-both');
+        assert.ok(rotated && rotated !== first.tokens.refreshToken, 'the rotated refresh token was saved');
+        assert.equal(await refreshTokenActive(world, rotated), true, 'the saved refresh token is the live one');
+        assert.equal((await harness.runtime.accountStatus.get('rej-both'))?.state, 'ready');
+      } finally {
+        await closeDelivery(other);
+      }
     });
   });
 
