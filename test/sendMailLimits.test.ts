@@ -204,7 +204,7 @@ describe('RateBudget', () => {
 });
 
 describe('ConnectionSlots', () => {
-  test('two holders share a limit of 2: a third acquire fails, a release frees a slot, an expired lease is taken over', async () => {
+  test('two holders share a limit of 2: a third acquire fails, renewed leases stay held, a release frees a slot', async () => {
     const holders = ['instance-a', 'instance-b', 'instance-c'].map(
       (holder) => new ConnectionSlots(leases, 'slots-unit', () => 2, holder, { leaseMs: 300, renewEveryMs: 100 }),
     );
