@@ -231,7 +231,7 @@ test('535 5.7.3 twice defers the message and marks the account reauthorization_r
   });
   const refresher = useRefresher(b.harness);
   await b.harness.enqueue(mail('r-535-twice', 'exo-535-twice'));
-  await b.probe.drain(2_200);
+  await b.probe.runFor(2_200);
   const status = await b.harness.runtime.accountStatus.get('exo-535-twice');
   assert.equal(status?.state, 'reauthorization_required');
   assert.equal(status?.lastErrorCode, 'smtp_auth_rejected');
@@ -254,7 +254,7 @@ test('535 5.7.139 SMTP AUTH disabled gives the account configuration_error with 
   });
   const refresher = useRefresher(b.harness);
   await b.harness.enqueue(mail('r-535-139', 'exo-auth-off'));
-  await b.probe.drain(2_200);
+  await b.probe.runFor(2_200);
   const status = await b.harness.runtime.accountStatus.get('exo-auth-off');
   assert.equal(status?.state, 'configuration_error');
   assert.equal(status?.lastErrorCode, 'smtp_auth_disabled');
@@ -328,14 +328,14 @@ test('554 5.2.0 SubmissionQuotaExceeded pauses the account, and its messages wai
     maxDelaySeconds: 1,
   });
   await b.harness.enqueue(mail('r-quota-1', 'exo-quota'));
-  await b.probe.drain(1_500);
+  await b.probe.runFor(1_500);
   const status = await b.harness.runtime.accountStatus.get('exo-quota');
   assert.equal(status?.state, 'paused');
   assert.equal(status?.lastErrorCode, 'quota_exceeded');
   assert.ok(Date.parse(status?.pausedUntil ?? '') > Date.now() + 50 * 60_000, `paused for about an hour: ${status?.pausedUntil}`);
 
   await b.harness.enqueue(mail('r-quota-2', 'exo-quota'));
-  await b.probe.drain(1_500);
+  await b.probe.runFor(1_500);
   assert.equal(b.server.connections, 1, 'no connection while paused');
   assert.equal(b.server.attempts('data'), 1);
   for (const id of ['r-quota-1', 'r-quota-2']) {
@@ -377,7 +377,7 @@ test('connection refused defers the message as transient, and it goes out once a
   cleanups.push(() => harness.stop());
   const probe = probeDelivery(harness);
   await harness.enqueue(mail('r-down', 'down'));
-  await probe.drain(1_800);
+  await probe.runFor(1_800);
   const deferred = probe.history('r-down').filter((w) => w.status === 'deferred');
   assert.ok(deferred.length >= 1, 'deferred while the server is down');
   assert.equal(deferred[0]!.code, 'transient');
@@ -502,7 +502,7 @@ test('messages that must wait (throttled, account not authorized) are deferred a
   const done = async () =>
     ((await harness.ledger('r-wait-throttled'))?.deferrals ?? 0) > 5 &&
     ((await harness.ledger('r-wait-auth'))?.deferrals ?? 0) > 5;
-  while (Date.now() < deadline && !(await done())) await probe.drain(1_000);
+  while (Date.now() < deadline && !(await done())) await probe.runFor(1_000);
 
   for (const [id, code] of [
     ['r-wait-throttled', 'throttled'],

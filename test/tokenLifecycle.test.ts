@@ -410,7 +410,7 @@ describe('token lifecycle against oidc-provider (access tokens of seconds, refre
       const grantsWhileWaiting = world.refreshGrants();
       const authFailuresWhileWaiting = sink.authFailures;
       await harness.enqueue(mail('rev-waiting', 'rev-alpha'));
-      await harness.drain(3_000);
+      await harness.runFor(3_000);
       const waiting = await harness.ledger('rev-waiting');
       assert.equal(waiting?.status, 'deferred');
       assert.equal(waiting?.code, 'needs_reauthorization');
@@ -479,7 +479,7 @@ describe('token lifecycle against oidc-provider (access tokens of seconds, refre
       const logsFrom = harness.logs.length;
       const ids = Array.from({ length: 5 }, (_, i) => `far-waiting-${i}`);
       for (const id of ids) await harness.enqueue(mail(id, 'far-alpha'));
-      await harness.drain(3_000);
+      await harness.runFor(3_000);
       const rows = await Promise.all(ids.map((id) => harness.ledger(id)));
       // The new connection is refused; from then on this instance's gate knows, and the messages wait.
       for (const row of rows) {
@@ -563,7 +563,7 @@ describe('token lifecycle against oidc-provider (access tokens of seconds, refre
       assert.match((await runtime.accountStatus.get('down-alpha'))?.alertedIncident ?? '', /^degraded:/, 'alerted once');
 
       await harness.enqueue(mail('down-waiting', 'down-alpha'));
-      await harness.drain(3_000);
+      await harness.runFor(3_000);
       const waiting = await harness.ledger('down-waiting');
       assert.equal(waiting?.status, 'deferred');
       assert.equal(waiting?.code, 'token_unavailable');
