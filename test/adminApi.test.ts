@@ -365,10 +365,17 @@ describe('POST /api/accounts/{id}/test', () => {
       postJson('/api/accounts/reauth/test', { to: 'admin@example.com' }, { params: { id: 'reauth' } }),
     );
     assert.equal(response.status, 202);
-    assert.match(
-      json<{ note: string }>(response).note,
-      /reauthorization_required: the test email waits in the queue until it can send/,
-    );
+    const answer = json<{ id: string; note: string }>(response);
+    assert.match(answer.note, /reauthorization_required: the test email waits in the queue until it can send/);
+
+    // It waits: the send path holds it at the account gate, keeps it queued, and neither sends nor fails it.
+    const left = await harness.runFor(1_500);
+    assert.equal(left, 1, 'still on the outbox');
+    const row = await harness.ledger(answer.id);
+    assert.equal(row?.status, 'deferred', JSON.stringify(row));
+    assert.equal(row?.code, 'needs_reauthorization');
+    assert.equal(row?.attempts, 0, 'never handed to the SMTP server');
+    assert.deepEqual(await harness.results(), []);
   });
 
   test('refuses a bad address with 400 and the reasons', async () => {
