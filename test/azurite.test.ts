@@ -90,6 +90,19 @@ describe('azurite', () => {
         (await readdir(location)).some((name) => name.startsWith('__azurite_db')),
         'database files written',
       );
+
+      // A new Azurite on the same folder (new ports) reads back what the first one stored.
+      const restarted = await startAzurite({ location });
+      started.push(restarted);
+      const table = TableClient.fromConnectionString(restarted.connectionString, 'statusb', { allowInsecureConnection: true });
+      assert.equal((await table.getEntity<{ state: string }>('p', 'r')).state, 'ok', 'the table row');
+      const blob = BlobServiceClient.fromConnectionString(restarted.connectionString)
+        .getContainerClient('mail-b')
+        .getBlockBlobClient('a.eml');
+      assert.equal((await blob.downloadToBuffer()).toString(), 'Subject: hi\r\n\r\nbody', 'the blob');
+      const queue = QueueServiceClient.fromConnectionString(restarted.connectionString).getQueueClient('outbox-b');
+      assert.equal((await queue.getProperties()).approximateMessagesCount, 1, 'the queue message');
+      await restarted.stop();
     } finally {
       await rm(location, { recursive: true, force: true });
     }

@@ -227,7 +227,13 @@ describe('identity provider', () => {
     assert.equal(idp.counters.tokenRequestsByGrant.refresh_token, before + 1);
 
     idp.setTokenEndpoint('reset');
-    await assert.rejects(client.refreshTokenGrant(config, refreshToken));
+    // A connection closed without an answer: fetch fails on the socket, no HTTP status at all.
+    await assert.rejects(client.refreshTokenGrant(config, refreshToken), (error: unknown) => {
+      assert.ok(error instanceof TypeError, String(error));
+      assert.equal((error.cause as { code?: string } | undefined)?.code, 'UND_ERR_SOCKET');
+      return true;
+    });
+    assert.equal(idp.counters.tokenRequestsByGrant.refresh_token, before + 2, 'the request reached the provider');
 
     idp.setTokenEndpoint({
       status: 400,

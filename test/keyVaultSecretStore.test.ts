@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
+import { DefaultAzureCredential, ManagedIdentityCredential } from '@azure/identity';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { createSecretStore } from '../shared/storage/createSecretStore';
 import { FileSecretStore } from '../shared/storage/fileSecretStore';
@@ -221,11 +222,14 @@ describe('createKeyVaultSecretStore', () => {
   });
 
   test('builds a managed identity credential when AZURE_CLIENT_ID is set, without contacting anything', () => {
-    const store = createKeyVaultSecretStore({
-      KEY_VAULT_URL: 'https://example.vault.azure.net',
-      AZURE_CLIENT_ID: '00000000-0000-0000-0000-000000000001',
-    });
-    assert.ok(store instanceof KeyVaultSecretStore);
+    const clientId = '00000000-0000-0000-0000-000000000001';
+    const store = createKeyVaultSecretStore({ KEY_VAULT_URL: 'https://example.vault.azure.net', AZURE_CLIENT_ID: clientId });
+    assert.ok(store.credential instanceof ManagedIdentityCredential, `built ${store.credential.constructor.name}`);
+    // The user-assigned identity's client id (a field the SDK keeps on the credential, not part of its typed API).
+    assert.equal((store.credential as unknown as { clientId?: string }).clientId, clientId);
+
+    const withoutId = createKeyVaultSecretStore({ KEY_VAULT_URL: 'https://example.vault.azure.net' });
+    assert.ok(withoutId.credential instanceof DefaultAzureCredential, `built ${withoutId.credential.constructor.name}`);
   });
 });
 

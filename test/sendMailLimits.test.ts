@@ -144,7 +144,7 @@ describe('two instances sending for one account', () => {
 });
 
 describe('RateBudget', () => {
-  test('two instances together stay within 10 messages per 2 s in every sliding window, and use it fully', async (t) => {
+  test('two instances together stay within 10 messages per 2 s in every sliding window', async (t) => {
     const limits = () => ({ perWindow: 10, windowMs: 2_000 });
     // The guard covers the time from a grant to the server's count, here to the caller's clock reading after the
     // storage write. The default for a 2 s window (20 ms) is below the jitter of a write on a busy test machine;
@@ -173,13 +173,38 @@ describe('RateBudget', () => {
     const peak = peakInWindow(granted, 2_000);
     t.diagnostic(`granted ${inTime.length} in three windows, peak ${peak} in any 2 s, ${refused} refusals`);
     assert.ok(peak <= 10, `peak ${peak} in a 2 s window`);
-    assert.ok(inTime.length >= 27, `used ${inTime.length} of 30 over three windows`);
     assert.ok(refused > 0, 'callers over the budget were told to wait');
+  });
+
+  test('two instances grant exactly the budget of a window between them, and grant it again once the window has passed', async () => {
+    // Counts, not a clock: how much of the budget a busy machine uses over time is measured by the benchmark.
+    const limits = () => ({ perWindow: 10, windowMs: 2_000 });
+    const options = { guardMs: 200 };
+    const budgets = [
+      new RateBudget(leases, 'rate-count', limits, options),
+      new RateBudget(leases, 'rate-count', limits, options),
+    ];
+    // Eight callers per instance at once, none willing to wait.
+    const round = () => Promise.all(budgets.flatMap((budget) => Array.from({ length: 8 }, () => budget.acquire(1, 0))));
+
+    const first = await round();
+    assert.equal(first.filter((grant) => grant.ok).length, 10, 'the whole budget and no more');
+    const refusals = first.filter((grant) => !grant.ok);
+    assert.equal(refusals.length, 6);
+    for (const refusal of refusals) {
+      assert.match(refusal.reason, /budget of 10 messages per 2 s is used up/);
+      // Until the oldest grant leaves the window: at most the window, a bucket (20 ms) and the guard.
+      assert.ok(refusal.retryAfterMs > 0 && refusal.retryAfterMs <= 2_220, `retry after ${refusal.retryAfterMs} ms`);
+    }
+
+    await sleep(2_000 + 20 + 200 + 100); // every grant of the first round has left the window
+    const second = await round();
+    assert.equal(second.filter((grant) => grant.ok).length, 10, 'the budget is back once the window has passed');
   });
 });
 
 describe('ConnectionSlots', () => {
-  test('two holders share a limit of 2: a third acquire fails, a release frees a slot, an expired lease is taken over', async () => {
+  test('two holders share a limit of 2: a third acquire fails, renewed leases stay held, a release frees a slot', async () => {
     const holders = ['instance-a', 'instance-b', 'instance-c'].map(
       (holder) => new ConnectionSlots(leases, 'slots-unit', () => 2, holder, { leaseMs: 300, renewEveryMs: 100 }),
     );

@@ -13,7 +13,12 @@ export interface KeyVaultSecretStoreOptions {
 export class KeyVaultSecretStore implements SecretStore {
   private readonly client: SecretClient;
 
-  constructor(vaultUrl: string, credential: TokenCredential, options: KeyVaultSecretStoreOptions = {}) {
+  constructor(
+    vaultUrl: string,
+    /** The credential the store authenticates with (readable, so that the one built from the settings can be checked). */
+    readonly credential: TokenCredential,
+    options: KeyVaultSecretStoreOptions = {},
+  ) {
     this.client = new SecretClient(vaultUrl, credential, {
       ...options.clientOptions,
       disableChallengeResourceVerification: options.disableChallengeResourceVerification ?? false,

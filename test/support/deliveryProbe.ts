@@ -11,7 +11,7 @@ import { QUEUES } from '../../shared/names';
 import type { DeliveryRecord } from '../../shared/storage/deliveryLedger';
 import { decodeQueueJson } from '../../shared/message/queueJson';
 import { InvocationContext } from './azureFunctions';
-import { TRIGGER, type SendHarness } from './sendHarness';
+import { runTrigger, type SendHarness } from './sendHarness';
 import { sendMail } from '../../functions/sendMail';
 import { pollOnce, type TriggerMetadata } from '../../local/host/queueTrigger';
 
@@ -36,8 +36,10 @@ export interface DeliveryProbe {
   readonly invocations: TriggerMetadata[];
   /** The ledger writes of one message, in order. */
   history(id: string): LedgerWrite[];
-  /** Like the harness's drain, recording the trigger metadata of each invocation. */
+  /** Like the harness's drain (throws if the outbox does not empty), recording the trigger metadata of each invocation. */
   drain(timeoutMs?: number): Promise<void>;
+  /** Like the harness's runFor: runs the trigger for `ms` or until the outbox is empty; returns how many are left. */
+  runFor(ms: number): Promise<number>;
   /** Messages on the poison queue (left there). */
   poisonCount(): Promise<number>;
 }
@@ -98,15 +100,10 @@ export function probeDelivery(harness: SendHarness, options: { maxDelaySeconds?:
     invocations,
     history: (id) => writes.filter((w) => w.id === id),
     async drain(timeoutMs = 15_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        const seen = await pollOnce(queue, poison, handler, TRIGGER);
-        if (seen > 0) continue;
-        const { approximateMessagesCount } = await queue.getProperties();
-        if (!approximateMessagesCount) return;
-        await new Promise((resolve) => setTimeout(resolve, 150));
-      }
+      const left = await runTrigger(queue, poison, handler, timeoutMs);
+      if (left > 0) throw new Error(`drain: ${left} message(s) still on the outbox after ${timeoutMs} ms`);
     },
+    runFor: (ms) => runTrigger(queue, poison, handler, ms),
     async poisonCount() {
       const { approximateMessagesCount } = await poison.getProperties();
       return approximateMessagesCount ?? 0;

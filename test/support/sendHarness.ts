@@ -20,8 +20,9 @@ import { FileSecretStore } from '../../shared/storage/fileSecretStore';
 import { decodeQueueJson, encodeQueueJson } from '../../shared/message/queueJson';
 import type { ResultEvent } from '../../shared/message/resultEvent';
 import { sendMail } from '../../functions/sendMail';
+import type { QueueClient } from '@azure/storage-queue';
 import { queueTriggerOptions, readHostJson } from '../../local/host/hostSettings';
-import { pollOnce, type QueueTriggerOptions } from '../../local/host/queueTrigger';
+import { pollOnce, type QueueHandler, type QueueTriggerOptions } from '../../local/host/queueTrigger';
 import { ensureTestCaFiles } from './certs';
 
 export const FAST_POLICY: DeliveryPolicy = {
@@ -68,8 +69,10 @@ export interface SendHarness {
   /** Puts raw text on the outbox queue (already encoded, or deliberately not). */
   enqueueRaw(text: string): Promise<string>;
   enqueue(message: object): Promise<string>;
-  /** Runs the trigger until nothing is visible or invisible on the outbox, or `timeoutMs` passes. */
+  /** Runs the trigger until nothing is visible or invisible on the outbox; throws if that takes over `timeoutMs`. */
   drain(timeoutMs?: number): Promise<void>;
+  /** Runs the trigger for `ms` or until the outbox is empty, for messages meant to wait; returns how many are left. */
+  runFor(ms: number): Promise<number>;
   ledger(id: string): Promise<DeliveryRecord | undefined>;
   results(): Promise<ResultEvent[]>;
   stop(): Promise<void>;
@@ -163,15 +166,10 @@ export async function startSendHarness(options: {
       return (await outbox.sendMessage(encodeQueueJson(message))).messageId;
     },
     async drain(timeoutMs = 15_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        const seen = await pollOnce(outbox, poison, handler, TRIGGER);
-        if (seen > 0) continue;
-        const { approximateMessagesCount } = await outbox.getProperties();
-        if (!approximateMessagesCount) return;
-        await new Promise((resolve) => setTimeout(resolve, 150));
-      }
+      const left = await runTrigger(outbox, poison, handler, timeoutMs);
+      if (left > 0) throw new Error(`drain: ${left} message(s) still on the outbox after ${timeoutMs} ms`);
     },
+    runFor: (ms) => runTrigger(outbox, poison, handler, ms),
     ledger: (id) => services.ledger.get(id),
     async results() {
       const queue = runtime.storage.queue(QUEUES.results);
@@ -191,4 +189,16 @@ export async function startSendHarness(options: {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Polls the outbox as the host does for up to `ms`; returns how many messages are left on it (0: it emptied). */
+export async function runTrigger(outbox: QueueClient, poison: QueueClient, handler: QueueHandler, ms: number): Promise<number> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const seen = await pollOnce(outbox, poison, handler, TRIGGER);
+    if (seen > 0 && Date.now() < deadline) continue;
+    const { approximateMessagesCount } = await outbox.getProperties();
+    if (!approximateMessagesCount || Date.now() >= deadline) return approximateMessagesCount ?? 0;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
 }
