@@ -5,6 +5,7 @@ import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import type { Account } from '../config/account';
 import type { ConnectionSlots } from '../limits/connectionSlots';
 import type { SmtpFailure } from './classifyReply';
+import { XOAUTH2_CHECKED, xoauth2Login } from './xoauth2Login';
 
 export interface SmtpTimeouts {
   connectionMs: number;
@@ -221,7 +222,12 @@ export class AccountSender {
       requireTLS: smtp.security === 'starttls',
       ignoreTLS: smtp.security === 'plain',
       tls: { minVersion: 'TLSv1.2', ...(this.ca ? { ca: this.ca } : {}) },
-      auth: { type: 'OAuth2', user, accessToken: token.accessToken, expires: token.expiresAt },
+      // Our own XOAUTH2 login (see xoauth2Login), run even when the server lists no AUTH at all. It is registered
+      // under a name of its own: asked for "XOAUTH2" without a token generator, nodemailer falls back to the
+      // first mechanism the server offers and would send the token as an AUTH PLAIN password.
+      auth: { type: 'custom', method: XOAUTH2_CHECKED, user, pass: token.accessToken },
+      customAuth: { [XOAUTH2_CHECKED]: xoauth2Login },
+      forceAuth: true,
       connectionTimeout: timeouts.connectionMs,
       greetingTimeout: timeouts.greetingMs,
       socketTimeout: timeouts.socketMs,
