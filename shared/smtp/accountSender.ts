@@ -5,6 +5,7 @@ import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import type { Account } from '../config/account';
 import type { ConnectionSlots } from '../limits/connectionSlots';
 import type { SmtpFailure } from './classifyReply';
+import { XOAUTH2_CHECKED, xoauth2Login } from './xoauth2Login';
 
 export interface SmtpTimeouts {
   connectionMs: number;
@@ -55,7 +56,9 @@ interface Lane {
 export class AccountSender {
   private readonly lanes: Lane[] = [];
   private readonly waiters: Array<() => void> = [];
-  private acquiring: Promise<void> | undefined;
+  /** Slot requests on their way to storage: each may become a connection, so they count towards the limit. */
+  private opening = 0;
+  private closed = false;
   private readonly ca: string | undefined;
 
   constructor(
@@ -66,7 +69,7 @@ export class AccountSender {
     this.ca = account.smtp.caFile ? readFileSync(account.smtp.caFile, 'utf8') : undefined;
     slots.onLost = (slot) => {
       const lane = this.lanes.find((l) => l.slot === slot);
-      if (lane && !lane.busy) this.closeLane(lane);
+      if (lane && !lane.busy) void this.closeLane(lane);
     };
   }
 
@@ -123,12 +126,14 @@ export class AccountSender {
   closeConnections(): void {
     for (const lane of [...this.lanes]) {
       if (lane.busy) lane.retired = true;
-      else this.closeLane(lane);
+      else void this.closeLane(lane);
     }
   }
 
+  /** Closes every connection; resolves once their slots are given back, so another instance can take them. */
   async close(): Promise<void> {
-    for (const lane of [...this.lanes]) this.closeLane(lane);
+    this.closed = true;
+    await Promise.all([...this.lanes].map((lane) => this.closeLane(lane)));
     await this.slots.releaseAll();
   }
 
@@ -138,14 +143,12 @@ export class AccountSender {
 
   private async acquireLane(deadline: number): Promise<Lane | undefined> {
     for (;;) {
-      const free = this.lanes.find((lane) => !lane.busy);
-      if (free) {
-        free.busy = true;
-        if (free.idleTimer) clearTimeout(free.idleTimer);
-        return free;
-      }
-      if (this.lanes.length < this.account.limits.concurrentConnections) {
-        const lane = await this.tryOpenLane();
+      const free = this.takeFreeLane();
+      if (free) return free;
+      // Every send that finds no free connection asks for a slot of its own, up to the limit: sends arriving
+      // while a connection is being opened open the next one instead of queueing behind it.
+      if (!this.closed && this.lanes.length + this.opening < this.account.limits.concurrentConnections) {
+        const lane = (await this.tryOpenLane()) ?? this.takeFreeLane();
         if (lane) return lane;
       }
       const remaining = deadline - Date.now();
@@ -153,59 +156,63 @@ export class AccountSender {
       // Wait for one of our lanes to come free, or look again for a slot another instance gave back.
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, Math.min(remaining, this.lanes.length > 0 ? 2_000 : 500));
+        const waiters = this.waiters;
         function done() {
           clearTimeout(timer);
+          const at = waiters.indexOf(done);
+          if (at !== -1) waiters.splice(at, 1);
           resolve();
         }
-        this.waiters.push(done);
+        waiters.push(done);
       });
     }
   }
 
+  private takeFreeLane(): Lane | undefined {
+    const free = this.lanes.find((lane) => !lane.busy);
+    if (!free) return undefined;
+    free.busy = true;
+    if (free.idleTimer) clearTimeout(free.idleTimer);
+    return free;
+  }
+
   private async tryOpenLane(): Promise<Lane | undefined> {
-    // One storage round trip at a time per account: concurrent invocations share its outcome.
-    if (this.acquiring) {
-      await this.acquiring;
+    this.opening++;
+    let slot: number | undefined;
+    try {
+      slot = await this.slots.tryAcquire();
+    } finally {
+      this.opening--;
+    }
+    if (slot === undefined) return undefined;
+    if (this.closed) {
+      await this.slots.release(slot);
       return undefined;
     }
-    let lane: Lane | undefined;
-    this.acquiring = (async () => {
-      const slot = await this.slots.tryAcquire();
-      if (slot === undefined) return;
-      lane = { slot, accessToken: '', busy: true, handedOver: false };
-      this.lanes.push(lane);
-    })();
-    try {
-      await this.acquiring;
-    } finally {
-      this.acquiring = undefined;
-    }
+    const lane: Lane = { slot, accessToken: '', busy: true, handedOver: false };
+    this.lanes.push(lane);
     return lane;
   }
 
   private releaseLane(lane: Lane): void {
     lane.busy = false;
-    if (lane.retired) {
-      this.closeLane(lane);
-      this.waiters.shift()?.();
-      return;
+    if (lane.retired) void this.closeLane(lane);
+    else {
+      // Whoever takes the lane next clears this.
+      lane.idleTimer = setTimeout(() => void this.closeLane(lane), this.options.idleMs);
+      lane.idleTimer.unref();
     }
-    const waiter = this.waiters.shift();
-    if (waiter) {
-      waiter();
-      return;
-    }
-    lane.idleTimer = setTimeout(() => this.closeLane(lane), this.options.idleMs);
-    lane.idleTimer.unref();
+    this.waiters[0]?.();
   }
 
-  private closeLane(lane: Lane): void {
+  /** Closes the connection; the promise settles once its slot is given back. */
+  private closeLane(lane: Lane): Promise<void> {
     const index = this.lanes.indexOf(lane);
-    if (index === -1) return;
+    if (index === -1) return Promise.resolve();
     this.lanes.splice(index, 1);
     if (lane.idleTimer) clearTimeout(lane.idleTimer);
     lane.transport?.close();
-    void this.slots.release(lane.slot);
+    return this.slots.release(lane.slot);
   }
 
   private createTransport(token: SmtpToken, lane: Lane): Transporter<SMTPPool.SentMessageInfo> {
@@ -214,14 +221,20 @@ export class AccountSender {
     const transport = nodemailer.createTransport({
       pool: true,
       maxConnections: 1,
-      maxMessages: 100,
+      // A connection serves as many messages as the server lets it: it is closed when idle, or by the server.
+      maxMessages: Infinity,
       host: smtp.host,
       port: smtp.port,
       secure: smtp.security === 'tls',
       requireTLS: smtp.security === 'starttls',
       ignoreTLS: smtp.security === 'plain',
       tls: { minVersion: 'TLSv1.2', ...(this.ca ? { ca: this.ca } : {}) },
-      auth: { type: 'OAuth2', user, accessToken: token.accessToken, expires: token.expiresAt },
+      // Our own XOAUTH2 login (see xoauth2Login), run even when the server lists no AUTH at all. It is registered
+      // under a name of its own: asked for "XOAUTH2" without a token generator, nodemailer falls back to the
+      // first mechanism the server offers and would send the token as an AUTH PLAIN password.
+      auth: { type: 'custom', method: XOAUTH2_CHECKED, user, pass: token.accessToken },
+      customAuth: { [XOAUTH2_CHECKED]: xoauth2Login },
+      forceAuth: true,
       connectionTimeout: timeouts.connectionMs,
       greetingTimeout: timeouts.greetingMs,
       socketTimeout: timeouts.socketMs,
