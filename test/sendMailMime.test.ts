@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { startAzurite, type Azurite } from '../local/azurite';
 import { startSmtpSink, type SmtpSink } from '../local/smtpSink';
+import { checkSubmittedMessage } from '../shared/admin/submittedMessage';
 import { enqueueMail } from '../shared/message/enqueueMail';
 import { CONTAINERS } from '../shared/names';
 import { loadTestTls } from './support/certs';
@@ -191,4 +192,26 @@ describe('a MIME message', () => {
     }
     assert.equal(sink.received.length, sent, 'nothing was sent');
   });
+});
+
+test('POST /api/messages takes a MIME message, refuses it mixed with fields, and checks its envelope sender', () => {
+  const envelope = { from: 'main@example.com', to: ['a@example.com'] };
+  const accepted = checkSubmittedMessage(JSON.stringify({ mime: { blob: 'mail-mime/a.eml', envelope } }), harness.accounts);
+  assert.equal(accepted.ok, true);
+  const mixed = checkSubmittedMessage(
+    JSON.stringify({ to: ['a@example.com'], mime: { blob: 'mail-mime/a.eml', envelope } }),
+    harness.accounts,
+  );
+  assert.deepEqual(mixed.ok ? undefined : [mixed.error, /^mime: is exclusive with to:/.test(mixed.reasons)], [
+    'invalid_message',
+    true,
+  ]);
+  const sender = checkSubmittedMessage(
+    JSON.stringify({ mime: { blob: 'mail-mime/a.eml', envelope: { ...envelope, from: 'ceo@example.com' } } }),
+    harness.accounts,
+  );
+  assert.deepEqual(sender.ok ? undefined : [sender.error, sender.reasons], [
+    'sender_not_allowed',
+    'mime.envelope.from: ceo@example.com is not allowed for account "main"; allowed: main@example.com.',
+  ]);
 });
