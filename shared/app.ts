@@ -102,6 +102,7 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
     outbox,
     results: storage.queue(QUEUES.results),
     attachments: storage.container(CONTAINERS.attachments),
+    mime: storage.container(CONTAINERS.mime),
     tokens,
     gate: new AccountGate(accountStatus, dropSessions),
     accountStates,

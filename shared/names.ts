@@ -15,6 +15,8 @@ export const TABLES = {
 
 export const CONTAINERS = {
   attachments: 'mail-attachments',
+  /** Finished MIME messages (`mime.blob`), e.g. from the SMTP relay. */
+  mime: 'mail-mime',
 } as const;
 
 /** The connection name used by the queue trigger and by our own storage clients (`MailStorage`, `MailStorage__queueServiceUri`, ...). */

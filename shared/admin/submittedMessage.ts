@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { findAccount, type Account } from '../config';
 import { describeMessageIssues } from '../message/decodeQueueMessage';
-import { addressOf, mailMessageSchema, type MailMessage } from '../message/messageSchema';
+import { addressOf, isMimeMessage, parseMailMessage, type MailMessage } from '../message/messageSchema';
 import { CONTAINERS } from '../names';
 
 /** A queue message holds at most 64 KB, and ours go on the queue base64-encoded (4 bytes for every 3). */
@@ -35,7 +35,7 @@ export function checkSubmittedMessage(body: string, accounts: readonly Account[]
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json))
     return { ok: false, status: 400, error: 'invalid_message', reasons: 'The body must be a JSON object.' };
-  const parsed = mailMessageSchema.safeParse(json);
+  const parsed = parseMailMessage(json);
   if (!parsed.success) return { ok: false, status: 400, error: 'invalid_message', reasons: describeMessageIssues(parsed.error) };
 
   const message = { ...parsed.data, id: parsed.data.id ?? randomUUID() };
@@ -47,9 +47,12 @@ export function checkSubmittedMessage(body: string, accounts: readonly Account[]
       : `account: none given and no default account; ${known}`;
     return { ok: false, status: 400, error: 'unknown_account', reasons };
   }
-  const from = message.from ? addressOf(message.from).toLowerCase() : undefined;
+  // A MIME message's From header is checked when it is sent (the blob is read then); its envelope sender now.
+  const field = isMimeMessage(message) ? 'mime.envelope.from' : 'from';
+  const given = isMimeMessage(message) ? message.mime.envelope.from : message.from;
+  const from = given ? addressOf(given).toLowerCase() : undefined;
   if (from && !account.allowedFrom.includes(from)) {
-    const reasons = `from: ${from} is not allowed for account "${account.id}"; allowed: ${account.allowedFrom.join(', ')}.`;
+    const reasons = `${field}: ${from} is not allowed for account "${account.id}"; allowed: ${account.allowedFrom.join(', ')}.`;
     return { ok: false, status: 400, error: 'sender_not_allowed', reasons };
   }
   if (Math.ceil(Buffer.byteLength(JSON.stringify(message)) / 3) * 4 > QUEUE_MESSAGE_LIMIT)

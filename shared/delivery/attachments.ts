@@ -1,6 +1,6 @@
 import type { ContainerClient } from '@azure/storage-blob';
 import type { Account } from '../config/account';
-import type { MailMessage } from '../message/messageSchema';
+import type { JsonMailMessage } from '../message/messageSchema';
 import { readAttachmentBlob } from '../storage/attachmentBlobs';
 import type { LoadedAttachment } from './composeMail';
 
@@ -8,7 +8,7 @@ import type { LoadedAttachment } from './composeMail';
 export async function loadAttachments(
   container: ContainerClient,
   account: Account,
-  message: MailMessage,
+  message: JsonMailMessage,
 ): Promise<LoadedAttachment[]> {
   const out: LoadedAttachment[] = [];
   for (const attachment of message.attachments ?? []) {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type Mail from 'nodemailer/lib/mailer';
 import type { Account } from '../config';
 import { MessageError } from '../errors';
-import { addressOf, parseAddress, type Address, type MailMessage } from '../message/messageSchema';
+import { addressOf, parseAddress, type Address, type JsonMailMessage } from '../message/messageSchema';
 
 export interface LoadedAttachment {
   filename: string;
@@ -14,33 +14,31 @@ export interface LoadedAttachment {
 export interface ComposedMail {
   options: Mail.Options;
   recipients: number;
-  messageId: string;
+  /** Ours for a JSON message; the Message-ID header of a MIME message, when it has one. */
+  messageId?: string;
   from: string;
+  /** For the ledger, when it is not the message's `subject` field (a MIME message's Subject header). */
+  subject?: string;
 }
 
 /**
  * Applies the account's sender rules and defaults and builds what nodemailer sends. Only fields we set reach
  * nodemailer: nothing of the queue message is passed through unchecked.
  */
-export function composeMail(account: Account, id: string, message: MailMessage, attachments: LoadedAttachment[]): ComposedMail {
+export function composeMail(
+  account: Account,
+  id: string,
+  message: JsonMailMessage,
+  attachments: LoadedAttachment[],
+): ComposedMail {
   const from = message.from ? toNodemailer(message.from) : account.from;
   const fromAddress = message.from ? addressOf(message.from) : account.from;
-  if (!account.allowedFrom.includes(fromAddress.toLowerCase())) {
-    throw new MessageError(
-      'sender_not_allowed',
-      `From ${fromAddress} is not allowed for account "${account.id}"; allowed: ${account.allowedFrom.join(', ')}.`,
-    );
-  }
+  checkSender(account, 'From', fromAddress);
   const to = (message.to ?? []).map(toNodemailer);
   const cc = (message.cc ?? []).map(toNodemailer);
   const bcc = (message.bcc ?? []).map(toNodemailer);
   const recipients = to.length + cc.length + bcc.length;
-  if (recipients > account.limits.maxRecipientsPerMessage) {
-    throw new MessageError(
-      'invalid_message',
-      `The message has ${recipients} recipients; the provider accepts at most ${account.limits.maxRecipientsPerMessage} per message.`,
-    );
-  }
+  checkRecipientCount(account, recipients);
   const size =
     Buffer.byteLength(message.text ?? '') +
     Buffer.byteLength(message.html ?? '') +
@@ -80,6 +78,25 @@ export function composeMail(account: Account, id: string, message: MailMessage, 
   return { options, recipients, messageId, from: fromAddress };
 }
 
+/** The sender rule, for a JSON message's `from` and a MIME message's From and Sender headers alike. */
+export function checkSender(account: Account, label: string, address: string): void {
+  if (!account.allowedFrom.includes(address.toLowerCase())) {
+    throw new MessageError(
+      'sender_not_allowed',
+      `${label} ${address} is not allowed for account "${account.id}"; allowed: ${account.allowedFrom.join(', ')}.`,
+    );
+  }
+}
+
+export function checkRecipientCount(account: Account, recipients: number): void {
+  if (recipients > account.limits.maxRecipientsPerMessage) {
+    throw new MessageError(
+      'invalid_message',
+      `The message has ${recipients} recipients; the provider accepts at most ${account.limits.maxRecipientsPerMessage} per message.`,
+    );
+  }
+}
+
 function toNodemailer(value: Address): Mail.Address | string {
   if (typeof value !== 'string') return { name: value.name, address: value.address };
   const parsed = parseAddress(value);
@@ -90,6 +107,6 @@ function domainOf(address: string): string {
   return address.split('@')[1] ?? 'oauth-outbox.invalid';
 }
 
-function megabytes(bytes: number): string {
+export function megabytes(bytes: number): string {
   return (bytes / (1024 * 1024)).toFixed(1);
 }

@@ -1,8 +1,10 @@
 import { findAccount } from '../config/loadAccounts';
 import { MessageError } from '../errors';
 import { decodeQueueMessage } from '../message/decodeQueueMessage';
+import { isMimeMessage } from '../message/messageSchema';
 import { loadAttachments } from './attachments';
 import { composeMail, type ComposedMail } from './composeMail';
+import { composeMimeMail } from './composeMime';
 import type { DeliveryOutcome, DeliveryServices, QueueMeta, RecordDraft } from './deliveryServices';
 import { checkLedger } from './ledgerCheck';
 import { defer, deferForError, fail, recordSent } from './outcomes';
@@ -15,10 +17,11 @@ export type { DeliveryOutcome, DeliveryServices, QueueMeta } from './deliverySer
  * One queue message, from trigger to record. Every path ends sent, failed with a reason, or deferred
  * (re-enqueued with a delay); a message the ledger already knows as sent is never sent again.
  *
- *   1. decode          the queue message (base64 JSON, schema v1)
+ *   1. decode          the queue message (base64 JSON, schema v1: fields, or a MIME blob)
  *   2. ledger          duplicate? claimed by another attempt?          (ledgerCheck.ts)
  *   3. account         known? message too old?
- *   4. compose         sender rules, attachments, size and recipient limits (composeMail.ts, attachments.ts)
+ *   4. compose         sender rules, attachments, size and recipient limits (composeMail.ts, attachments.ts);
+ *                      a MIME message: the same rules on its headers, Bcc cut, sent as it is (composeMime.ts)
  *   5. gate            may the account send now?                        (accountGate.ts)
  *   6. token           from memory, Key Vault, or a refresh under the lease
  *   7. attempt         claim, connection, rate budget, SMTP, one refresh-and-retry on a refused token (sendAttempt.ts)
@@ -52,7 +55,11 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
         : 'No account was given and no default account is configured.',
     );
   }
-  const record: RecordDraft = { ...draft, account: account.id, subject: message.subject.slice(0, 200) };
+  const record: RecordDraft = {
+    ...draft,
+    account: account.id,
+    ...(isMimeMessage(message) ? {} : { subject: message.subject.slice(0, 200) }),
+  };
   if (now - Date.parse(record.firstSeenAt) > services.policy.maxAgeMs) {
     return fail(
       services,
@@ -64,17 +71,20 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
 
   let composed: ComposedMail;
   try {
-    composed = composeMail(account, id, message, await loadAttachments(services.attachments, account, message));
+    composed = isMimeMessage(message)
+      ? await composeMimeMail(services.mime, account, message)
+      : composeMail(account, id, message, await loadAttachments(services.attachments, account, message));
   } catch (error) {
     if (error instanceof MessageError) return fail(services, record, error.code, error.message);
     return defer(services, message, record, {
       delayMs: services.policy.backoffMs(1),
       code: 'transient',
-      reason: `Attachments could not be read: ${(error as Error).message}`,
+      reason: `${isMimeMessage(message) ? 'The MIME message' : 'Attachments'} could not be read: ${(error as Error).message}`,
     });
   }
   record.recipients = composed.recipients;
-  record.messageId = composed.messageId;
+  if (composed.messageId) record.messageId = composed.messageId;
+  if (composed.subject !== undefined) record.subject = composed.subject;
 
   const gate = await services.gate.check(account.id);
   if (!gate.open)

@@ -17,6 +17,8 @@ export interface DeliveryServices {
   outbox: QueueClient;
   results: QueueClient;
   attachments: ContainerClient;
+  /** Finished MIME messages (`mime.blob`). */
+  mime: ContainerClient;
   tokens: TokenService;
   gate: AccountGate;
   /** Records why an account stopped (SMTP AUTH disabled, quota, a refused fresh token); it raises the alert. */

@@ -3,7 +3,7 @@ import type { Account } from '../config/account';
 import type { Logger } from '../log/logger';
 import { describeMessageIssues } from '../message/decodeQueueMessage';
 import { enqueueMail } from '../message/enqueueMail';
-import { mailMessageSchema } from '../message/messageSchema';
+import { jsonMailMessageSchema } from '../message/messageSchema';
 
 export type TestEmailResult = { ok: true; id: string; queueMessageId: string } | { ok: false; reasons: string };
 
@@ -19,7 +19,7 @@ export async function sendTestEmail(
   now = new Date(),
 ): Promise<TestEmailResult> {
   const id = `test-${account.id}-${now.toISOString().replace(/[-:.]/g, '')}`;
-  const parsed = mailMessageSchema.safeParse({
+  const parsed = jsonMailMessageSchema.safeParse({
     id,
     account: account.id,
     to: [to.trim()],

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { describeIssues } from '../schemaIssues';
-import { mailMessageSchema, type MailMessage } from './messageSchema';
+import { parseMailMessage, type MailMessage } from './messageSchema';
 
 export type Decoded =
   | { ok: true; message: MailMessage }
@@ -36,7 +36,7 @@ export function decodeQueueMessage(payload: unknown): Decoded {
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json))
     return { ok: false, reason: 'The queue message must be a JSON object.' };
-  const parsed = mailMessageSchema.safeParse(json);
+  const parsed = parseMailMessage(json);
   if (!parsed.success) {
     const loose = json as Record<string, unknown>;
     return {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { QueueClient } from '@azure/storage-queue';
 import { encodeQueueJson } from './queueJson';
 import { describeMessageIssues } from './decodeQueueMessage';
-import { mailMessageSchema, type MailMessage } from './messageSchema';
+import { parseMailMessage, type MailMessage } from './messageSchema';
 
 export class InvalidMailMessageError extends Error {
   constructor(readonly reasons: string) {
@@ -21,7 +21,7 @@ export async function enqueueMail(
   options: { visibilityTimeoutSeconds?: number } = {},
 ): Promise<{ id: string; queueMessageId: string }> {
   const withId = { ...message, id: message.id ?? randomUUID() };
-  const parsed = mailMessageSchema.safeParse(withId);
+  const parsed = parseMailMessage(withId);
   if (!parsed.success) throw new InvalidMailMessageError(describeMessageIssues(parsed.error));
   const response = await queue.sendMessage(encodeQueueJson(parsed.data), {
     messageTimeToLive: -1,

@@ -13,7 +13,9 @@ export function mailMessageJsonSchema(): Record<string, unknown> {
     title: 'oauth-outbox queue message, version 1',
     description:
       'Put on the mail-outbox queue as base64-encoded UTF-8 JSON. Unknown fields are refused. At least one recipient in to, cc or bcc. ' +
-      'No CR or LF in subject, addresses, header values or file names. Attachments: inline (contentBase64) or by blob reference ("mail-attachments/<path>").',
+      'No CR or LF in subject, addresses, header values or file names. Attachments: inline (contentBase64) or by blob reference ("mail-attachments/<path>"). ' +
+      'Or, instead of from/to/cc/bcc/replyTo/subject/text/html/headers/attachments: mime = { blob: "mail-mime/<path>", envelope: { from, to[] } }, ' +
+      'a finished MIME message sent as it is to the envelope recipients (a Bcc header is removed; From and Sender must be allowed for the account).',
     ...Object.fromEntries(Object.entries(schema).filter(([key]) => key !== '$schema')),
   };
 }

@@ -78,19 +78,24 @@ export const attachmentSchema = z.union([
   z.object({ ...attachmentBase, blob: blobRef }).strict(),
 ]);
 
-export const mailMessageSchema = z
+const common = {
+  version: z.literal(1).optional(),
+  id: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces' })
+    .optional(),
+  account: z
+    .string()
+    .regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/, { error: 'is not an account id' })
+    .optional(),
+};
+
+/** A message given as fields: we compose the MIME. */
+export const jsonMailMessageSchema = z
   .object({
-    version: z.literal(1).optional(),
-    id: z
-      .string()
-      .min(1)
-      .max(200)
-      .regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces' })
-      .optional(),
-    account: z
-      .string()
-      .regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/, { error: 'is not an account id' })
-      .optional(),
+    ...common,
     from: addressSchema.optional(),
     to: addressList.optional(),
     cc: addressList.optional(),
@@ -108,7 +113,75 @@ export const mailMessageSchema = z
     path: ['to'],
   });
 
-export type MailMessage = z.infer<typeof mailMessageSchema>;
+/** `mail-mime/<path>`: only the MIME container, no `..`, no URL. */
+const mimeBlobRef = z
+  .string()
+  .regex(new RegExp(`^${CONTAINERS.mime}/[^\\\\?#]+$`), { error: `must be "${CONTAINERS.mime}/<path>"` })
+  .refine((v) => !v.split('/').includes('..'), { error: 'must not contain ".."' });
+
+/** A finished MIME message in blob storage, sent as it is; the envelope names who receives it. */
+export const mimeMailMessageSchema = z
+  .object({
+    ...common,
+    mime: z
+      .object({
+        blob: mimeBlobRef,
+        envelope: z
+          .object({
+            from: emailAddress,
+            to: z.array(emailAddress).min(1, { error: 'at least one recipient is needed' }).max(1000),
+          })
+          .strict(),
+      })
+      .strict(),
+  })
+  .strict();
+
+/** Fields of a JSON message that a MIME message carries in its own headers, body and envelope. */
+export const JSON_ONLY_FIELDS = [
+  'from',
+  'to',
+  'cc',
+  'bcc',
+  'replyTo',
+  'subject',
+  'text',
+  'html',
+  'headers',
+  'attachments',
+] as const;
+
+/** Queue message v1: fields (`subject`, `text`, ...) or a finished MIME message (`mime`), never both. */
+export const mailMessageSchema = z.union([jsonMailMessageSchema, mimeMailMessageSchema]);
+
+/**
+ * Parses a queue message v1. A message with `mime` is checked as a MIME message and one without as a JSON
+ * message, so that the problems named are those of the kind the producer meant (zod's union would name both).
+ */
+export function parseMailMessage(input: unknown): ReturnType<typeof mailMessageSchema.safeParse> {
+  if (input === null || typeof input !== 'object' || !('mime' in input)) return jsonMailMessageSchema.safeParse(input);
+  const mixed = JSON_ONLY_FIELDS.filter((field) => field in input);
+  if (mixed.length === 0) return mimeMailMessageSchema.safeParse(input);
+  return {
+    success: false,
+    error: new z.ZodError([
+      {
+        code: 'custom',
+        path: ['mime'],
+        input,
+        message: `is exclusive with ${mixed.join(', ')}: a MIME message carries its own headers and body, and its recipients in mime.envelope`,
+      },
+    ]) as z.ZodError<MailMessage>,
+  };
+}
+
+export type JsonMailMessage = z.infer<typeof jsonMailMessageSchema>;
+export type MimeMailMessage = z.infer<typeof mimeMailMessageSchema>;
+export type MailMessage = JsonMailMessage | MimeMailMessage;
+
+export function isMimeMessage(message: MailMessage): message is MimeMailMessage {
+  return 'mime' in message;
+}
 export type Address = z.infer<typeof addressSchema>;
 export type Attachment = z.infer<typeof attachmentSchema>;
 

@@ -30,7 +30,7 @@ import { parseAccounts, type Account } from '../../shared/config';
 import { composeMail } from '../../shared/delivery/composeMail';
 import { DEFAULT_POLICY } from '../../shared/delivery/policy';
 import { ConnectionSlots } from '../../shared/limits/connectionSlots';
-import { mailMessageSchema, type MailMessage } from '../../shared/message/messageSchema';
+import { jsonMailMessageSchema, type JsonMailMessage } from '../../shared/message/messageSchema';
 import { QUEUES, TABLES } from '../../shared/names';
 import { AccountSender } from '../../shared/smtp/accountSender';
 import { createStorageClients, type StorageClients } from '../../shared/storage/storageClients';
@@ -186,8 +186,8 @@ async function cpuMeter(pids: Record<string, number>) {
 }
 
 const TEXT = 'Hello,\n\nthis is a benchmark message of the outbox. It is small, plain text, one recipient.\n\nRegards\n';
-const message = (i: number): MailMessage =>
-  mailMessageSchema.parse({ to: ['rcpt@example.com'], subject: `Benchmark message ${i}`, text: TEXT });
+const message = (i: number): JsonMailMessage =>
+  jsonMailMessageSchema.parse({ to: ['rcpt@example.com'], subject: `Benchmark message ${i}`, text: TEXT });
 
 // ---- the parts -----------------------------------------------------------------------------------------
 
