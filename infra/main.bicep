@@ -161,9 +161,14 @@ module keyVault './app/keyvault.bicep' = {
   }
 }
 
+// After the role assignments: the Flex Consumption platform reads the deployment container with the app's identity,
+// from the first `azd deploy` on, and role assignments take a while to apply.
 module api './app/api.bicep' = {
   name: serviceName
   scope: rg
+  dependsOn: [
+    rbac
+  ]
   params: {
     name: functionAppName
     serviceName: serviceName
