@@ -30,6 +30,7 @@ import {
   type BicepFile,
   type ResourceDeclaration,
 } from './support/bicep';
+import { readSimpleYaml } from './support/azdProject';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const infra = join(repo, 'infra');
@@ -128,31 +129,6 @@ function appSettingsOf(api: BicepFile): Map<string, string> {
   return settings;
 }
 
-/** A small reader for the subset of YAML that azure.yaml uses: nested maps of scalars, two-space indents. */
-function readSimpleYaml(source: string): Record<string, unknown> {
-  const root: Record<string, unknown> = {};
-  const stack: { indent: number; map: Record<string, unknown> }[] = [{ indent: -1, map: root }];
-  for (const rawLine of source.split(/\r?\n/)) {
-    const line = rawLine.replace(/\s+#.*$/, '');
-    if (line.trim() === '' || line.trimStart().startsWith('#')) continue;
-    const indent = line.length - line.trimStart().length;
-    const match = /^([\w.-]+):\s*(.*)$/.exec(line.trim());
-    assert.ok(match, `azure.yaml: cannot read line ${JSON.stringify(rawLine)}`);
-    while (stack.length > 1 && stack[stack.length - 1]!.indent >= indent) stack.pop();
-    const parent = stack[stack.length - 1]!.map;
-    const [, key, rest] = match;
-    if (rest === '') {
-      const child: Record<string, unknown> = {};
-      parent[key!] = child;
-      stack.push({ indent, map: child });
-    } else {
-      const unquoted = rest!.replace(/^(['"])(.*)\1$/, '$2');
-      parent[key!] = unquoted === 'true' ? true : unquoted === 'false' ? false : unquoted;
-    }
-  }
-  return root;
-}
-
 function sourceFiles(dir: string): string[] {
   const root = join(repo, dir);
   if (!existsSync(root)) return [];
@@ -220,29 +196,6 @@ describe('azure.yaml', () => {
       const run = String(postprovision[platform]?.run);
       assert.ok(existsSync(join(repo, run)), `${run} exists`);
       assert.equal(postprovision[platform]?.interactive, true);
-    }
-  });
-
-  test('.funcignore agrees with remoteBuild (skipped until .funcignore exists)', (t) => {
-    const path = join(repo, '.funcignore');
-    if (!existsSync(path)) {
-      t.skip('.funcignore is not written yet');
-      return;
-    }
-    const patterns = readFileSync(path, 'utf8')
-      .replace(/^\uFEFF/, '')
-      .split(/\r?\n/)
-      .map((l) => l.trim())
-      .filter((l) => l !== '' && !l.startsWith('#'));
-    const excludesNodeModules = patterns.some((p) => /^\/?node_modules\/?$/.test(p));
-    // azd fails fast when remoteBuild and the node_modules exclusion disagree (Azure/azure-dev#7223).
-    assert.equal(
-      excludesNodeModules,
-      services.api?.remoteBuild === true,
-      'remoteBuild: true needs node_modules in .funcignore, false needs it absent',
-    );
-    for (const needed of ['host.json', 'package.json', 'dist', 'dist/']) {
-      assert.ok(!patterns.some((p) => p.replace(/^\//, '') === needed), `${needed} is deployed`);
     }
   });
 });
