@@ -1,7 +1,7 @@
 // `npm run build`: bundles functions/ and shared/ into one ESM file, then lays out the deployment package.
 //
 // dist/index.mjs          the bundle, the package.json `main` the Functions host loads locally (func start);
-// dist/index.mjs.map      its source map (not deployed);
+// dist/index.mjs.map      its source map, and dist/index.mjs.meta.json what went into it (neither is deployed);
 // dist/package/           what azd uploads (azure.yaml `dist`), only what runs: the bundle, host.json and a
 //                         package.json without scripts or dependencies (all of them are inside the bundle).
 //
@@ -36,6 +36,8 @@ const result = await build({
 
 const bytes = Object.values(result.metafile.outputs).find((o) => o.entryPoint)?.bytes;
 console.log(`dist/index.mjs: ${bytes} bytes`);
+// What went into the bundle, for tests and for size analysis (https://esbuild.github.io/analyze/).
+writeFileSync('dist/index.mjs.meta.json', JSON.stringify(result.metafile));
 
 // The deployment package. Every dependency is bundled, so the package.json names none: nothing is installed on
 // the server (azure.yaml remoteBuild: false), and no dev dependency can slip in.

@@ -102,6 +102,29 @@ describe('the package azd uploads', () => {
     );
   });
 
+  test('request telemetry carries no query string (authorization code, state, function key)', () => {
+    // Application Insights gets request telemetry from the Functions host alone: its WebJobsTelemetryInitializer
+    // cuts the query string off the URL unless logging.applicationInsights.enableQueryStringTracing is true
+    // (Azure/azure-webjobs-sdk, ApplicationInsightsLoggerOptions). host.json pins it off.
+    const host = JSON.parse(readFileSync(join(REPO, service.dist!, 'host.json'), 'utf8')) as {
+      telemetryMode?: string;
+      logging?: { applicationInsights?: { enableQueryStringTracing?: boolean } };
+    };
+    assert.equal(host.logging?.applicationInsights?.enableQueryStringTracing, false);
+    // OpenTelemetry mode records requests through other code, which this check does not cover.
+    assert.notEqual(host.telemetryMode?.toLowerCase(), 'opentelemetry', 'telemetryMode OpenTelemetry needs its own review');
+    // No telemetry SDK in the worker: it would record requests of its own, query strings included.
+    const meta = JSON.parse(readFileSync(join(REPO, 'dist', 'index.mjs.meta.json'), 'utf8')) as {
+      inputs: Record<string, unknown>;
+    };
+    const sdks = Object.keys(meta.inputs).filter((input) =>
+      /node_modules\/(applicationinsights|@opentelemetry|@azure\/monitor-opentelemetry|@azure\/functions-opentelemetry)/.test(
+        input,
+      ),
+    );
+    assert.deepEqual([...new Set(sdks.map((s) => /node_modules\/((@[^/]+\/)?[^/]+)/.exec(s)![1]))], []);
+  });
+
   test('loads as the host loads it: package.json main, every function registered, nothing else needed', () => {
     const dir = join(work, 'wwwroot');
     mkdirSync(dir, { recursive: true });
