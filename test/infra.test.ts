@@ -787,6 +787,7 @@ describe('post-provision hook', () => {
     assert.match(output, /az keyvault secret set --vault-name kv-abc123/);
     assert.match(output, /subject: +00000000-0000-0000-0000-000000000002/);
     assert.match(output, /api:\/\/AzureADTokenExchange/);
+    assert.doesNotMatch(output, /Admin sign-in/, 'nothing about the admin sign-in while it is off');
   }
 
   test('sh: prints the redirect URI, the authorize URL of each account and how to get the function key', () => {
@@ -799,6 +800,15 @@ describe('post-provision hook', () => {
     });
     assert.equal(none.status, 0, none.stderr);
     assert.match(none.stdout, /No accounts configured yet/);
+    const signIn = spawnSync('sh', [join(infra, 'hooks/postprovision.sh')], {
+      env: { ...env, ADMIN_SIGN_IN_REDIRECT_URI: `${env.SERVICE_API_BASE_URL}/.auth/login/aad/callback` },
+      encoding: 'utf8',
+    });
+    assert.equal(signIn.status, 0, signIn.stderr);
+    assert.match(
+      signIn.stdout,
+      /redirect URI \(Web\): +https:\/\/func-api-abc123\.azurewebsites\.net\/\.auth\/login\/aad\/callback/,
+    );
     const outside = spawnSync('sh', [join(infra, 'hooks/postprovision.sh')], { env: { PATH: env.PATH }, encoding: 'utf8' });
     assert.notEqual(outside.status, 0, 'fails clearly outside azd');
   });
@@ -826,6 +836,7 @@ describe('post-provision hook', () => {
       'az keyvault secret set',
       '/api/status?code=<function key>',
       'api://AzureADTokenExchange',
+      'ADMIN_SIGN_IN_REDIRECT_URI',
       'docs/provider-microsoft.md',
       'docs/provider-google.md',
     ]) {
