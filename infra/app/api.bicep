@@ -95,10 +95,8 @@ module api 'br/public:avm/res/web/site:0.24.0' = {
     siteConfig: {
       alwaysOn: false
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
     }
     httpsOnly: true
-    clientAffinityEnabled: false
   }
 }
 
