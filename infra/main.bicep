@@ -144,9 +144,9 @@ module appServicePlan 'br/public:avm/res/web/serverfarm:0.7.0' = {
   scope: rg
   params: {
     name: !empty(appServicePlanName) ? appServicePlanName : '${abbrs.webServerFarms}${resourceToken}'
-    // The module sets the tier FlexConsumption for FC1.
+    // The module sets the tier FlexConsumption for FC1. kind stays the module's default, as the plans that
+    // earlier versions of this template created have it.
     skuName: 'FC1'
-    kind: 'functionapp'
     reserved: true
     location: location
     tags: tags
