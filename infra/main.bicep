@@ -28,7 +28,7 @@ param alertRecipients string = ''
 @description('NCRONTAB schedule of the token refresh timer (six fields). Empty means hourly.')
 param refreshSchedule string = ''
 
-@description('Public https base URL when the app is reached through a custom domain or a proxy. Empty means https://<default host name of the function app>.')
+@description('Public https base URL when the app is reached through a custom domain or a proxy, without a path. Empty means https://<default host name of the function app>. A trailing slash is ignored.')
 param publicBaseUrl string = ''
 
 @description('Key Vault purge protection. Off for development so that azd down --purge removes the vault; turn it on for production (it cannot be turned off again).')
@@ -45,7 +45,11 @@ param grantDeveloperAccess bool = true
 @description('Object id of the deploying principal, used only when grantDeveloperAccess is true.')
 param principalId string = deployer().objectId
 
-@description('Maximum number of instances of the function app.')
+// The bounds the Flex Consumption docs give for the maximum instance count (lowest 40, highest 1000). More instances
+// do not send faster: the per-mailbox limits hold across all of them.
+@minValue(40)
+@maxValue(1000)
+@description('Maximum number of instances of the function app (Flex Consumption: 40 to 1000).')
 param maximumInstanceCount int = 100
 
 @allowed([
@@ -55,6 +59,28 @@ param maximumInstanceCount int = 100
 ])
 @description('Memory of each function app instance, in MB.')
 param instanceMemoryMB int = 2048
+
+@minValue(1)
+@maxValue(365)
+@description('Days a MIME message from the SMTP relay may stay in the container mail-mime; a storage lifecycle rule deletes older ones.')
+param mailMimeRetentionDays int = 7
+
+@description('Object (principal) id of the SMTP relay\'s Microsoft Entra identity. Set, it may write blobs to mail-mime and send messages to mail-outbox, and nothing else. Empty grants nothing.')
+param relayPrincipalId string = ''
+
+@allowed([
+  'ServicePrincipal'
+  'User'
+  'Group'
+])
+@description('Kind of the relayPrincipalId: ServicePrincipal for a managed identity or an app registration.')
+param relayPrincipalType string = 'ServicePrincipal'
+
+@description('Application (client) id of a Microsoft Entra app registration for App Service Authentication in front of the admin pages (status page, account routes, authorize). Empty: off, the function key alone guards them. Not verified on Flex Consumption: read docs/deployment.md first.')
+param adminSignInClientId string = ''
+
+@description('Object ids of the users (or service principals) allowed through the admin sign-in. Empty: anyone the app registration lets sign in (use "Assignment required" on its enterprise application).')
+param adminSignInAllowedObjectIds array = []
 
 // Optional name overrides; empty means a generated name.
 param resourceGroupName string = ''
@@ -89,7 +115,12 @@ var tableNames = [
 ]
 var blobContainerNames = [
   'mail-attachments'
+  'mail-mime'
 ]
+// The SMTP relay's container (MIME messages that wait in mail-outbox; the relay writes them, the app reads and deletes
+// them) and the queue the relay sends to.
+var mimeContainerName = 'mail-mime'
+var outboxQueueName = 'mail-outbox'
 
 resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {
   name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
@@ -98,7 +129,7 @@ resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {
 }
 
 // The identity of the function app: storage, Key Vault and Application Insights accept it; rbac.bicep grants its roles.
-module apiUserAssignedIdentity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1' = {
+module apiUserAssignedIdentity 'br/public:avm/res/managed-identity/user-assigned-identity:0.6.0' = {
   name: 'apiUserAssignedIdentity'
   scope: rg
   params: {
@@ -108,15 +139,14 @@ module apiUserAssignedIdentity 'br/public:avm/res/managed-identity/user-assigned
   }
 }
 
-module appServicePlan 'br/public:avm/res/web/serverfarm:0.1.1' = {
+module appServicePlan 'br/public:avm/res/web/serverfarm:0.7.0' = {
   name: 'appserviceplan'
   scope: rg
   params: {
     name: !empty(appServicePlanName) ? appServicePlanName : '${abbrs.webServerFarms}${resourceToken}'
-    sku: {
-      name: 'FC1'
-      tier: 'FlexConsumption'
-    }
+    // The module sets the tier FlexConsumption for FC1. kind stays the module's default, as the plans that
+    // earlier versions of this template created have it.
+    skuName: 'FC1'
     reserved: true
     location: location
     tags: tags
@@ -134,6 +164,12 @@ module storage './app/storage.bicep' = {
     blobContainerNames: blobContainerNames
     queueNames: queueNames
     tableNames: tableNames
+    expiringContainers: [
+      {
+        name: mimeContainerName
+        days: mailMimeRetentionDays
+      }
+    ]
   }
 }
 
@@ -161,9 +197,14 @@ module keyVault './app/keyvault.bicep' = {
   }
 }
 
+// After the role assignments: the Flex Consumption platform reads the deployment container with the app's identity,
+// from the first `azd deploy` on, and role assignments take a while to apply.
 module api './app/api.bicep' = {
   name: serviceName
   scope: rg
+  dependsOn: [
+    rbac
+  ]
   params: {
     name: functionAppName
     serviceName: serviceName
@@ -184,6 +225,8 @@ module api './app/api.bicep' = {
     alertRecipients: alertRecipients
     refreshSchedule: refreshSchedule
     publicBaseUrl: publicBaseUrl
+    adminSignInClientId: adminSignInClientId
+    adminSignInAllowedObjectIds: adminSignInAllowedObjectIds
   }
 }
 
@@ -196,6 +239,10 @@ module rbac './app/rbac.bicep' = {
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     managedIdentityPrincipalId: apiUserAssignedIdentity.outputs.principalId
     developerPrincipalId: grantDeveloperAccess ? principalId : ''
+    mimeContainerName: mimeContainerName
+    outboxQueueName: outboxQueueName
+    relayPrincipalId: relayPrincipalId
+    relayPrincipalType: relayPrincipalType
   }
 }
 
@@ -208,10 +255,13 @@ output AZURE_FUNCTION_NAME string = api.outputs.SERVICE_API_NAME
 output SERVICE_API_HOSTNAME string = api.outputs.SERVICE_API_HOSTNAME
 output SERVICE_API_BASE_URL string = api.outputs.SERVICE_API_BASE_URL
 output OAUTH_REDIRECT_URI string = '${api.outputs.SERVICE_API_BASE_URL}/api/oauth/callback'
-output MAIL_ACCOUNT_IDS string = join(map(mailAccounts, account => string(account.id)), ',')
+// An entry without id is the app's to report (it validates MAIL_ACCOUNTS at start), not a deployment failure.
+output MAIL_ACCOUNT_IDS string = join(filter(map(mailAccounts, account => string(account.?id ?? '')), id => !empty(id)), ',')
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.uri
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 // Not AZURE_CLIENT_ID: azd exports outputs to hooks and tools, where that name would redirect DefaultAzureCredential.
 output API_IDENTITY_CLIENT_ID string = apiUserAssignedIdentity.outputs.clientId
 output API_IDENTITY_PRINCIPAL_ID string = apiUserAssignedIdentity.outputs.principalId
+// Register it on the admin sign-in's app registration (Web platform); empty while the sign-in is off.
+output ADMIN_SIGN_IN_REDIRECT_URI string = api.outputs.ADMIN_SIGN_IN_REDIRECT_URI

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
 import type { TableClient } from '@azure/data-tables';
-import { startAzurite, type Azurite } from '../local/azurite';
-import { startSmtpSink } from '../local/smtpSink';
+import { startAzurite, type Azurite } from '../local/peers/azurite';
+import { startSmtpSink } from '../local/peers/smtpSink';
 import { parseAccounts } from '../shared/config';
 import { ConnectionSlots } from '../shared/limits/connectionSlots';
 import { TABLES } from '../shared/names';

@@ -1,8 +1,9 @@
 /**
- * Deployment (infra/, azure.yaml) checked offline: Bicep syntax with tree-sitter-bicep, and consistency between the
- * code's contracts (shared/names.ts, shared/settings.ts) and what the templates create, set and grant.
- * What only Azure can confirm (resource schemas, AVM module parameters, role propagation) is listed in
- * docs/deployment.md under "Checking a deployment before it runs".
+ * Deployment (infra/, azure.yaml) against the code's contracts (shared/names.ts, shared/settings.ts): what the
+ * templates create, set and grant. The Bicep files are read with tree-sitter-bicep, so these checks run on every
+ * machine in a second, with or without the Bicep CLI. Syntax, types and the Azure Verified Modules' parameters are
+ * the compiler's job: test/bicepCompile.test.ts runs `bicep build` and `bicep lint`. What only Azure can confirm is
+ * listed in docs/deployment.md under "Checking a deployment before it runs".
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -21,16 +22,15 @@ import {
   listBicepFiles,
   literal,
   objectProperties,
-  parseBicep,
   property,
   readBicep,
   resolveVariable,
   resources,
   stringValue,
-  syntaxErrors,
   type BicepFile,
   type ResourceDeclaration,
 } from './support/bicep';
+import { readSimpleYaml } from './support/azdProject';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const infra = join(repo, 'infra');
@@ -42,6 +42,7 @@ const BUILT_IN_ROLES: Readonly<Record<string, string>> = {
   'Storage Blob Data Owner': 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b',
   'Storage Blob Data Contributor': 'ba92f5b4-2d11-453d-a403-e96b0029c9fe',
   'Storage Queue Data Contributor': '974c5e8b-45b9-4653-ba55-5f855dd0fb88',
+  'Storage Queue Data Message Sender': 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a',
   'Storage Table Data Contributor': '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3',
   'Key Vault Administrator': '00482a5a-887f-4fb3-b363-3b7fe8e74483',
   'Key Vault Secrets Officer': 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7',
@@ -57,10 +58,16 @@ const SCOPE_TYPES: Readonly<Record<string, string>> = {
   storageAccount: 'Microsoft.Storage/storageAccounts',
   keyVault: 'Microsoft.KeyVault/vaults',
   applicationInsights: 'Microsoft.Insights/components',
+  mimeContainer: 'Microsoft.Storage/storageAccounts/blobServices/containers',
+  outboxQueue: 'Microsoft.Storage/storageAccounts/queueServices/queues',
 };
 
 /** Set by the platform or needed by it, not read by our code. */
-const PLATFORM_SETTINGS = new Set(['APPLICATIONINSIGHTS_AUTHENTICATION_STRING']);
+const PLATFORM_SETTINGS = new Set([
+  'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
+  // App Service Authentication: the managed identity that signs in to the admin sign-in's app registration.
+  'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID',
+]);
 
 /** Flex Consumption refuses these: the runtime and the package location come from functionAppConfig. */
 const FLEX_FORBIDDEN_SETTINGS = [
@@ -82,6 +89,7 @@ interface RoleEntry {
 interface RolesFile {
   appIdentity: RoleEntry[];
   developer: RoleEntry[];
+  relay: RoleEntry[];
 }
 
 let files: Map<string, BicepFile>;
@@ -121,31 +129,6 @@ function appSettingsOf(api: BicepFile): Map<string, string> {
   return settings;
 }
 
-/** A small reader for the subset of YAML that azure.yaml uses: nested maps of scalars, two-space indents. */
-function readSimpleYaml(source: string): Record<string, unknown> {
-  const root: Record<string, unknown> = {};
-  const stack: { indent: number; map: Record<string, unknown> }[] = [{ indent: -1, map: root }];
-  for (const rawLine of source.split(/\r?\n/)) {
-    const line = rawLine.replace(/\s+#.*$/, '');
-    if (line.trim() === '' || line.trimStart().startsWith('#')) continue;
-    const indent = line.length - line.trimStart().length;
-    const match = /^([\w.-]+):\s*(.*)$/.exec(line.trim());
-    assert.ok(match, `azure.yaml: cannot read line ${JSON.stringify(rawLine)}`);
-    while (stack.length > 1 && stack[stack.length - 1]!.indent >= indent) stack.pop();
-    const parent = stack[stack.length - 1]!.map;
-    const [, key, rest] = match;
-    if (rest === '') {
-      const child: Record<string, unknown> = {};
-      parent[key!] = child;
-      stack.push({ indent, map: child });
-    } else {
-      const unquoted = rest!.replace(/^(['"])(.*)\1$/, '$2');
-      parent[key!] = unquoted === 'true' ? true : unquoted === 'false' ? false : unquoted;
-    }
-  }
-  return root;
-}
-
 function sourceFiles(dir: string): string[] {
   const root = join(repo, dir);
   if (!existsSync(root)) return [];
@@ -167,24 +150,6 @@ before(async () => {
     const parsed = await readBicep(file, repo);
     files.set(parsed.path, parsed);
   }
-});
-
-describe('Bicep syntax (tree-sitter-bicep)', () => {
-  test('every .bicep file under infra/ parses without ERROR or MISSING nodes', () => {
-    assert.ok(files.size >= 6, `found ${files.size} Bicep files under infra/`);
-    const errors = [...files.values()].flatMap(syntaxErrors);
-    assert.deepEqual(errors, [], `syntax errors:\n${errors.join('\n')}`);
-  });
-
-  test('the check reports a broken file with its path and line', async () => {
-    const broken = await parseBicep(
-      "param a string\nresource x 'A/b@2020-01-01' = {\n  name: 'x'\n  properties: {\n    y: )\n  }\n}\n",
-      'broken.bicep',
-    );
-    assert.deepEqual(syntaxErrors(broken), ['broken.bicep:5:5: syntax error at "y: )"']);
-    const unclosed = await parseBicep("var b = {\n  c: 'd'\n", 'unclosed.bicep');
-    assert.match(syntaxErrors(unclosed)[0] ?? '', /^unclosed\.bicep:\d+:\d+: missing "}"$/);
-  });
 });
 
 describe('azure.yaml', () => {
@@ -231,29 +196,6 @@ describe('azure.yaml', () => {
       const run = String(postprovision[platform]?.run);
       assert.ok(existsSync(join(repo, run)), `${run} exists`);
       assert.equal(postprovision[platform]?.interactive, true);
-    }
-  });
-
-  test('.funcignore agrees with remoteBuild (skipped until .funcignore exists)', (t) => {
-    const path = join(repo, '.funcignore');
-    if (!existsSync(path)) {
-      t.skip('.funcignore is not written yet');
-      return;
-    }
-    const patterns = readFileSync(path, 'utf8')
-      .replace(/^\uFEFF/, '')
-      .split(/\r?\n/)
-      .map((l) => l.trim())
-      .filter((l) => l !== '' && !l.startsWith('#'));
-    const excludesNodeModules = patterns.some((p) => /^\/?node_modules\/?$/.test(p));
-    // azd fails fast when remoteBuild and the node_modules exclusion disagree (Azure/azure-dev#7223).
-    assert.equal(
-      excludesNodeModules,
-      services.api?.remoteBuild === true,
-      'remoteBuild: true needs node_modules in .funcignore, false needs it absent',
-    );
-    for (const needed of ['host.json', 'package.json', 'dist', 'dist/']) {
-      assert.ok(!patterns.some((p) => p.replace(/^\//, '') === needed), `${needed} is deployed`);
     }
   });
 });
@@ -313,7 +255,8 @@ describe('main.bicep', () => {
     const main = bicep('infra/main.bicep');
     const api = bicep('infra/app/api.bicep');
     const plan = resource(main, 'appServicePlan');
-    assert.deepEqual(literal(property(plan.body, 'params.sku')), { name: 'FC1', tier: 'FlexConsumption' });
+    assert.match(plan.target, /^br\/public:avm\/res\/web\/serverfarm:/);
+    assert.equal(literal(property(plan.body, 'params.skuName')), 'FC1', 'the module sets the tier FlexConsumption for FC1');
     assert.equal(literal(property(plan.body, 'params.reserved')), true);
 
     const apiModule = resource(main, 'api');
@@ -383,7 +326,12 @@ describe('app settings', () => {
     assert.equal(settings.get('PUBLIC_BASE_URL'), 'effectiveBaseUrl');
     assert.equal(
       text(find(api, 'var', 'effectiveBaseUrl')?.value),
-      "!empty(publicBaseUrl) ? publicBaseUrl : 'https://${api.outputs.defaultHostname}'",
+      "!empty(givenBaseUrl) ? givenBaseUrl : 'https://${api.outputs.defaultHostname}'",
+    );
+    assert.equal(
+      text(find(api, 'var', 'givenBaseUrl')?.value),
+      "endsWith(publicBaseUrl, '/') ? take(publicBaseUrl, length(publicBaseUrl) - 1) : publicBaseUrl",
+      'a trailing slash in publicBaseUrl is dropped, so the redirect URI has no //',
     );
     assert.equal(settings.get('APPLICATIONINSIGHTS_CONNECTION_STRING'), 'applicationInsights.properties.ConnectionString');
     assert.equal(settings.get('APPLICATIONINSIGHTS_AUTHENTICATION_STRING'), "'ClientId=${identityClientId};Authorization=AAD'");
@@ -451,17 +399,45 @@ describe('storage', () => {
 
   test('storage.bicep creates the queues, tables and containers it is given', () => {
     const storage = bicep('infra/app/storage.bicep');
-    const queues = resources(storage).find((r) => r.target === 'Microsoft.Storage/storageAccounts/queueServices/queues');
-    const tables = resources(storage).find((r) => r.target === 'Microsoft.Storage/storageAccounts/tableServices/tables');
-    assert.equal(queues?.loop?.source.text, 'queueNames');
-    assert.equal(text(property(queues?.body, 'name')), queues?.loop?.variable);
-    assert.equal(tables?.loop?.source.text, 'tableNames');
-    assert.equal(text(property(tables?.body, 'name')), tables?.loop?.variable);
     const account = resource(storage, 'storageAccount');
     assert.match(account.target, /^br\/public:avm\/res\/storage\/storage-account:/);
-    const containers = property(account.body, 'params.blobServices.containers');
-    assert.equal(containers?.type, 'for_statement');
-    assert.match(text(containers) ?? '', /concat\(\[deploymentContainerName\], blobContainerNames\)/);
+    for (const [path, source] of [
+      ['params.blobServices.containers', 'concat([deploymentContainerName], blobContainerNames)'],
+      ['params.queueServices.queues', 'queueNames'],
+      ['params.tableServices.tables', 'tableNames'],
+    ] as const) {
+      const loop = property(account.body, path);
+      assert.equal(loop?.type, 'for_statement', `${path} is a loop`);
+      const variable = loop?.namedChildren.find((c) => c?.type === 'identifier')?.text;
+      assert.match(
+        text(loop) ?? '',
+        new RegExp(`for \\w+ in ${source.replace(/[()[\]]/g, '\\$&')}:`),
+        `${path} loops over ${source}`,
+      );
+      assert.match(text(loop) ?? '', new RegExp(`name: ${variable}\\b`), `${path}: one entry per name`);
+    }
+  });
+
+  test('mail-mime blobs are deleted by a lifecycle rule after mailMimeRetentionDays (7 by default)', () => {
+    const main = bicep('infra/main.bicep');
+    const storage = bicep('infra/app/storage.bicep');
+    assert.deepEqual(literal(property(resource(main, 'storage').body, 'params.expiringContainers')), [
+      { name: { expression: 'mimeContainerName' }, days: { expression: 'mailMimeRetentionDays' } },
+    ]);
+    assert.equal(literal(find(main, 'var', 'mimeContainerName')?.value), CONTAINERS.mime);
+    const retention = find(main, 'param', 'mailMimeRetentionDays');
+    assert.equal(literal(retention?.value), 7);
+    assert.ok(retention?.decorators.includes('@minValue(1)'), 'at least a day');
+    const parameters = readJson<{ parameters: Record<string, { value: unknown }> }>('infra/main.parameters.json').parameters;
+    assert.equal(parameters.mailMimeRetentionDays?.value, '${MAIL_MIME_RETENTION_DAYS=7}');
+
+    const rules = property(resource(storage, 'storageAccount').body, 'params.managementPolicyRules');
+    assert.equal(rules?.type, 'for_statement');
+    const rule = text(rules) ?? '';
+    assert.match(rule, /for container in expiringContainers:/);
+    assert.match(rule, /prefixMatch: \[ '\$\{container\.name\}\/' \]/, 'the rule matches the container, by its name as prefix');
+    assert.match(rule, /baseBlob: \{ delete: \{ daysAfterModificationGreaterThan: container\.days \} \}/);
+    assert.match(rule, /enabled: true/);
   });
 
   test('the account allows no shared key, no public blob access and nothing below TLS 1.2', () => {
@@ -469,6 +445,85 @@ describe('storage', () => {
     assert.equal(literal(property(account.body, 'params.allowSharedKeyAccess')), false);
     assert.equal(literal(property(account.body, 'params.allowBlobPublicAccess')), false);
     assert.equal(literal(property(account.body, 'params.minimumTlsVersion')), 'TLS1_2');
+  });
+});
+
+describe('scale', () => {
+  test('maximumInstanceCount stays within what Flex Consumption accepts (40 to 1000)', () => {
+    const main = bicep('infra/main.bicep');
+    const count = find(main, 'param', 'maximumInstanceCount');
+    assert.ok(count?.decorators.includes('@minValue(40)'), `decorators: ${count?.decorators.join(' ')}`);
+    assert.ok(count?.decorators.includes('@maxValue(1000)'), `decorators: ${count?.decorators.join(' ')}`);
+    const memory = find(main, 'param', 'instanceMemoryMB');
+    assert.match(memory?.decorators.join(' ') ?? '', /@allowed\(\[\s*512\s+2048\s+4096\s*\]\)/);
+  });
+});
+
+describe('admin sign-in (App Service Authentication)', () => {
+  const apiFile = () => bicep('infra/app/api.bicep');
+  const auth = () =>
+    resources(apiFile()).find(
+      (r) => r.target === 'Microsoft.Web/sites/config' && stringValue(property(r.body, 'name')) === 'authsettingsV2',
+    );
+
+  test('is off unless adminSignInClientId is set', () => {
+    const main = bicep('infra/main.bicep');
+    assert.equal(literal(find(main, 'param', 'adminSignInClientId')?.value), '');
+    assert.equal(text(property(resource(main, 'api').body, 'params.adminSignInClientId')), 'adminSignInClientId');
+    assert.equal(text(find(apiFile(), 'var', 'adminSignIn')?.value), '!empty(adminSignInClientId)');
+    assert.equal(auth()?.condition?.text, '(adminSignIn)');
+    const parameters = readJson<{ parameters: Record<string, { value: unknown }> }>('infra/main.parameters.json').parameters;
+    assert.equal(parameters.adminSignInClientId?.value, '${ADMIN_SIGN_IN_CLIENT_ID}');
+  });
+
+  test("requires sign-in everywhere but the callback, health and the producers' route, which exist in the code", () => {
+    const config = auth();
+    assert.ok(config, 'api.bicep declares authsettingsV2');
+    assert.equal(literal(property(config.body, 'properties.globalValidation.requireAuthentication')), true);
+    assert.equal(
+      literal(property(config.body, 'properties.globalValidation.unauthenticatedClientAction')),
+      'RedirectToLoginPage',
+    );
+    const excluded = literal(property(config.body, 'properties.globalValidation.excludedPaths')) as string[];
+    assert.deepEqual(excluded, ['/api/oauth/callback', '/api/health', '/api/messages']);
+
+    const sources = sourceFiles('functions').map((f) => readFileSync(f, 'utf8'));
+    // app.http('name', { methods: [...], authLevel: '...', route: '...' or a constant, handler })
+    const routes = sources.flatMap((source) =>
+      [...source.matchAll(/app\.http\(\s*['"`](\w+)['"`]\s*,\s*\{([^}]*)\}/g)].map((m) => ({
+        route: /\broute\s*:\s*['"`]([^'"`]+)['"`]/.exec(m[2]!)?.[1] ?? `(${m[1]})`,
+        authLevel: /\bauthLevel\s*:\s*['"`](\w+)['"`]/.exec(m[2]!)?.[1] ?? 'function',
+      })),
+    );
+    for (const path of excluded) {
+      const found = routes.find((r) => `/api/${r.route}` === path);
+      assert.ok(found, `${path} is a route of functions/ (routes: ${routes.map((r) => r.route).join(', ')})`);
+    }
+    // Everything else a person opens in a browser stays behind the sign-in (and its function key).
+    for (const route of routes.filter((r) => !excluded.includes(`/api/${r.route}`))) {
+      assert.notEqual(
+        route.authLevel,
+        'anonymous',
+        `${route.route} is anonymous but not excluded: it would be behind the sign-in only`,
+      );
+    }
+  });
+
+  test("signs in with the app's managed identity as federated credential, no client secret", () => {
+    const config = auth()!;
+    const registration = property(config.body, 'properties.identityProviders.azureActiveDirectory.registration');
+    assert.equal(text(property(registration, 'clientId')), 'adminSignInClientId');
+    assert.equal(literal(property(registration, 'clientSecretSettingName')), 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID');
+    assert.equal(
+      text(find(apiFile(), 'var', 'adminSignInSettings')?.value),
+      'adminSignIn ? { OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID: identityClientId } : {}',
+    );
+    const main = bicep('infra/main.bicep');
+    assert.equal(text(find(main, 'output', 'ADMIN_SIGN_IN_REDIRECT_URI')?.value), 'api.outputs.ADMIN_SIGN_IN_REDIRECT_URI');
+    assert.equal(
+      text(find(apiFile(), 'output', 'ADMIN_SIGN_IN_REDIRECT_URI')?.value),
+      "adminSignIn ? '${effectiveBaseUrl}/.auth/login/aad/callback' : ''",
+    );
   });
 });
 
@@ -561,6 +616,7 @@ describe('role assignments', () => {
     for (const [list, principal] of [
       ['appIdentity', 'managedIdentityPrincipalId'],
       ['developer', 'developerPrincipalId'],
+      ['relay', 'relayPrincipalId'],
     ] as const) {
       for (const scope of new Set(rolesFile[list].map((e) => e.scope))) {
         const assignment = assignments.find((a) => {
@@ -583,9 +639,29 @@ describe('role assignments', () => {
         assert.equal(text(property(assignment.body, 'name')), `guid(${scopeSymbol}.id, ${principal}, ${variable}.id)`);
         if (list === 'appIdentity')
           assert.equal(literal(property(assignment.body, 'properties.principalType')), 'ServicePrincipal');
-        else assert.equal(assignment.condition?.text, `(!empty(${principal}))`, 'developer roles are optional');
+        else assert.equal(assignment.condition?.text, `(!empty(${principal}))`, `${list} roles are optional`);
       }
     }
+  });
+
+  test('the SMTP relay gets blob write on mail-mime and message send on mail-outbox, nothing else, only when named', () => {
+    assert.deepEqual(
+      rolesFile.relay.map((r) => `${r.role} @ ${r.scope}`),
+      ['Storage Blob Data Contributor @ mimeContainer', 'Storage Queue Data Message Sender @ outboxQueue'],
+    );
+    const rbac = bicep('infra/app/rbac.bicep');
+    const existing = (name: string) => resources(rbac).find((r) => r.existing && r.name === name);
+    assert.equal(text(property(existing('mimeContainer')?.body, 'name')), 'mimeContainerName');
+    assert.equal(text(property(existing('outboxQueue')?.body, 'name')), 'outboxQueueName');
+
+    const main = bicep('infra/main.bicep');
+    const params = property(resource(main, 'rbac').body, 'params');
+    assert.equal(text(property(params, 'mimeContainerName')), 'mimeContainerName');
+    assert.equal(text(property(params, 'outboxQueueName')), 'outboxQueueName');
+    assert.equal(text(property(params, 'relayPrincipalId')), 'relayPrincipalId');
+    assert.equal(literal(find(main, 'var', 'mimeContainerName')?.value), CONTAINERS.mime);
+    assert.equal(literal(find(main, 'var', 'outboxQueueName')?.value), QUEUES.outbox);
+    assert.equal(literal(find(main, 'param', 'relayPrincipalId')?.value), '', 'no relay unless asked');
   });
 
   test('main.bicep grants the app identity, and the deploying user only when asked', () => {
@@ -655,7 +731,8 @@ describe('outputs and parameters', () => {
     );
     assert.equal(
       text(find(main, 'output', 'MAIL_ACCOUNT_IDS')?.value),
-      "join(map(mailAccounts, account => string(account.id)), ',')",
+      "join(filter(map(mailAccounts, account => string(account.?id ?? '')), id => !empty(id)), ',')",
+      'an entry without id is left out for the app to report, instead of failing the deployment',
     );
   });
 
@@ -710,6 +787,7 @@ describe('post-provision hook', () => {
     assert.match(output, /az keyvault secret set --vault-name kv-abc123/);
     assert.match(output, /subject: +00000000-0000-0000-0000-000000000002/);
     assert.match(output, /api:\/\/AzureADTokenExchange/);
+    assert.doesNotMatch(output, /Admin sign-in/, 'nothing about the admin sign-in while it is off');
   }
 
   test('sh: prints the redirect URI, the authorize URL of each account and how to get the function key', () => {
@@ -722,6 +800,15 @@ describe('post-provision hook', () => {
     });
     assert.equal(none.status, 0, none.stderr);
     assert.match(none.stdout, /No accounts configured yet/);
+    const signIn = spawnSync('sh', [join(infra, 'hooks/postprovision.sh')], {
+      env: { ...env, ADMIN_SIGN_IN_REDIRECT_URI: `${env.SERVICE_API_BASE_URL}/.auth/login/aad/callback` },
+      encoding: 'utf8',
+    });
+    assert.equal(signIn.status, 0, signIn.stderr);
+    assert.match(
+      signIn.stdout,
+      /redirect URI \(Web\): +https:\/\/func-api-abc123\.azurewebsites\.net\/\.auth\/login\/aad\/callback/,
+    );
     const outside = spawnSync('sh', [join(infra, 'hooks/postprovision.sh')], { env: { PATH: env.PATH }, encoding: 'utf8' });
     assert.notEqual(outside.status, 0, 'fails clearly outside azd');
   });
@@ -749,6 +836,7 @@ describe('post-provision hook', () => {
       'az keyvault secret set',
       '/api/status?code=<function key>',
       'api://AzureADTokenExchange',
+      'ADMIN_SIGN_IN_REDIRECT_URI',
       'docs/provider-microsoft.md',
       'docs/provider-google.md',
     ]) {

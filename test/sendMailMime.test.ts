@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import MailComposer from 'nodemailer/lib/mail-composer';
-import { startAzurite, type Azurite } from '../local/azurite';
-import { startSmtpSink, type SmtpSink } from '../local/smtpSink';
+import { startAzurite, type Azurite } from '../local/peers/azurite';
+import { startSmtpSink, type SmtpSink } from '../local/peers/smtpSink';
 import { checkSubmittedMessage } from '../shared/admin/submittedMessage';
 import { enqueueMail } from '../shared/message/enqueueMail';
 import { CONTAINERS } from '../shared/names';

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
-import { startAzurite, type Azurite } from '../local/azurite';
+import { startAzurite, type Azurite } from '../local/peers/azurite';
 import { AccountAlerts } from '../shared/accounts/accountAlerts';
 import type { Account } from '../shared/config';
 import { QUEUES } from '../shared/names';

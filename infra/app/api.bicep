@@ -36,15 +36,21 @@ param alertRecipients string = ''
 @description('NCRONTAB schedule of the token refresh timer (REFRESH_SCHEDULE); empty means hourly.')
 param refreshSchedule string = ''
 
-@description('Public https base URL; empty means https://<default host name>.')
+@description('Public https base URL; empty means https://<default host name>. A trailing slash is dropped.')
 param publicBaseUrl string = ''
+
+@description('Application (client) id of the app registration for App Service Authentication in front of the admin pages; empty leaves it off.')
+param adminSignInClientId string = ''
+
+@description('Object ids allowed through the admin sign-in; empty allows whoever the app registration lets sign in.')
+param adminSignInAllowedObjectIds array = []
 
 @description('Further app settings, merged under the ones below.')
 param additionalAppSettings object = {}
 
 var defaultRefreshSchedule = '0 0 * * * *'
 
-resource stg 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+resource stg 'Microsoft.Storage/storageAccounts@2025-01-01' existing = {
   name: storageAccountName
 }
 
@@ -52,7 +58,7 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing
   name: applicationInsightsName
 }
 
-module api 'br/public:avm/res/web/site:0.15.1' = {
+module api 'br/public:avm/res/web/site:0.24.0' = {
   name: '${serviceName}-flex-consumption'
   params: {
     kind: 'functionapp,linux'
@@ -90,22 +96,30 @@ module api 'br/public:avm/res/web/site:0.15.1' = {
       alwaysOn: false
       minTlsVersion: '1.2'
     }
+    httpsOnly: true
   }
 }
 
-resource site 'Microsoft.Web/sites@2023-12-01' existing = {
+resource site 'Microsoft.Web/sites@2024-11-01' existing = {
   name: name
 }
 
-// Referencing the module output also orders the app settings after the site.
-var effectiveBaseUrl = !empty(publicBaseUrl) ? publicBaseUrl : 'https://${api.outputs.defaultHostname}'
+// Referencing the module output also orders the app settings after the site. A trailing slash would make
+// `${PUBLIC_BASE_URL}/api/oauth/callback` a different redirect URI than the one registered.
+var givenBaseUrl = endsWith(publicBaseUrl, '/') ? take(publicBaseUrl, length(publicBaseUrl) - 1) : publicBaseUrl
+var effectiveBaseUrl = !empty(givenBaseUrl) ? givenBaseUrl : 'https://${api.outputs.defaultHostname}'
+
+var adminSignIn = !empty(adminSignInClientId)
+// App Service Authentication signs in with the app's managed identity as a federated credential of the app
+// registration: no client secret. The setting names the identity; the app registration must trust it.
+var adminSignInSettings = adminSignIn ? { OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID: identityClientId } : {}
 
 // Flex Consumption sets the runtime in functionAppConfig: FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION,
 // WEBSITE_RUN_FROM_PACKAGE and similar settings are not allowed here.
-resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
+resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
   parent: site
   name: 'appsettings'
-  properties: union(additionalAppSettings, {
+  properties: union(additionalAppSettings, adminSignInSettings, {
     // Host storage (timers, leases, keys), identity-based.
     AzureWebJobsStorage__accountName: stg.name
     AzureWebJobsStorage__credential: 'managedidentity'
@@ -129,6 +143,66 @@ resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
   })
 }
 
+// App Service Authentication (Microsoft Entra ID) in front of the admin pages, when adminSignInClientId is set.
+// Sign-in is required everywhere except the routes that must stay reachable without it: the OAuth callback (the
+// provider redirects the browser there), health, and the machine route that producers call with a function key.
+// The function keys stay required on every route that has one.
+resource authSettings 'Microsoft.Web/sites/config@2024-11-01' = if (adminSignIn) {
+  parent: site
+  name: 'authsettingsV2'
+  dependsOn: [
+    appSettings
+  ]
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'RedirectToLoginPage'
+      redirectToProvider: 'azureactivedirectory'
+      excludedPaths: [
+        '/api/oauth/callback'
+        '/api/health'
+        '/api/messages'
+      ]
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: adminSignInClientId
+          clientSecretSettingName: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID'
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            'api://${adminSignInClientId}'
+            adminSignInClientId
+          ]
+          defaultAuthorizationPolicy: empty(adminSignInAllowedObjectIds)
+            ? null
+            : {
+                allowedPrincipals: {
+                  identities: adminSignInAllowedObjectIds
+                }
+              }
+        }
+      }
+    }
+    login: {
+      // The app needs the signed-in user's identity, not their tokens; Flex Consumption has no file system to keep them.
+      tokenStore: {
+        enabled: false
+      }
+    }
+  }
+}
+
 output SERVICE_API_NAME string = api.outputs.name
 output SERVICE_API_HOSTNAME string = api.outputs.defaultHostname
 output SERVICE_API_BASE_URL string = effectiveBaseUrl
+output ADMIN_SIGN_IN_REDIRECT_URI string = adminSignIn ? '${effectiveBaseUrl}/.auth/login/aad/callback' : ''

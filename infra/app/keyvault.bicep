@@ -16,7 +16,7 @@ param softDeleteRetentionInDays int = 90
 @description('Log Analytics workspace that receives the vault audit logs; empty for none.')
 param logAnalyticsWorkspaceId string = ''
 
-module vault 'br/public:avm/res/key-vault/vault:0.12.1' = {
+module vault 'br/public:avm/res/key-vault/vault:0.14.0' = {
   name: 'key-vault'
   params: {
     name: name

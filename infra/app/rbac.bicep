@@ -1,5 +1,6 @@
 // Least-privilege role assignments, each at the narrowest scope that works: the storage account, the Key Vault,
-// the Application Insights component. The roles are listed once, with the reason for each, in infra/roles.json.
+// the Application Insights component, and for the SMTP relay one blob container and one queue. The roles are listed
+// once, with the reason for each, in infra/roles.json.
 
 param storageAccountName string
 param keyVaultName string
@@ -11,9 +12,21 @@ param managedIdentityPrincipalId string
 @description('Principal (object) id of the deploying user for local debugging; empty grants nothing.')
 param developerPrincipalId string = ''
 
+@description('Blob container the SMTP relay writes MIME messages to.')
+param mimeContainerName string
+
+@description('Queue the SMTP relay sends messages to.')
+param outboxQueueName string
+
+@description('Principal (object) id of the SMTP relay; empty grants nothing.')
+param relayPrincipalId string = ''
+
+@description('principalType of the relay\'s role assignments.')
+param relayPrincipalType string = 'ServicePrincipal'
+
 var roles = loadJsonContent('../roles.json')
 
-resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+resource storageAccount 'Microsoft.Storage/storageAccounts@2025-01-01' existing = {
   name: storageAccountName
 }
 
@@ -23,6 +36,26 @@ resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2025-01-01' existing = {
+  parent: storageAccount
+  name: 'default'
+}
+
+resource mimeContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-01-01' existing = {
+  parent: blobService
+  name: mimeContainerName
+}
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2025-01-01' existing = {
+  parent: storageAccount
+  name: 'default'
+}
+
+resource outboxQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2025-01-01' existing = {
+  parent: queueService
+  name: outboxQueueName
 }
 
 // The function app's identity.
@@ -78,6 +111,31 @@ resource developerKeyVaultRoles 'Microsoft.Authorization/roleAssignments@2022-04
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.id)
     principalId: developerPrincipalId
+    description: role.reason
+  }
+}]
+
+// The SMTP relay, optional: it writes MIME blobs to one container and sends to one queue, nothing else. It needs no
+// read access: it answers its client 250 once both writes succeeded.
+
+resource relayContainerRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in filter(roles.relay, r => r.scope == 'mimeContainer'): if (!empty(relayPrincipalId)) {
+  name: guid(mimeContainer.id, relayPrincipalId, role.id)
+  scope: mimeContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.id)
+    principalId: relayPrincipalId
+    principalType: relayPrincipalType
+    description: role.reason
+  }
+}]
+
+resource relayQueueRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in filter(roles.relay, r => r.scope == 'outboxQueue'): if (!empty(relayPrincipalId)) {
+  name: guid(outboxQueue.id, relayPrincipalId, role.id)
+  scope: outboxQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.id)
+    principalId: relayPrincipalId
+    principalType: relayPrincipalType
     description: role.reason
   }
 }]

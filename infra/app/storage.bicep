@@ -18,15 +18,20 @@ param queueNames array
 @description('Tables the app uses.')
 param tableNames array
 
-module storageAccount 'br/public:avm/res/storage/storage-account:0.8.3' = {
+@description('Containers whose blobs a lifecycle rule deletes some days after they were last written: [{ name, days }].')
+param expiringContainers array = []
+
+module storageAccount 'br/public:avm/res/storage/storage-account:0.33.0' = {
   name: 'storage-account'
   params: {
     name: name
     location: location
     tags: tags
+    kind: 'StorageV2'
     skuName: 'Standard_LRS'
     allowBlobPublicAccess: false
     allowSharedKeyAccess: false // identity-based connections only
+    defaultToOAuthAuthentication: true
     minimumTlsVersion: 'TLS1_2'
     dnsEndpointType: 'Standard'
     publicNetworkAccess: 'Enabled'
@@ -35,43 +40,54 @@ module storageAccount 'br/public:avm/res/storage/storage-account:0.8.3' = {
       bypass: 'AzureServices'
     }
     blobServices: {
-      containers: [for containerName in concat([deploymentContainerName], blobContainerNames): {
-        name: containerName
-        publicAccess: 'None'
-      }]
+      containers: [
+        for containerName in concat([deploymentContainerName], blobContainerNames): {
+          name: containerName
+          publicAccess: 'None'
+        }
+      ]
     }
+    queueServices: {
+      queues: [
+        for queueName in queueNames: {
+          name: queueName
+        }
+      ]
+    }
+    tableServices: {
+      tables: [
+        for tableName in tableNames: {
+          name: tableName
+        }
+      ]
+    }
+    // Lifecycle management runs about once a day, so a blob can outlive its limit by up to a day.
+    managementPolicyRules: [
+      for container in expiringContainers: {
+        name: 'delete-${container.name}'
+        enabled: true
+        type: 'Lifecycle'
+        definition: {
+          filters: {
+            blobTypes: [
+              'blockBlob'
+            ]
+            prefixMatch: [
+              '${container.name}/'
+            ]
+          }
+          actions: {
+            baseBlob: {
+              delete: {
+                daysAfterModificationGreaterThan: container.days
+              }
+            }
+          }
+        }
+      }
+    ]
   }
 }
-
-resource account 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
-  name: name
-}
-
-resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
-  parent: account
-  name: 'default'
-  dependsOn: [
-    storageAccount
-  ]
-}
-
-resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for queueName in queueNames: {
-  parent: queueService
-  name: queueName
-}]
-
-resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
-  parent: account
-  name: 'default'
-  dependsOn: [
-    storageAccount
-  ]
-}
-
-resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [for tableName in tableNames: {
-  parent: tableService
-  name: tableName
-}]
 
 output name string = storageAccount.outputs.name
 output resourceId string = storageAccount.outputs.resourceId

@@ -56,3 +56,10 @@ if ($env:API_IDENTITY_PRINCIPAL_ID -and $env:AZURE_TENANT_ID) {
   Write-Output '     audience: api://AzureADTokenExchange'
   Write-Output ''
 }
+if ($env:ADMIN_SIGN_IN_REDIRECT_URI) {
+  Write-Output 'Admin sign-in (App Service Authentication) is on. On its app registration:'
+  Write-Output "     redirect URI (Web):  $($env:ADMIN_SIGN_IN_REDIRECT_URI)"
+  Write-Output "     federated credential trusting the app's identity, as above (subject $($env:API_IDENTITY_PRINCIPAL_ID))"
+  Write-Output "   Then check that $baseUrl/api/status without signing in is sent to the sign-in page (docs/deployment.md)."
+  Write-Output ''
+}

@@ -59,3 +59,10 @@ if [ -n "${API_IDENTITY_PRINCIPAL_ID:-}" ] && [ -n "${AZURE_TENANT_ID:-}" ]; the
   echo "     audience: api://AzureADTokenExchange"
   echo ""
 fi
+if [ -n "${ADMIN_SIGN_IN_REDIRECT_URI:-}" ]; then
+  echo "Admin sign-in (App Service Authentication) is on. On its app registration:"
+  echo "     redirect URI (Web):  $ADMIN_SIGN_IN_REDIRECT_URI"
+  echo "     federated credential trusting the app's identity, as above (subject ${API_IDENTITY_PRINCIPAL_ID:-<API_IDENTITY_PRINCIPAL_ID>})"
+  echo "   Then check that $base_url/api/status without signing in is sent to the sign-in page (docs/deployment.md)."
+  echo ""
+fi

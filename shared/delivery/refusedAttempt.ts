@@ -1,5 +1,6 @@
 import type { Account } from '../config/account';
 import type { MailMessage } from '../message/messageSchema';
+import { appOnlyRefusalHint } from '../oauth/clientCredentials';
 import type { ReplyClass } from '../smtp/classifyReply';
 import type { DeliveryOutcome, DeliveryServices, RecordDraft } from './deliveryServices';
 import { defer, fail } from './outcomes';
@@ -14,7 +15,7 @@ export async function settleRefusal(
   account: Account,
   message: MailMessage,
   claim: RecordDraft,
-  refusal: { failure: ReplyClass; smtpReply?: string },
+  refusal: { failure: ReplyClass; smtpReply?: string; accessToken?: string },
 ): Promise<DeliveryOutcome> {
   const { failure: reply } = refusal;
   const failed = { ...claim, ...(refusal.smtpReply ? { smtpReply: refusal.smtpReply } : {}) };
@@ -34,17 +35,21 @@ export async function settleRefusal(
         reason: reply.reason,
         countedAsAttempt: true,
       });
-    case 'auth_rejected':
+    case 'auth_rejected': {
+      const appOnly = account.flow === 'client_credentials';
       await services.accountStates.markProblem(account, {
-        state: account.flow === 'client_credentials' ? 'configuration_error' : 'reauthorization_required',
+        state: appOnly ? 'configuration_error' : 'reauthorization_required',
         code: 'smtp_auth_rejected',
-        reason: `${reply.reason} A fresh token was refused too: check the mailbox's permissions and that SMTP AUTH is enabled, then authorize again.`,
+        reason: appOnly
+          ? `${reply.reason} ${appOnlyRefusalHint(account, refusal.accessToken)}`
+          : `${reply.reason} A fresh token was refused too: check the mailbox's permissions and that SMTP AUTH is enabled, then authorize again.`,
       });
       return defer(services, message, notAnAttempt, {
         delayMs: services.policy.accountWaitMs,
-        code: 'needs_reauthorization',
+        code: appOnly ? 'config_error' : 'needs_reauthorization',
         reason: reply.reason,
       });
+    }
     case 'account':
       await services.accountStates.markProblem(account, {
         state: reply.code === 'smtp_auth_disabled' || reply.code === 'config_error' ? 'configuration_error' : 'paused',

@@ -10,7 +10,7 @@ import { defer, deferForError } from './outcomes';
 
 export type AttemptResult =
   | { kind: 'sent'; claim: RecordDraft; sent: SentInfo }
-  | { kind: 'refused'; claim: RecordDraft; failure: ReplyClass; smtpReply?: string }
+  | { kind: 'refused'; claim: RecordDraft; failure: ReplyClass; smtpReply?: string; accessToken: string }
   /** Ended before SMTP gave an answer: deferred (no connection, no budget, no token) or claimed elsewhere. */
   | { kind: 'done'; outcome: DeliveryOutcome };
 
@@ -72,7 +72,7 @@ export async function attemptSend(
       const failure = classifySmtpFailure(error as SmtpFailure);
       const smtpReply = (error as SmtpFailure).response;
       if (failure.kind !== 'auth_rejected' || retriedAuth)
-        return { kind: 'refused', claim, failure, ...(smtpReply ? { smtpReply } : {}) };
+        return { kind: 'refused', claim, failure, accessToken: token.accessToken, ...(smtpReply ? { smtpReply } : {}) };
       retriedAuth = true;
       log.warn('mail.auth_rejected', { messageId: record.id, account: account.id, reason: failure.reason });
       try {

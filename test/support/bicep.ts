@@ -1,7 +1,7 @@
 /**
- * Offline reading of Bicep files: tree-sitter-bicep's WASM grammar through web-tree-sitter.
- * This is a syntax check and a way to read declarations for consistency tests. It is not the Bicep compiler:
- * types, symbol references and resource schemas are only checked by `bicep build` / `azd provision --preview`.
+ * Reading Bicep files without the Bicep CLI: tree-sitter-bicep's WASM grammar through web-tree-sitter, to find
+ * declarations and their values for the consistency tests (test/infra.test.ts). Syntax, types and resource schemas
+ * are the compiler's: test/bicepCompile.test.ts runs `bicep build` and `bicep lint`.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -54,27 +54,6 @@ export function listBicepFiles(dir: string): string[] {
   };
   walk(dir);
   return found.sort();
-}
-
-/** `path:line:column: message` for every ERROR and MISSING node (lines and columns 1-based). */
-export function syntaxErrors(file: BicepFile): string[] {
-  const errors: string[] = [];
-  const visit = (node: Node): void => {
-    if (node.isMissing) {
-      errors.push(`${where(file, node)}: missing ${JSON.stringify(node.type)}`);
-    } else if (node.isError) {
-      const text = node.text.split('\n')[0]!.slice(0, 60);
-      errors.push(`${where(file, node)}: syntax error at ${JSON.stringify(text)}`);
-    }
-    if (node.hasError || node.isMissing) for (const child of node.children) if (child) visit(child);
-  };
-  visit(file.root);
-  if (file.root.hasError && errors.length === 0) errors.push(`${file.path}: the parse tree has an error`);
-  return errors;
-}
-
-export function where(file: BicepFile, node: Node): string {
-  return `${file.path}:${node.startPosition.row + 1}:${node.startPosition.column + 1}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
