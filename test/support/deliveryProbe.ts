@@ -13,7 +13,7 @@ import { decodeQueueJson } from '../../shared/message/queueJson';
 import { InvocationContext } from './azureFunctions';
 import { runTrigger, type SendHarness } from './sendHarness';
 import { sendMail } from '../../functions/sendMail';
-import { pollOnce, type TriggerMetadata } from '../../local/host/queueTrigger';
+import type { TriggerMetadata } from '../../local/host/queueTrigger';
 
 export interface LedgerWrite extends Omit<DeliveryRecord, 'updatedAt' | 'etag'> {
   /** Date.now() of the write. */
