@@ -4,6 +4,7 @@ import { authCookieHeader, browserSecretsFrom } from '../shared/authorization/br
 import { startAuthorization } from '../shared/authorization/startAuthorization';
 import { appLogger, getApp } from '../shared/app';
 import { htmlResponse } from '../shared/web/html';
+import { signedInAdmin } from '../shared/web/signedInAdmin';
 
 /** Starts an admin authorization: binds a single-use request to this browser and redirects to the provider. */
 export async function authorize(request: HttpRequest): Promise<HttpResponseInit> {
@@ -11,7 +12,7 @@ export async function authorize(request: HttpRequest): Promise<HttpResponseInit>
   try {
     const runtime = getApp();
     const existing = browserSecretsFrom(request.headers.get('cookie'), runtime.publicBaseUrl)[0];
-    const started = await startAuthorization(runtime, accountId, existing);
+    const started = await startAuthorization(runtime, accountId, existing, signedInAdmin(request.headers, runtime.env));
     if (!started.ok) return htmlResponse(started.status, startFailurePage(started));
     return {
       status: 302,

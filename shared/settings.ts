@@ -44,6 +44,11 @@ export const APP_SETTINGS: readonly AppSettingDoc[] = [
     purpose: 'NCRONTAB schedule of the token refresh timer (default hourly: 0 0 * * * *)',
   },
   {
+    name: 'WEBSITE_AUTH_ENABLED',
+    required: 'optional',
+    purpose: 'set by App Service when Entra sign-in is on; only then is the signed-in admin recorded with a new grant',
+  },
+  {
     name: 'TEST_EMAIL_WAIT_SECONDS',
     required: 'optional',
     purpose: "how long the test-email route waits for the send path's verdict (default 20, at most 60)",

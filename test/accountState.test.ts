@@ -85,6 +85,25 @@ describe('a new authorization and a running refresh', () => {
     assert.ok(stored && stored !== staleRotated, 'the new grant’s refresh token is the one kept');
     assert.equal((await bench.runtime.accountStatus.get('mailbox'))?.state, 'ready');
   });
+
+  test('behind Entra sign-in, the admin who authorized is recorded with the grant; a forged header without it is not', async () => {
+    const client = authorizationClient(bench);
+    const admin = { 'x-ms-client-principal-name': 'it-admin@contoso.test', 'x-ms-client-principal-idp': 'aad' };
+    const env = bench.runtime.env as Record<string, string | undefined>;
+
+    const forged = await client.start('mailbox', undefined, admin);
+    assert.equal((await client.callback(await client.signIn(forged.authorizeUrl, ALICE), forged.cookie)).status, 200);
+    assert.equal((await bench.runtime.accountStatus.get('mailbox'))?.authorizedBy, undefined, 'no sign-in enforced: not trusted');
+
+    env.WEBSITE_AUTH_ENABLED = 'True';
+    try {
+      const started = await client.start('mailbox', undefined, admin);
+      assert.equal((await client.callback(await client.signIn(started.authorizeUrl, ALICE), started.cookie)).status, 200);
+      assert.equal((await bench.runtime.accountStatus.get('mailbox'))?.authorizedBy, 'it-admin@contoso.test');
+    } finally {
+      delete env.WEBSITE_AUTH_ENABLED;
+    }
+  });
 });
 
 describe('connections of a replaced grant', () => {

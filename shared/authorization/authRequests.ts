@@ -22,6 +22,8 @@ export interface NewAuthRequest {
   nonce: string;
   codeVerifier: string;
   redirectUri: string;
+  /** The signed-in admin who started it (Entra sign-in in front of the app), recorded with the new grant. */
+  startedBy?: string;
 }
 
 /** A row as read back; `browserHash` and `verifierCipher` are useless without the browser's cookie value. */
@@ -38,6 +40,7 @@ export interface StoredAuthRequest {
   createdAt: string;
   expiresAt: string;
   usedAt?: string;
+  startedBy?: string;
 }
 
 /** The random value kept in the browser's cookie. */
@@ -76,6 +79,7 @@ export class AuthRequestTable {
       createdAt: createdAt.toISOString(),
       expiresAt: expiresAt.toISOString(),
       usedAt: '',
+      startedBy: request.startedBy ?? '',
     });
     return { expiresAt };
   }
@@ -97,6 +101,7 @@ export class AuthRequestTable {
         createdAt: text('createdAt'),
         expiresAt: text('expiresAt'),
         ...(text('usedAt') ? { usedAt: text('usedAt') } : {}),
+        ...(text('startedBy') ? { startedBy: text('startedBy') } : {}),
       };
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 404) return undefined;

@@ -43,6 +43,7 @@ export async function startAuthorization(
   runtime: AuthorizationContext,
   accountId: string,
   existingBrowserSecret?: string,
+  startedBy?: string,
 ): Promise<AuthorizationStarted | AuthorizationNotStarted> {
   const account = findAccount(runtime.accounts, accountId);
   if (!account) return { ok: false, code: 'unknown_account', status: 404, message: `There is no account "${accountId}".` };
@@ -81,7 +82,16 @@ export async function startAuthorization(
 
   const table = authRequestTable(runtime);
   const { expiresAt } = await table.create(
-    { state, accountId: account.id, provider: account.provider, issuer, nonce, codeVerifier, redirectUri },
+    {
+      state,
+      accountId: account.id,
+      provider: account.provider,
+      issuer,
+      nonce,
+      codeVerifier,
+      redirectUri,
+      ...(startedBy ? { startedBy } : {}),
+    },
     browserSecret,
   );
   await table.purgeExpired().catch((error: unknown) => runtime.log.warn('oauth.authrequests.purge_failed', { error }));

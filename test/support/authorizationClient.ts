@@ -31,13 +31,13 @@ export interface Page {
 export function authorizationClient(bench: AuthorizationBench) {
   const { publicBaseUrl, secrets, outputs } = bench;
 
-  async function start(accountId = 'mailbox', cookie?: string): Promise<Started> {
+  async function start(accountId = 'mailbox', cookie?: string, extraHeaders: Record<string, string> = {}): Promise<Started> {
     const response = await authorize(
       new HttpRequest({
         method: 'GET',
         url: `${publicBaseUrl}/api/accounts/${encodeURIComponent(accountId)}/authorize`,
         params: { id: accountId },
-        headers: cookie ? { cookie } : {},
+        headers: { ...(cookie ? { cookie } : {}), ...extraHeaders },
       }),
     );
     const headers = new Headers(response.headers as Record<string, string>);

@@ -10,6 +10,7 @@ export async function storeAuthorization(context: CallbackContext): Promise<Auth
   const { runtime } = context;
   const account = need(context, 'account');
   const identity = need(context, 'identity');
+  const request = need(context, 'request');
   const authorizedAt = new Date();
   const tokens = toTokenSet(need(context, 'tokens'), authorizedAt.getTime());
   const scopes = tokens.scope ?? account.oauth.scopes.join(' ');
@@ -24,6 +25,7 @@ export async function storeAuthorization(context: CallbackContext): Promise<Auth
         scopes,
         tokenExpiresAt: tokens.expiresAt,
         at: authorizedAt,
+        ...(request.startedBy ? { authorizedBy: request.startedBy } : {}),
       });
       return true;
     });
