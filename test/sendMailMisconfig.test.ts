@@ -124,7 +124,7 @@ test('a starttls account on a server that does not offer STARTTLS: the token is 
   // The server speaks plaintext and answers STARTTLS with 502, as one would whose STARTTLS is stripped on the way.
   const b = await bench('no-starttls', { server: 'plain', account: 'starttls' });
   await b.harness.enqueue(mail('m-no-starttls', 'no-starttls'));
-  await b.probe.drain(2_200);
+  await b.probe.runFor(2_200);
   await assertConfigProblem(b, 'no-starttls', 'm-no-starttls', /did not offer STARTTLS.*502 5\.5\.1.*token was not sent/);
   assert.ok(!b.server.commands.some((c) => /^AUTH/i.test(c.line)), b.server.transcript());
   assert.deepEqual(b.tokensSeen, []);
@@ -135,7 +135,7 @@ test('a server that offers AUTH PLAIN LOGIN but not XOAUTH2 never gets the token
   const ehlo = { code: 250, lines: ['scripted Hello', 'STARTTLS', 'AUTH PLAIN LOGIN', 'ENHANCEDSTATUSCODES'] };
   const b = await bench('no-xoauth2', { server: 'starttls', script: { ehlo: { reply: ehlo } } });
   await b.harness.enqueue(mail('m-no-xoauth2', 'no-xoauth2'));
-  await b.probe.drain(2_200);
+  await b.probe.runFor(2_200);
   await assertConfigProblem(
     b,
     'no-xoauth2',
@@ -166,7 +166,7 @@ test('a server that lists no AUTH at all never gets the token', async () => {
   const ehlo = { code: 250, lines: ['scripted Hello', 'STARTTLS', 'ENHANCEDSTATUSCODES'] };
   const b = await bench('no-auth', { server: 'starttls', script: { ehlo: { reply: ehlo } } });
   await b.harness.enqueue(mail('m-no-auth', 'no-auth'));
-  await b.probe.drain(2_200);
+  await b.probe.runFor(2_200);
   await assertConfigProblem(b, 'no-auth', 'm-no-auth', /does not offer AUTH XOAUTH2 \(it offers no AUTH mechanism at all\)/);
   assert.ok(!b.server.commands.some((c) => /^(AUTH|MAIL)/i.test(c.line)), b.server.transcript());
 });
@@ -177,7 +177,7 @@ test('a server that advertises XOAUTH2 and answers it with 504 is a configuratio
     script: { auth: { reply: { code: 504, enhanced: '5.7.4', lines: ['Unrecognized authentication type'] } } },
   });
   await b.harness.enqueue(mail('m-auth-504', 'auth-504'));
-  await b.probe.drain(2_200);
+  await b.probe.runFor(2_200);
   await assertConfigProblem(b, 'auth-504', 'm-auth-504', /did not accept the AUTH XOAUTH2 command.*504 5\.7\.4/);
   assert.equal(b.server.attempts('auth'), 1, 'one AUTH, no retry with a fresh token');
 });
@@ -186,7 +186,7 @@ test('a certificate the account does not trust: the token is not sent, configura
   const stranger = await issueServerCert(await createTestCa({ commonName: 'Somebody else' }));
   const b = await bench('bad-cert', { server: 'starttls', cert: stranger });
   await b.harness.enqueue(mail('m-bad-cert', 'bad-cert'));
-  await b.probe.drain(2_200);
+  await b.probe.runFor(2_200);
   await assertConfigProblem(b, 'bad-cert', 'm-bad-cert', /certificate is not trusted.*token was not sent/);
   assert.ok(!b.server.commands.some((c) => /^AUTH/i.test(c.line)), b.server.transcript());
   assert.deepEqual(b.tokensSeen, []);
@@ -196,7 +196,7 @@ test('implicit TLS with a certificate for another host: configuration problem', 
   const otherHost = await issueServerCert(await createTestCa(), ['mail.example.com']);
   const b = await bench('wrong-host', { server: 'tls', cert: otherHost });
   await b.harness.enqueue(mail('m-wrong-host', 'wrong-host'));
-  await b.probe.drain(2_200);
+  await b.probe.runFor(2_200);
   await assertConfigProblem(b, 'wrong-host', 'm-wrong-host', /certificate is not trusted/);
   assert.deepEqual(b.tokensSeen, []);
 });
@@ -207,7 +207,7 @@ test('a server that refuses the session at the greeting (554) is a configuration
     script: { connect: { reply: { code: 554, enhanced: '5.7.1', lines: ['No SMTP service here'] } } },
   });
   await b.harness.enqueue(mail('m-greet-554', 'greet-554'));
-  await b.probe.drain(2_200);
+  await b.probe.runFor(2_200);
   await assertConfigProblem(
     b,
     'greet-554',

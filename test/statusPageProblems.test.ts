@@ -27,7 +27,7 @@ after(async () => {
 test('each account lists its recent failed and waiting messages with time, recipient count, code and reason', async () => {
   await harness.enqueue({ id: 'bad-address', account: 'main', to: ['not an address'], subject: 'x', text: 'x' });
   await harness.enqueue({ id: 'waits', account: 'main', to: ['a@example.com', 'b@example.com'], subject: 'y', text: 'y' });
-  await harness.drain(5_000);
+  await harness.runFor(5_000);
 
   const reply = await accountDetail(
     new HttpRequest({ method: 'GET', url: 'http://127.0.0.1:7071/api/accounts/main', params: { id: 'main' } }),

@@ -465,7 +465,7 @@ describe('token lifecycle against oidc-provider (access tokens of seconds, refre
       );
       // An open SMTP session is not asked for a token again: messages sent on it would meet no refusal, and this
       // test would check nothing. Closed, the next message opens a new connection with the cached token.
-      await closeApp(harness.runtime);
+      harness.runtime.senders.closeConnections('far-alpha');
 
       const other = createApp(harness.runtime.env, {
         accounts: harness.accounts,
