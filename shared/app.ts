@@ -8,6 +8,7 @@ import type { AccountViewSources } from './admin/loadAccountViews';
 import { AccountGate } from './delivery/accountGate';
 import type { DeliveryServices } from './delivery/deliveryServices';
 import { DEFAULT_POLICY, type DeliveryPolicy } from './delivery/policy';
+import { releaseWaiting } from './delivery/releaseWaiting';
 import { SenderPool } from './delivery/senderPool';
 import { ConfigError } from './errors';
 import { INSTANCE_ID } from './instanceId';
@@ -94,7 +95,6 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
     tokens.forget(accountId);
     senders.closeConnections(accountId);
   };
-  accountStates.onChange(dropSessions);
   const deliveriesTable = storage.table(TABLES.deliveries);
   const delivery: DeliveryServices = {
     accounts,
@@ -112,6 +112,12 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
     log,
     unrecorded: new Map(),
   };
+
+  // A new grant also ends the wait of the account's messages held for it: they go out now, not minutes later.
+  accountStates.onChange(async (accountId, change) => {
+    dropSessions(accountId);
+    if (change === 'authorized') await releaseWaiting(delivery, accountId);
+  });
 
   return {
     env,

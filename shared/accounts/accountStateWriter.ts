@@ -7,7 +7,7 @@ import type { AccountStatusTable } from './accountStatusTable';
 
 /** What changed, for those who hold something per account (SMTP connections, cached tokens). */
 export type AccountChange = 'authorized' | 'stopped';
-export type AccountChangeListener = (accountId: string, change: AccountChange) => void;
+export type AccountChangeListener = (accountId: string, change: AccountChange) => void | Promise<unknown>;
 
 /** A state in which the account's messages wait; the send path and the token refresh both end up here. */
 export interface StopReason {
@@ -64,7 +64,7 @@ export class AccountStateWriter {
       scopes: grant.scopes,
       tokenExpiresAt: new Date(grant.tokenExpiresAt).toISOString(),
     });
-    this.notify(account.id, 'authorized');
+    await this.notify(account.id, 'authorized');
   }
 
   /** A refresh (or an app-only token request) succeeded. */
@@ -128,7 +128,7 @@ export class AccountStateWriter {
       ...(stop.pausedUntil ? { pausedUntil: stop.pausedUntil } : {}),
       ...(stop.refresh ? { lastRefreshAt: new Date().toISOString() } : {}),
     });
-    this.notify(account.id, 'stopped');
+    await this.notify(account.id, 'stopped');
     await this.raise(
       account,
       { state: stop.state, reason: stop.reason, ...(stop.providerError ? { providerError: stop.providerError } : {}) },
@@ -161,7 +161,16 @@ export class AccountStateWriter {
     }
   }
 
-  private notify(accountId: string, change: AccountChange): void {
-    for (const listener of this.listeners) listener(accountId, change);
+  /** A listener's failure is logged, never the writer's: the state is recorded either way. */
+  private async notify(accountId: string, change: AccountChange): Promise<void> {
+    await Promise.all(
+      [...this.listeners].map(async (listener) => {
+        try {
+          await listener(accountId, change);
+        } catch (error) {
+          this.log.error('account.listener_failed', { account: accountId, change, reason: (error as Error).message });
+        }
+      }),
+    );
   }
 }

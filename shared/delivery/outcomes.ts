@@ -27,7 +27,7 @@ export async function defer(
   const { code, reason } = options;
   const seconds = Math.min(7 * 24 * 3600 - 60, Math.max(1, Math.ceil(options.delayMs / 1000)));
   const nextAttemptAt = new Date(Date.now() + seconds * 1000).toISOString();
-  await services.outbox.sendMessage(encodeQueueJson({ ...message, id: record.id }), {
+  const copy = await services.outbox.sendMessage(encodeQueueJson({ ...message, id: record.id }), {
     visibilityTimeout: seconds,
     messageTimeToLive: -1,
   });
@@ -38,6 +38,7 @@ export async function defer(
     code,
     reason,
     nextAttemptAt,
+    waitingCopy: `${copy.messageId} ${copy.popReceipt}`,
   };
   delete deferred.sendingUntil;
   await services.ledger.record(deferred);

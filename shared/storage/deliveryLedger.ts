@@ -1,4 +1,4 @@
-import { RestError, type TableClient } from '@azure/data-tables';
+import { odata, RestError, type TableClient } from '@azure/data-tables';
 
 /**
  * Table `deliveries`: one row per message id. It makes retries idempotent (a sent message is never sent
@@ -27,6 +27,8 @@ export interface DeliveryRecord {
   /** While status is `sending`: until when the attempt holds the message. */
   sendingUntil?: string;
   nextAttemptAt?: string;
+  /** While deferred: the waiting copy on the queue (id and pop receipt), so that it can be made visible early. */
+  waitingCopy?: string;
   etag?: string;
 }
 
@@ -69,6 +71,15 @@ export class DeliveryLedger {
   /** Unconditional write, for the outcome of an attempt that holds the row. */
   async record(record: Omit<DeliveryRecord, 'etag' | 'updatedAt'>): Promise<void> {
     await this.table.upsertEntity(toEntity(record), 'Replace');
+  }
+
+  /** The account's deferred rows (a full scan: for a new authorization, not for every message). */
+  async *waitingOf(accountId: string): AsyncIterable<DeliveryRecord> {
+    for await (const entity of this.table.listEntities<Record<string, unknown>>({
+      queryOptions: { filter: odata`account eq ${accountId} and status eq 'deferred'` },
+    })) {
+      yield fromEntity(String(entity.messageKey ?? entity.partitionKey), entity);
+    }
   }
 
   /** Rows updated since `since`, for the admin page's counts. */
