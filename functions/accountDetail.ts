@@ -1,13 +1,18 @@
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { loadAccountView } from '../shared/admin/loadAccountViews';
-import { accountViewSources, configProblem } from '../shared/app';
+import { accountViewSources, configProblem, getApp } from '../shared/app';
 
 /** One account's view as JSON, or 404 `{ error: 'unknown_account' }`. */
 export async function accountDetail(request: HttpRequest): Promise<HttpResponseInit> {
   const problem = configProblem();
   if (problem) return problem;
   const view = await loadAccountView(accountViewSources(), request.params.id ?? '');
-  if (!view) return { status: 404, jsonBody: { error: 'unknown_account' }, headers: { 'Cache-Control': 'no-store' } };
+  if (!view)
+    return {
+      status: 404,
+      jsonBody: { error: 'unknown_account', known: getApp().accounts.map((a) => a.id) },
+      headers: { 'Cache-Control': 'no-store' },
+    };
   return { status: 200, jsonBody: view, headers: { 'Cache-Control': 'no-store' } };
 }
 

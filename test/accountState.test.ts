@@ -7,6 +7,8 @@ import { startAzurite, type Azurite } from '../local/peers/azurite';
 import { startSmtpSink, type SmtpSink } from '../local/peers/smtpSink';
 import { effectiveState, sendDecision, shouldMarkStale, STALE_AFTER_MS } from '../shared/accounts/accountRules';
 import type { AccountStatus } from '../shared/accounts/accountStatus';
+import { authorize } from '../functions/authorize';
+import { HttpRequest } from './support/azureFunctions';
 import { FileSecretStore } from '../shared/storage/fileSecretStore';
 import { refreshTokenSecretName } from '../shared/tokens/tokenStore';
 import { ALICE, startAuthorizationBench, type AuthorizationBench } from './support/authorizationBench';
@@ -84,6 +86,22 @@ describe('a new authorization and a running refresh', () => {
     const stored = bench.vault.secret(refreshTokenSecretName('mailbox'))?.value;
     assert.ok(stored && stored !== staleRotated, 'the new grant’s refresh token is the one kept');
     assert.equal((await bench.runtime.accountStatus.get('mailbox'))?.state, 'ready');
+  });
+
+  test('an unknown account’s authorize page lists the known ids, and every page of the flow links back to the status page', async () => {
+    const unknown = await authorize(
+      new HttpRequest({ method: 'GET', url: 'http://127.0.0.1:7071/api/accounts/nope/authorize', params: { id: 'nope' } }),
+    );
+    assert.equal(unknown.status, 404);
+    const body = String(unknown.body);
+    assert.match(body, /There is no account &quot;nope&quot;\. Known accounts: [a-z0-9, -]*mailbox/);
+    assert.match(body, /<a href="\/api\/status">Back to the status page<\/a>/);
+
+    const client = authorizationClient(bench);
+    const started = await client.start('mailbox');
+    const page = await client.callback(await client.signIn(started.authorizeUrl, ALICE), started.cookie);
+    assert.match(page.body, /<a href="\/api\/status">Back to the status page<\/a>/);
+    assert.match(textOf(page.body), /Access token valid until \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC/, 'one time format');
   });
 
   test('behind Entra sign-in, the admin who authorized is recorded with the grant; a forged header without it is not', async () => {

@@ -237,10 +237,10 @@ describe('GET /api/accounts and /api/accounts/{id}', () => {
     assert.match(view.status.sentence, /^App-only, no sign-in needed/);
   });
 
-  test('an unknown id is a 404 unknown_account', async () => {
+  test('an unknown id is a 404 unknown_account that lists the known ids', async () => {
     const response = await accountDetail(get('/api/accounts/nope', { id: 'nope' }));
     assert.equal(response.status, 404);
-    assert.deepEqual(response.jsonBody, { error: 'unknown_account' });
+    assert.deepEqual(response.jsonBody, { error: 'unknown_account', known: ['main', 'reauth', 'stale', 'app'] });
   });
 
   test('no token, refresh token, client id or secret name ever appears', async () => {

@@ -3,7 +3,7 @@ import type { AccountView } from './accountView';
 import { accountPath, STATUS_PAGE_PATH } from '../web/routes';
 import { withFunctionKey } from '../web/functionKey';
 import type { TestVerdict } from './testEmailOutcome';
-import { formatUtc, relativeTime } from './timeText';
+import { formatUtc, relativeTime } from '../web/timeText';
 
 export interface StatusPageInput {
   views: readonly AccountView[];

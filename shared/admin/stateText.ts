@@ -1,7 +1,7 @@
 import type { Account } from '../config';
 import type { AccountState, AccountStatus } from '../accounts/accountStatus';
 import { lastSuccess } from '../accounts/accountRules';
-import { formatUtc, relativeTime } from './timeText';
+import { formatUtc, relativeTime } from '../web/timeText';
 
 /** How a state is shown: the tone picks the label's color, the label says it in words (never color alone). */
 export type StateTone = 'ok' | 'warn' | 'bad' | 'idle';

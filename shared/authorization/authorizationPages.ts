@@ -6,6 +6,8 @@ import type {
   AuthorizationSuccess,
 } from './completeAuthorization';
 import type { AuthorizationNotStarted } from './startAuthorization';
+import { STATUS_PAGE_PATH } from '../web/routes';
+import { formatUtc } from '../web/timeText';
 
 /** The pages an admin sees around an authorization. Values are escaped by `html`; tokens and codes never reach here. */
 
@@ -28,6 +30,9 @@ const TITLES: Record<AuthorizationFailureCode, string> = {
   storage_failed: 'The tokens could not be saved',
   admin_consent_returned: 'Administrator consent',
 };
+
+/** Every page of the flow leads back to where an admin starts (the key, if any, is the admin's to add). */
+const BACK = html`<p><a href="${STATUS_PAGE_PATH}">Back to the status page</a></p>`;
 
 export function callbackPage(result: AuthorizationResult): SafeHtml {
   return result.ok ? successPage(result) : failurePage(result);
@@ -52,15 +57,16 @@ function successPage(result: AuthorizationSuccess): SafeHtml {
         <dt>Permissions</dt>
         <dd>${result.scopes}</dd>
         <dt>Access token valid until</dt>
-        <dd>${result.tokenExpiresAt.toISOString()}</dd>
+        <dd>${formatUtc(result.tokenExpiresAt.toISOString())}</dd>
         <dt>Authorized at</dt>
-        <dd>${result.authorizedAt.toISOString()}</dd>
+        <dd>${formatUtc(result.authorizedAt.toISOString())}</dd>
       </dl>
       <p>
         The tokens are stored in Key Vault. The app renews the access token by itself; nothing else is needed and you can close
         this window.
       </p>
-      <p>Next: send a test message from the admin page to check that the mailbox may send through SMTP.</p>`,
+      <p>Next: send a test message from the status page to check that the mailbox may send through SMTP.</p>
+      ${BACK}`,
   });
 }
 
@@ -93,7 +99,8 @@ function failurePage(result: AuthorizationFailure): SafeHtml {
         }
         <dt>Reference</dt>
         <dd><code>${result.code}</code></dd>
-      </dl>`,
+      </dl>
+      ${BACK}`,
   });
 }
 
@@ -109,7 +116,8 @@ export function startFailurePage(result: AuthorizationNotStarted): SafeHtml {
     tone: result.code === 'not_interactive' ? 'ok' : 'fail',
     body: html`<p>${result.message}</p>
       ${result.code === 'provider_unavailable' ? html`<p><strong>What to do:</strong> try again in a moment.</p>` : ''}
-      <p class="note">Reference: <code>${result.code}</code></p>`,
+      <p class="note">Reference: <code>${result.code}</code></p>
+      ${BACK}`,
   });
 }
 
@@ -121,6 +129,7 @@ export function unexpectedErrorPage(): SafeHtml {
       <p>
         <strong>What to do:</strong> start the authorization again in a moment. If it keeps failing, check that the app can reach
         its storage account and Key Vault.
-      </p>`,
+      </p>
+      ${BACK}`,
   });
 }

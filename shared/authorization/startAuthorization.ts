@@ -46,7 +46,15 @@ export async function startAuthorization(
   startedBy?: string,
 ): Promise<AuthorizationStarted | AuthorizationNotStarted> {
   const account = findAccount(runtime.accounts, accountId);
-  if (!account) return { ok: false, code: 'unknown_account', status: 404, message: `There is no account "${accountId}".` };
+  if (!account) {
+    const known = runtime.accounts.map((a) => a.id).join(', ') || 'none is configured';
+    return {
+      ok: false,
+      code: 'unknown_account',
+      status: 404,
+      message: `There is no account "${accountId}". Known accounts: ${known}.`,
+    };
+  }
   if (account.flow === 'client_credentials') {
     return {
       ok: false,
