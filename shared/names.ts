@@ -15,6 +15,7 @@ export const TABLES = {
 
 export const CONTAINERS = {
   attachments: 'mail-attachments',
+  mime: 'mail-mime',
 } as const;
 
 /** The connection name used by the queue trigger and by our own storage clients (`MailStorage`, `MailStorage__queueServiceUri`, ...). */
