@@ -119,12 +119,12 @@ function crossFieldProblems(input: ParsedInput): string[] {
     problems.push('tls: a certificate and key (certFile and keyFile) are needed for the starttls and tls listeners');
   const ports = new Map<number, string>();
   for (const [kind, listener] of Object.entries(listeners)) {
-    if (!listener) continue;
+    if (!listener || listener.port === 0) continue;
     const other = ports.get(listener.port);
     if (other) problems.push(`listeners.${kind}.port: ${listener.port} is also the ${other} listener's port`);
     ports.set(listener.port, kind);
   }
-  if (input.health && ports.has(input.health.port))
+  if (input.health && input.health.port !== 0 && ports.has(input.health.port))
     problems.push(`health.port: ${input.health.port} is also the ${ports.get(input.health.port)} listener's port`);
 
   const users = new Map<string, number>();

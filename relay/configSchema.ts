@@ -29,7 +29,8 @@ const mailbox = z
   .max(320)
   .regex(/^[^\s@<>()[\],;:"\\]+@[^\s@<>()[\],;:"\\]+\.[^\s@<>()[\],;:"\\.]+$/u, { error: 'must be an email address' });
 
-const port = z.number().int().min(1).max(65535);
+/** 0: any free port (tests, the local stack). */
+const port = z.number().int().min(0).max(65535);
 const host = z.string().min(1).optional();
 
 const sizeLimit = z
