@@ -63,6 +63,8 @@ interface SessionState {
   startedAt: number;
   tls: string | false;
   device?: string;
+  /** The SASL mechanism of a successful login. */
+  auth?: string;
   authFailures: number;
   lastAuthFailure?: string;
   /** Reason of the last command refused (not counting DATA outcomes, which have their own line). */
@@ -138,7 +140,10 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
       void registry.login(auth.username ?? '', auth.password ?? '', session.remoteAddress).then(
         async (result) => {
           if (result.ok) {
-            if (state) state.device = result.device.name;
+            if (state) {
+              state.device = result.device.name;
+              state.auth = auth.method;
+            }
             return callback(null, { user: result.device.name });
           }
           const { delayMs, blocked, failures } = throttle.fail(session.remoteAddress);
@@ -223,6 +228,7 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
         remote: state.remote,
         tls: state.tls,
         device: state.device ?? null,
+        ...(state.auth ? { auth: state.auth } : {}),
         authFailures: state.authFailures,
         ...(state.lastAuthFailure ? { lastAuthFailure: state.lastAuthFailure } : {}),
         messages: { queued: state.queued, refused: state.refused, deferred: state.deferred, lost: state.lost },

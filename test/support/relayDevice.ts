@@ -24,6 +24,7 @@ export interface DeviceOptions {
   localAddress?: string;
   pool?: boolean;
   maxConnections?: number;
+  authMethod?: 'PLAIN' | 'LOGIN';
 }
 
 export async function deviceTransport(options: DeviceOptions) {
@@ -37,6 +38,7 @@ export async function deviceTransport(options: DeviceOptions) {
     tls: { ca: caPem, servername: 'localhost' },
     ...(options.user !== undefined ? { auth: { user: options.user, pass: options.pass ?? '' } } : {}),
     ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+    ...(options.authMethod ? { authMethod: options.authMethod } : {}),
     ...(options.pool ? { pool: true, maxConnections: options.maxConnections ?? 1, maxMessages: Infinity } : {}),
     connectionTimeout: 10_000,
     greetingTimeout: 10_000,
