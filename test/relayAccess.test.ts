@@ -4,8 +4,12 @@
  * that keeps guessing. Loopback has many addresses (127.0.0.2, .3, ...): each stands for another client.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { startAzurite, type Azurite } from '../local/azurite';
+import { startLocalRelay } from '../relay/localRelay';
+import { ensureTestCaFiles } from './support/certs';
 import { composeMime, deviceTransport, queuedId, sendMime, SmtpDialogue } from './support/relayDevice';
 import { relayStorage, startTestRelay, type TestRelay } from './support/relayHarness';
 
@@ -172,6 +176,43 @@ describe('relay: devices known by their address', () => {
       assert.equal((await smtp.login('scanner', PASSWORD)).code, 235);
     } finally {
       smtp.end();
+    }
+  });
+});
+
+describe('relay in the local stack', () => {
+  it('takes the one-line curl send of docs/local.md as scanner / scanner for the demo account', async (t) => {
+    const ca = await ensureTestCaFiles();
+    const relay = await startLocalRelay({
+      host: '127.0.0.1',
+      port: 0,
+      connectionString: azurite.connectionString,
+      certFile: ca.serverCertPath,
+      keyFile: ca.serverKeyPath,
+      account: 'demo',
+      from: 'demo@example.com',
+      log: { info: () => {}, warn: () => {}, error: () => {} },
+    });
+    try {
+      assert.match(
+        relay.bannerLine,
+        /SMTP relay +127\.0\.0\.1:\d+ \(STARTTLS; device scanner \/ scanner sends for "demo" as demo@example\.com\)/,
+      );
+      const curl = await promisify(execFile)('curl', ['--version']).catch(() => undefined);
+      if (!curl) return t.skip('curl is not installed');
+      // docs/local.md, with this run's port and CA path.
+      const command = `printf 'From: demo@example.com\\r\\nTo: someone@example.com\\r\\nSubject: Hello from the relay\\r\\n\\r\\nScanned.\\r\\n' | curl -sS smtp://127.0.0.1:${relay.port} --ssl-reqd --cacert ${ca.caPath} --user scanner:scanner --mail-from demo@example.com --mail-rcpt someone@example.com -T - -v`;
+      const { stderr } = await promisify(execFile)('sh', ['-c', command]);
+      const id = queuedId(/^< (250 2\.0\.0 queued as \S+)/m.exec(stderr)?.[1] ?? stderr);
+      const queued = await storage.message(id);
+      assert.equal(queued?.account, 'demo');
+      assert.deepEqual(queued?.mime.envelope, { from: 'demo@example.com', to: ['someone@example.com'] });
+      assert.match(
+        (await storage.blob(queued.mime.blob)).body.toString(),
+        /^From: demo@example\.com\r\nTo: someone@example\.com\r\nSubject: Hello from the relay\r\n\r\nScanned\.\r\n$/,
+      );
+    } finally {
+      await relay.close();
     }
   });
 });
