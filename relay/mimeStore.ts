@@ -5,6 +5,7 @@
  * visible only when the block list is committed at the final dot. A relay that dies before that leaves only
  * uncommitted blocks, which the service discards.
  */
+import { Readable } from 'node:stream';
 import type { ContainerClient } from '@azure/storage-blob';
 import type { QueueClient } from '@azure/storage-queue';
 import { CONTAINERS } from '../shared/names';
@@ -84,8 +85,8 @@ class BlockUpload implements MimeUpload {
     const blob = this.container.getBlockBlobClient(this.name);
     const options = { blobHTTPHeaders: { blobContentType: CONTENT_TYPE }, abortSignal: this.controller.signal };
     if (this.blockIds.length === 0 && this.failure === undefined) {
-      const body = this.take();
-      await blob.upload(body, body.length, options);
+      const { body, length } = this.take();
+      await blob.upload(body, length, options);
       return;
     }
     await this.inFlight;
@@ -103,21 +104,26 @@ class BlockUpload implements MimeUpload {
     this.pendingBytes = 0;
   }
 
-  private take(): Buffer {
-    const body = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+  /**
+   * The pending chunks as a request body, without copying them into one buffer: a function, so that a retry
+   * of the request reads them again from the start.
+   */
+  private take(): { body: () => Readable; length: number } {
+    const chunks = this.pending;
+    const length = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
-    return body;
+    return { body: () => Readable.from(chunks), length };
   }
 
   private stagePending(): void {
-    const body = this.take();
+    const { body, length } = this.take();
     // Block ids of one blob must all have the same length.
     const id = Buffer.from(`block-${String(this.blockIds.length).padStart(6, '0')}`).toString('base64');
     this.blockIds.push(id);
     this.inFlight = this.container
       .getBlockBlobClient(this.name)
-      .stageBlock(id, body, body.length, { abortSignal: this.controller.signal })
+      .stageBlock(id, body, length, { abortSignal: this.controller.signal })
       .then(
         () => undefined,
         (error: unknown) => {

@@ -90,7 +90,7 @@ export async function receiveMessage(stream: Readable, context: MessageContext):
         await upload?.write(chunk);
         continue;
       }
-      head = Buffer.concat([head, chunk]);
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
       const end = findHeaderEnd(head);
       if (end === undefined) {
         if (head.length > MAX_HEADER_BYTES) refusal = REPLIES.headerTooLarge(MAX_HEADER_BYTES);

@@ -119,8 +119,8 @@ describe('relay: storage failures are a 451, and the retry is queued once', () =
         (error: Error & { responseCode?: number }) => error.responseCode === 451,
       );
       assert.deepEqual(await storage.blobNames(), [], 'the uploaded blob was removed again');
-      const line = relay.logs.findLast((l) => l.includes('"deferred"'));
-      assert.match(line ?? '', /"error":"queue: /);
+      const deferred = relay.logs.map((l) => JSON.parse(l) as Record<string, unknown>).findLast((l) => l.outcome === 'deferred');
+      assert.match(String(deferred?.error), /^queue: /, 'logged as a failed enqueue');
     } finally {
       await storage.queue.createIfNotExists();
     }
