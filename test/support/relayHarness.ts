@@ -141,15 +141,23 @@ export interface RelayProcess {
   stop(): Promise<void>;
 }
 
-/** `node --import tsx relay/main.ts` with the configuration in a temporary RELAY_CONFIG file. */
-export async function spawnRelayProcess(config: RelayConfigInput, startTimeoutMs = 30_000): Promise<RelayProcess> {
+/**
+ * `node --import tsx relay/main.ts` (or `node <bundle>`, e.g. the output of relay/build.mjs) with the
+ * configuration in a temporary RELAY_CONFIG file.
+ */
+export async function spawnRelayProcess(
+  config: RelayConfigInput,
+  options: { bundle?: string; nodeOptions?: readonly string[]; env?: Record<string, string>; startTimeoutMs?: number } = {},
+): Promise<RelayProcess> {
+  const startTimeoutMs = options.startTimeoutMs ?? 30_000;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'relay-config-'));
   const file = path.join(dir, 'relay.json');
   await writeFile(file, JSON.stringify(config), { mode: 0o600 });
   const root = path.resolve(import.meta.dirname, '../..');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'relay/main.ts'], {
+  const entry = options.bundle ? [options.bundle] : ['--import', 'tsx', 'relay/main.ts'];
+  const child = spawn(process.execPath, [...(options.nodeOptions ?? []), ...entry], {
     cwd: root,
-    env: { ...process.env, RELAY_CONFIG: file },
+    env: { ...process.env, ...options.env, RELAY_CONFIG: file },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
