@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startAzurite } from '../../local/azurite';
-import { buildRelay } from '../../relay/build.mjs';
+import { buildRelay, RELAY_RUNTIME } from '../../relay/build.mjs';
 import { hashPassword } from '../../relay/passwordHash';
 import { composeMime, deviceTransport } from '../support/relayDevice';
 import { relayStorage, spawnRelayProcess, testRelayConfig } from '../support/relayHarness';
@@ -42,12 +42,6 @@ export interface RelayBenchOptions {
   nodeOptions?: readonly string[];
   env?: Record<string, string>;
 }
-
-/** The Node options and environment the Dockerfile and relay/oauth-outbox-relay.service give the relay. */
-export const RELAY_RUNTIME = {
-  nodeOptions: ['--max-semi-space-size=1'],
-  env: { MALLOC_ARENA_MAX: '2' },
-} as const;
 
 const PASSWORD = 'bench device password';
 const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
