@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../shared/errors';
+import { consoleLogger } from '../shared/log/logger';
 import { loadRelayConfig } from './config';
 import { hashPassword } from './passwordHash';
 import { startRelay } from './startRelay';
@@ -63,7 +64,9 @@ async function run(): Promise<void> {
   process.on('SIGINT', stop);
   process.on(
     'SIGHUP',
-    () => void relay.reloadTls().catch((error: Error) => console.error(`TLS reload failed: ${error.message}`)),
+    // A failed reload (a half-written renewal) keeps the certificate in use.
+    () =>
+      void relay.reloadTls().catch((error: Error) => consoleLogger.error('relay.tls_reload_failed', { error: error.message })),
   );
 }
 

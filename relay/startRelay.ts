@@ -14,6 +14,7 @@
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { X509Certificate } from 'node:crypto';
 import tls, { type TLSSocket } from 'node:tls';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { consoleLogger, type Logger } from '../shared/log/logger';
@@ -291,16 +292,7 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
         name: config.hostname,
         banner: 'oauth-outbox relay',
         secure: listener.kind === 'tls',
-        ...(tlsMaterial
-          ? {
-              key: tlsMaterial.key,
-              cert: tlsMaterial.cert,
-              minVersion: 'TLSv1.2',
-              // Looked up per handshake, so reloadTls() reaches STARTTLS and implicit TLS alike.
-              SNICallback: (_name: string, cb: (error: Error | null, context?: tls.SecureContext) => void) =>
-                cb(null, tlsMaterial!.context),
-            }
-          : {}),
+        ...(tlsMaterial ? { key: tlsMaterial.key, cert: tlsMaterial.cert, minVersion: 'TLSv1.2' as const } : {}),
         // Without a certificate there is no TLS, and without TLS no login: such a port serves only devices known by address.
         disabledCommands: tlsMaterial ? [] : ['STARTTLS', 'AUTH'],
         authMethods: ['PLAIN', 'LOGIN'],
@@ -362,19 +354,21 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
     async reloadTls() {
       if (!config.tls) return;
       tlsMaterial = await loadTls(config.tls);
-      log.info('relay.tls_reloaded', {});
+      // Every STARTTLS and implicit TLS handshake from now on uses the new pair, with or without SNI.
+      for (const { server } of servers) server.updateSecureContext({ key: tlsMaterial.key, cert: tlsMaterial.cert });
+      log.info('relay.tls_reloaded', { notAfter: new X509Certificate(tlsMaterial.cert).validTo });
     },
   };
 }
 
-async function loadTls(
-  source: NonNullable<RelayConfig['tls']>,
-): Promise<{ key: string; cert: string; context: tls.SecureContext }> {
+/** Reads the pair and checks that it is usable (a broken file after a renewal must not replace a good one). */
+async function loadTls(source: NonNullable<RelayConfig['tls']>): Promise<{ key: string; cert: string }> {
   const [key, cert] =
     'certFile' in source
       ? await Promise.all([readFile(source.keyFile, 'utf8'), readFile(source.certFile, 'utf8')])
       : [source.key, source.cert];
-  return { key, cert, context: tls.createSecureContext({ key, cert, minVersion: 'TLSv1.2' }) };
+  tls.createSecureContext({ key, cert });
+  return { key, cert };
 }
 
 function listen(server: SMTPServer, listener: ListenerConfig): Promise<number> {

@@ -5,11 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { startAzurite, type Azurite } from '../local/azurite';
 import { startLocalRelay } from '../relay/localRelay';
-import { ensureTestCaFiles } from './support/certs';
+import { createTestCa, ensureTestCaFiles, issueServerCert } from './support/certs';
 import { composeMime, deviceTransport, queuedId, sendMime, SmtpDialogue } from './support/relayDevice';
 import { relayStorage, startTestRelay, type TestRelay } from './support/relayHarness';
 
@@ -213,6 +219,76 @@ describe('relay in the local stack', () => {
       );
     } finally {
       await relay.close();
+    }
+  });
+});
+
+describe('relay: certificate renewal', () => {
+  /** The certificate the relay presents: implicit TLS with or without SNI, or STARTTLS. */
+  async function presented(port: number, how: 'tls' | 'tls-sni' | 'starttls'): Promise<string> {
+    const handshake = (options: tls.ConnectionOptions) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = tls.connect({ rejectUnauthorized: false, ...options }, () => {
+          resolve(socket.getPeerX509Certificate()!.fingerprint256);
+          socket.destroy();
+        });
+        socket.once('error', reject);
+      });
+    if (how !== 'starttls')
+      return handshake({ host: '127.0.0.1', port, ...(how === 'tls-sni' ? { servername: 'localhost' } : {}) });
+    const plain = net.connect({ host: '127.0.0.1', port });
+    const lines = async function* () {
+      let buffer = '';
+      for await (const chunk of plain) {
+        buffer += String(chunk);
+        while (/^\d{3} .*\r\n/m.test(buffer)) {
+          const match = /^\d{3} .*\r\n/m.exec(buffer)!;
+          yield buffer.slice(0, match.index + match[0].length);
+          buffer = buffer.slice(match.index + match[0].length);
+        }
+      }
+    };
+    const replies = lines();
+    await replies.next();
+    plain.write('EHLO renewal.test\r\n');
+    await replies.next();
+    plain.write('STARTTLS\r\n');
+    await replies.next();
+    plain.pause();
+    return handshake({ socket: plain });
+  }
+
+  it('SIGHUP (reloadTls) makes new handshakes use the renewed certificate, on every port, with or without SNI', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'relay-renewal-'));
+    try {
+      const ca = await createTestCa();
+      const [before, after] = [await issueServerCert(ca), await issueServerCert(ca)];
+      const files = { certFile: path.join(dir, 'cert.pem'), keyFile: path.join(dir, 'key.pem') };
+      await writeFile(files.certFile, before.cert);
+      await writeFile(files.keyFile, before.key);
+      const relay = await relayWith(
+        [{ user: 'scanner', password: PASSWORD, account: 'demo', allowedFrom: ['scanner@contoso.test'] }],
+        {
+          tls: files,
+        },
+      );
+      const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
+      for (const how of ['tls', 'tls-sni'] as const)
+        assert.equal(await presented(relay.tlsPort!, how), fingerprint(before.cert), how);
+      assert.equal(await presented(relay.port, 'starttls'), fingerprint(before.cert));
+
+      await writeFile(files.certFile, after.cert);
+      await writeFile(files.keyFile, after.key);
+      await relay.relay.reloadTls();
+      for (const how of ['tls', 'tls-sni'] as const)
+        assert.equal(await presented(relay.tlsPort!, how), fingerprint(after.cert), how);
+      assert.equal(await presented(relay.port, 'starttls'), fingerprint(after.cert));
+
+      await writeFile(files.keyFile, before.key); // a half-written renewal: key and certificate do not match
+      await assert.rejects(relay.relay.reloadTls());
+      assert.equal(await presented(relay.tlsPort!, 'tls'), fingerprint(after.cert), 'the good pair stays in use');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
