@@ -16,6 +16,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import tls, { type TLSSocket } from 'node:tls';
+import type { TokenCredential } from '@azure/identity';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { consoleLogger, type Logger } from '../shared/log/logger';
 import {
@@ -89,6 +90,7 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
     const target = createStorageTarget(config.storage);
     store = blobStore(target.container, target.queue);
     storage = target.describe;
+    if (target.credential) void checkIdentity(target.credential, log);
   }
   if (config.storage.createIfMissing) await store.ensureCreated();
 
@@ -359,6 +361,19 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
       log.info('relay.tls_reloaded', { notAfter: new X509Certificate(tlsMaterial.cert).validTo });
     },
   };
+}
+
+/**
+ * One token request at start, so that a wrong tenant, an expired certificate or a missing Arc group shows in
+ * the log at once rather than as 451s later. The relay runs either way: the identity may work in a minute.
+ */
+async function checkIdentity(credential: TokenCredential, log: Logger): Promise<void> {
+  try {
+    await credential.getToken('https://storage.azure.com/.default', { abortSignal: AbortSignal.timeout(30_000) });
+    log.info('relay.storage_identity_ok', {});
+  } catch (error) {
+    log.error('relay.storage_identity_failed', { error: (error as Error).message.split('\n')[0] });
+  }
 }
 
 /** Reads the pair and checks that it is usable (a broken file after a renewal must not replace a good one). */

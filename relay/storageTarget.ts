@@ -21,6 +21,8 @@ export interface StorageTarget {
   queue: QueueClient;
   /** For logs: the account, never a key or a SAS token. */
   describe: string;
+  /** The Entra identity, when one is used: startRelay asks it for a token once, to report a bad setup early. */
+  credential?: TokenCredential;
 }
 
 /**
@@ -57,6 +59,12 @@ export function createStorageTarget(config: StorageConfig): StorageTarget {
     blobs = new BlobServiceClient(config.blobServiceUrl, credential, options);
     queues = new QueueServiceClient(config.queueServiceUrl, credential, options);
     describe = `${new URL(config.blobServiceUrl).host} (${config.credential.type})`;
+    return {
+      container: blobs.getContainerClient(CONTAINERS.mime),
+      queue: queues.getQueueClient(QUEUES.outbox),
+      describe,
+      credential,
+    };
   }
   return { container: blobs.getContainerClient(CONTAINERS.mime), queue: queues.getQueueClient(QUEUES.outbox), describe };
 }
@@ -75,11 +83,17 @@ function tokenCredential(config: Exclude<CredentialConfig, { type: 'sas' }>): To
       return new ClientCertificateCredential(config.tenantId, config.clientId, { certificate: pem });
     }
     case 'workloadIdentity':
-      return new WorkloadIdentityCredential({
-        ...(config.tenantId ? { tenantId: config.tenantId } : {}),
-        ...(config.clientId ? { clientId: config.clientId } : {}),
-        ...(config.tokenFile ? { tokenFilePath: config.tokenFile } : {}),
-      });
+      try {
+        return new WorkloadIdentityCredential({
+          ...(config.tenantId ? { tenantId: config.tenantId } : {}),
+          ...(config.clientId ? { clientId: config.clientId } : {}),
+          ...(config.tokenFile ? { tokenFilePath: config.tokenFile } : {}),
+        });
+      } catch (error) {
+        throw new ConfigError(
+          `storage.credential: workload identity is not set up (${(error as Error).message.split('\n')[0]}); set tenantId, clientId and tokenFile, or the AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE the webhook provides`,
+        );
+      }
     case 'managedIdentity':
       return config.clientId ? new ManagedIdentityCredential({ clientId: config.clientId }) : new ManagedIdentityCredential();
     case 'default':

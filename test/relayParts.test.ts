@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -13,6 +15,7 @@ import { LoginThrottle } from '../relay/loginThrottle';
 import { findHeaderEnd, headerFields, senderHeaders, withoutBcc } from '../relay/mimeHeaders';
 import { hashPassword, passwordHashProblem, verifyPassword } from '../relay/passwordHash';
 import { checkSenderHeaders } from '../relay/receiveMessage';
+import { createStorageTarget } from '../relay/storageTarget';
 import { TEST_SCRYPT } from './support/relayHarness';
 
 const HASH = 'scrypt$N=1024,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA==$ZGVyaXZlZGtleWRlcml2ZWRrZXlkZXJpdmVka2V5MDA=';
@@ -245,5 +248,65 @@ describe('relay header reading', () => {
       /^5\.6\.0 The message has 2 From header fields/,
     );
     assert.match(check('From: undisclosed-recipients:;') ?? '', /^5\.6\.0 The message has no From address/);
+  });
+});
+
+describe('relay storage target', () => {
+  const urls = {
+    blobServiceUrl: 'https://stoutbox.blob.core.windows.net',
+    queueServiceUrl: 'https://stoutbox.queue.core.windows.net',
+  };
+
+  it('writes to mail-mime and mail-outbox, and describes the account without a key or SAS', () => {
+    const local = createStorageTarget({ connectionString: 'UseDevelopmentStorage=true' });
+    assert.equal(local.container.containerName, 'mail-mime');
+    assert.equal(local.queue.name, 'mail-outbox');
+    assert.equal(local.describe, 'account devstoreaccount1 (connection string)');
+    assert.equal(local.credential, undefined);
+    const sas = createStorageTarget({
+      blobServiceUrl: `${urls.blobServiceUrl}/?sv=2024-11-04&sp=cw&sig=c2VjcmV0`,
+      queueServiceUrl: `${urls.queueServiceUrl}/?sv=2024-11-04&sp=a&sig=c2VjcmV0`,
+      credential: { type: 'sas' },
+    });
+    assert.equal(sas.describe, 'stoutbox.blob.core.windows.net (SAS)');
+    const managed = createStorageTarget({
+      ...urls,
+      credential: { type: 'managedIdentity', clientId: '11111111-1111-1111-1111-111111111111' },
+    });
+    assert.equal(managed.describe, 'stoutbox.blob.core.windows.net (managedIdentity)');
+    assert.ok(managed.credential, 'an identity to check at start');
+  });
+
+  it('names the credential setting that is wrong', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'relay-credential-'));
+    try {
+      const certificateOnly = path.join(dir, 'cert-only.pem');
+      await writeFile(certificateOnly, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+      const certificate = (certificateFile: string) =>
+        createStorageTarget({
+          ...urls,
+          credential: { type: 'clientCertificate', tenantId: 't', clientId: 'c', certificateFile },
+        });
+      assert.throws(
+        () => certificate(path.join(dir, 'missing.pem')),
+        /^ConfigError: storage\.credential\.certificateFile: cannot read it/,
+      );
+      assert.throws(
+        () => certificate(certificateOnly),
+        /storage\.credential\.certificateFile: must be a PEM file with the private key and the certificate/,
+      );
+      const saved = { ...process.env };
+      for (const name of ['AZURE_CLIENT_ID', 'AZURE_TENANT_ID', 'AZURE_FEDERATED_TOKEN_FILE']) delete process.env[name];
+      try {
+        assert.throws(
+          () => createStorageTarget({ ...urls, credential: { type: 'workloadIdentity' } }),
+          /storage\.credential: workload identity is not set up/,
+        );
+      } finally {
+        Object.assign(process.env, saved);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
