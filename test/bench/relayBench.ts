@@ -77,7 +77,12 @@ export async function runRelayBench(options: RelayBenchOptions = {}): Promise<Re
     const nodeOptions = options.nodeOptions ?? RELAY_RUNTIME.nodeOptions;
     const env = options.env ?? RELAY_RUNTIME.env;
     const relay = await spawnRelayProcess(config, { bundle, nodeOptions, env });
-    cleanups.push(() => relay.stop());
+    cleanups.push(async () => {
+      // A graceful stop, so that a --cpu-prof profile gets written; then by force.
+      relay.kill('SIGTERM');
+      await Promise.race([relay.exited, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+      await relay.stop();
+    });
 
     const raw = await composeMime({
       from: 'bench@contoso.test',
