@@ -102,3 +102,19 @@ export function bestMatch<T>(address: string, entries: ReadonlyArray<{ range: Ip
 }
 
 export const inAnyRange = (address: string, ranges: readonly IpRange[]) => ranges.some((range) => inRange(address, range));
+
+/**
+ * Who a client is for counting failed logins: its IPv4 address, or the /64 of an IPv6 address (one site or
+ * one host gets a whole /64, and could otherwise change its address with every guess).
+ */
+export function clientKey(address: string): string {
+  const bytes = addressBytes(address);
+  if (!bytes) return address;
+  const v4 = bytes.subarray(0, 12).equals(Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]));
+  return v4
+    ? [...bytes.subarray(12)].join('.')
+    : `${bytes
+        .subarray(0, 8)
+        .toString('hex')
+        .replace(/(.{4})(?!$)/g, '$1:')}::/64`;
+}

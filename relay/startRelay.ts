@@ -28,7 +28,7 @@ import {
   type RelayConfigInput,
 } from './config';
 import { DeviceRegistry } from './devices';
-import { inAnyRange } from './ipRanges';
+import { clientKey, inAnyRange } from './ipRanges';
 import { LoginThrottle } from './loginThrottle';
 import { blobStore, type MimeStore } from './mimeStore';
 import { receiveMessage, type Outcome } from './receiveMessage';
@@ -138,7 +138,7 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
       };
       if (!session.secure) return fail(REPLIES.tlsRequired());
       if (auth.method !== 'PLAIN' && auth.method !== 'LOGIN') return fail(REPLIES.loginFailed());
-      const blockedMs = throttle.blockedFor(session.remoteAddress);
+      const blockedMs = throttle.blockedFor(clientKey(session.remoteAddress));
       if (blockedMs > 0) return fail(REPLIES.loginBlocked(blockedMs));
       void registry.login(auth.username ?? '', auth.password ?? '', session.remoteAddress).then(
         async (result) => {
@@ -149,7 +149,7 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
             }
             return callback(null, { user: result.device.name });
           }
-          const { delayMs, blocked, failures } = throttle.fail(session.remoteAddress);
+          const { delayMs, blocked, failures } = throttle.fail(clientKey(session.remoteAddress));
           if (state) {
             state.authFailures++;
             state.lastAuthFailure = result.reason;

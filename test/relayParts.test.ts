@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { parseRelayConfig } from '../relay/config';
-import { addressBytes, bestMatch, inRange, parseIpRange } from '../relay/ipRanges';
+import { addressBytes, bestMatch, clientKey, inRange, parseIpRange } from '../relay/ipRanges';
 import { LoginThrottle } from '../relay/loginThrottle';
 import { findHeaderEnd, headerFields, senderHeaders, withoutBcc } from '../relay/mimeHeaders';
 import { hashPassword, passwordHashProblem, verifyPassword } from '../relay/passwordHash';
@@ -163,6 +163,14 @@ describe('relay IP ranges', () => {
     assert.equal(inRange('not-an-address', lan), false);
     assert.deepEqual([...addressBytes('::1')!], [...Array(15).fill(0), 1]);
     assert.equal(inRange('127.0.0.1', parseIpRange('127.0.0.1')), true, 'a single address is a /32');
+  });
+
+  it('counts failed logins per IPv4 address and per IPv6 /64', () => {
+    assert.equal(clientKey('10.1.2.3'), '10.1.2.3');
+    assert.equal(clientKey('::ffff:10.1.2.3'), '10.1.2.3');
+    assert.equal(clientKey('2001:db8:aa:bb:1::5'), '2001:0db8:00aa:00bb::/64');
+    assert.equal(clientKey('2001:db8:aa:bb:ffff::9'), clientKey('2001:db8:aa:bb::1'));
+    assert.notEqual(clientKey('2001:db8:aa:bc::1'), clientKey('2001:db8:aa:bb::1'));
   });
 
   it('picks the most specific range', () => {
