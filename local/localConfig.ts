@@ -21,6 +21,8 @@ export interface LocalPorts {
   mailbox: number;
   /** The SMTP server (STARTTLS, XOAUTH2). */
   smtp: number;
+  /** The SMTP relay for devices (STARTTLS, AUTH PLAIN/LOGIN). */
+  relay: number;
   blob: number;
   queue: number;
   table: number;
@@ -61,6 +63,7 @@ const PORT_SETTINGS: Record<keyof LocalPorts, { name: string; fallback: number }
   idp: { name: 'IDP_PORT', fallback: 7080 },
   mailbox: { name: 'MAILBOX_PORT', fallback: 7081 },
   smtp: { name: 'SMTP_PORT', fallback: 2525 },
+  relay: { name: 'RELAY_PORT', fallback: 2587 },
   blob: { name: 'AZURITE_BLOB_PORT', fallback: 10000 },
   queue: { name: 'AZURITE_QUEUE_PORT', fallback: 10001 },
   table: { name: 'AZURITE_TABLE_PORT', fallback: 10002 },

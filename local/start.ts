@@ -24,6 +24,7 @@ import { DEMO, readLocalConfig, settingOf, type LocalConfig } from './localConfi
 import { startMailboxPage } from './peers/mailboxPage';
 import { LOCAL_FUNCTION_KEY, startRunner } from './host/runner';
 import { startSmtpSink } from './peers/smtpSink';
+import { startLocalRelay } from '../relay/localRelay';
 
 const USAGE = `Usage: npm start [-- --no-functions]
 
@@ -99,6 +100,22 @@ async function main(): Promise<void> {
     });
     stops.push({ name: 'the SMTP server', stop: sink.stop });
 
+    // The relay for devices, with a demo device for the demo account (your own accounts bring their own devices).
+    let relayLine: string | undefined;
+    if (!ownAccounts) {
+      const relay = await startLocalRelay({
+        host,
+        port: ports.relay,
+        connectionString: readSetting(process.env, 'MailStorage') ?? '',
+        certFile: tls.serverCertPath,
+        keyFile: tls.serverKeyPath,
+        account: DEMO.accountId,
+        from: DEMO.user,
+      });
+      stops.push({ name: 'the SMTP relay', stop: relay.close });
+      relayLine = relay.bannerLine;
+    }
+
     const mailbox = await startMailboxPage({ host, port: ports.mailbox, mailDir: config.paths.mail });
     stops.push({ name: 'the mailbox page', stop: mailbox.stop });
 
@@ -114,7 +131,7 @@ async function main(): Promise<void> {
       stops.push({ name: 'the functions', stop: stopFunctions });
       summary = runner.summary;
     }
-    printBanner(config, runtime, { withFunctions, definitions, summary, ownAccounts, prefix: routePrefix(hostJson) });
+    printBanner(config, runtime, { withFunctions, definitions, summary, ownAccounts, prefix: routePrefix(hostJson), relayLine });
   } catch (error) {
     await stopAll();
     throw error;
@@ -189,7 +206,14 @@ async function assertPortsFree(config: LocalConfig, withFunctions: boolean): Pro
 function printBanner(
   config: LocalConfig,
   runtime: App,
-  run: { withFunctions: boolean; definitions: FunctionDefinition[]; summary: string[]; ownAccounts: boolean; prefix: string },
+  run: {
+    withFunctions: boolean;
+    definitions: FunctionDefinition[];
+    summary: string[];
+    ownAccounts: boolean;
+    prefix: string;
+    relayLine?: string | undefined;
+  },
 ): void {
   const { ports, paths } = config;
   // With a local key the pages that need one are printed with it, as the Azure portal's "Get function URL" does.
@@ -203,6 +227,7 @@ function printBanner(
     `  Azurite             http://${config.host}:${ports.blob} (blobs), :${ports.queue} (queues), :${ports.table} (tables)`,
     `  Identity provider   ${config.idpUrl} (sign-ins live in memory: after a restart, authorize again)`,
     `  SMTP server         ${config.host}:${ports.smtp} (STARTTLS, XOAUTH2 only; mail kept in ${shown(paths.mail)}/)`,
+    ...(run.relayLine ? [run.relayLine] : []),
     `  Mailbox             ${config.mailboxUrl}/`,
   ];
   if (run.withFunctions) {

@@ -1,0 +1,44 @@
+// Bundles the relay (relay/main.ts and everything it imports) into one ESM file that runs with plain Node, no
+// node_modules: what the container image ships. `npm run build:relay [-- --outfile=path]` (default dist/relay.mjs).
+// The banner gives the CommonJS dependencies (nodemailer, smtp-server's helpers, ...) the `require` they expect.
+import { build } from 'esbuild';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * How the bundle is run by the Dockerfile and relay/oauth-outbox-relay.service (a test keeps them in step, and
+ * the benchmark measures the relay so): a small young generation and two malloc arenas keep the resident
+ * memory of a process that streams buffers about 35 MB lower, at the same CPU per message.
+ */
+export const RELAY_RUNTIME = Object.freeze({
+  nodeOptions: Object.freeze(['--max-semi-space-size=1']),
+  env: Object.freeze({ MALLOC_ARENA_MAX: '2' }),
+});
+
+export async function buildRelay(outfile = 'dist/relay.mjs') {
+  const result = await build({
+    absWorkingDir: root,
+    entryPoints: ['relay/main.ts'],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    minify: true,
+    sourcemap: 'linked',
+    legalComments: 'external',
+    metafile: true,
+    banner: {
+      js: "import { createRequire as __relayCreateRequire } from 'node:module'; const require = __relayCreateRequire(import.meta.url);",
+    },
+    logLevel: 'warning',
+  });
+  return Object.values(result.metafile.outputs).find((o) => o.entryPoint)?.bytes ?? 0;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const outfile = process.argv.find((a) => a.startsWith('--outfile='))?.slice('--outfile='.length);
+  const bytes = await buildRelay(outfile);
+  console.log(`${outfile ?? 'dist/relay.mjs'}: ${bytes} bytes`);
+}

@@ -1,0 +1,56 @@
+/**
+ * Failed logins per client address: each failure within the window makes the next answer slower, and after
+ * `maxFailures` the address is refused outright (without checking the password) until the block expires.
+ * In memory, per relay process: enough against guessing, and it forgets everything on restart.
+ */
+import type { LoginFailurePolicy } from './config';
+
+interface Entry {
+  failures: number[];
+  blockedUntil: number;
+}
+
+/** Addresses kept at most; the oldest are forgotten first, so a flood of addresses cannot exhaust memory. */
+const MAX_ENTRIES = 50_000;
+
+export class LoginThrottle {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly policy: LoginFailurePolicy,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Milliseconds the address stays refused; 0 when it may try. */
+  blockedFor(address: string): number {
+    const entry = this.entries.get(address);
+    return entry ? Math.max(0, entry.blockedUntil - this.now()) : 0;
+  }
+
+  /** Records a failure; returns how long to wait before answering, and whether the address is now blocked. */
+  fail(address: string): { delayMs: number; blocked: boolean; failures: number } {
+    const now = this.now();
+    const entry = this.entries.get(address) ?? { failures: [], blockedUntil: 0 };
+    this.entries.delete(address); // re-insert: the Map's order is then least recently failed first
+    entry.failures = entry.failures.filter((t) => t > now - this.policy.windowMs);
+    entry.failures.push(now);
+    const failures = entry.failures.length;
+    const blocked = failures >= this.policy.maxFailures;
+    if (blocked) {
+      entry.blockedUntil = now + this.policy.blockMs;
+      entry.failures = [];
+    }
+    this.entries.set(address, entry);
+    this.prune(now);
+    return { delayMs: Math.min(this.policy.delayStepMs * failures, this.policy.maxDelayMs), blocked, failures };
+  }
+
+  /** Entries are in the order of their last failure, so the stale ones are at the front. */
+  private prune(now: number): void {
+    for (const [address, entry] of this.entries) {
+      const stale = entry.blockedUntil <= now && (entry.failures.at(-1) ?? 0) <= now - this.policy.windowMs;
+      if (!stale && this.entries.size <= MAX_ENTRIES) return;
+      this.entries.delete(address);
+    }
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * `npm run relay` (or `node dist/relay.mjs` in the container image):
+ *
+ *   (no command)    run the relay with the configuration file named by RELAY_CONFIG
+ *   check-config    validate that file and print what it configures, then exit
+ *   hash-password   read a password (prompt, or one line on stdin) and print its hash for "passwordHash"
+ *                   --generate: make up a strong password, print it on stderr and its hash on stdout
+ *
+ * SIGTERM/SIGINT stop gracefully (messages in DATA finish); SIGHUP re-reads the TLS certificate and key.
+ */
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../shared/errors';
+import { consoleLogger } from '../shared/log/logger';
+import { loadRelayConfig } from './config';
+import { hashPassword } from './passwordHash';
+import { startRelay } from './startRelay';
+
+const USAGE = `Usage: npm run relay [-- <command>]
+
+Commands:
+  (none)           run the relay; RELAY_CONFIG names its JSON configuration file (see docs/relay.md)
+  check-config     validate the configuration file and print a summary
+  hash-password    print the hash of a password for a device's "passwordHash"
+                   (asks for it, or reads one line from stdin: echo -n 'secret' | npm run relay -- hash-password)
+    --generate     make up a strong password instead: the password goes to stderr, the hash to stdout`;
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { help: { type: 'boolean', short: 'h' }, generate: { type: 'boolean' } },
+  });
+  const command = positionals[0] ?? 'run';
+  if (values.help) return void console.log(USAGE);
+  switch (command) {
+    case 'run':
+      return run();
+    case 'check-config':
+      return checkConfig();
+    case 'hash-password':
+      return printHash(Boolean(values.generate));
+    default:
+      console.error(`Unknown command "${command}".\n\n${USAGE}`);
+      process.exitCode = 2;
+  }
+}
+
+async function run(): Promise<void> {
+  const config = loadRelayConfig(process.env);
+  const relay = await startRelay({ config });
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    // The grace period is for messages in DATA; a few more seconds for the last writes and the log line.
+    const deadline = setTimeout(() => {
+      console.error(`${signal}: the relay did not stop within the grace period; exiting.`);
+      process.exit(1);
+    }, config.shutdownGraceMs + 5_000);
+    deadline.unref();
+    void relay.close().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on(
+    'SIGHUP',
+    // A failed reload (a half-written renewal) keeps the certificate in use.
+    () =>
+      void relay.reloadTls().catch((error: Error) => consoleLogger.error('relay.tls_reload_failed', { error: error.message })),
+  );
+}
+
+function checkConfig(): void {
+  const config = loadRelayConfig(process.env);
+  const lines = [
+    `${process.env.RELAY_CONFIG}: valid.`,
+    `  host name  ${config.hostname}`,
+    ...config.listeners.map(
+      (l) =>
+        `  listener   ${l.kind.padEnd(8)} ${l.host ?? '*'}:${l.port}${l.allowFrom.length ? ` from ${l.allowFrom.map((r) => r.text).join(', ')}` : ''}`,
+    ),
+    `  health     ${config.health ? `${config.health.host ?? '*'}:${config.health.port}/health` : 'off'}`,
+    `  storage    ${'connectionString' in config.storage ? 'connection string' : `${config.storage.blobServiceUrl.split('?')[0]} (${config.storage.credential.type})`}`,
+    ...config.devices.map(
+      (d) =>
+        `  device     ${d.name}: ${d.user ? `user ${d.user}` : 'by address'}${d.sourceRanges.length ? ` from ${d.sourceRanges.map((r) => r.text).join(', ')}` : ''} → account ${d.account}, From ${d.allowedFrom.join(', ')}; ≤ ${d.maxMessageBytes} bytes, ≤ ${d.maxRecipients} recipients`,
+    ),
+  ];
+  console.log(lines.join('\n'));
+}
+
+async function printHash(generate: boolean): Promise<void> {
+  let password: string;
+  if (generate) {
+    password = randomBytes(18).toString('base64url');
+    process.stderr.write(`Password: ${password}\n`);
+  } else if (process.stdin.isTTY) {
+    password = await promptHidden('Password: ');
+    const again = await promptHidden('Again: ');
+    if (password !== again) throw new ConfigError('The two passwords differ.');
+  } else {
+    password = (await readStdin()).replace(/\r?\n$/, '');
+  }
+  if (!password) throw new ConfigError('The password is empty.');
+  process.stdout.write(`${await hashPassword(password)}\n`);
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Reads a line from the terminal without echoing it. */
+function promptHidden(prompt: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin;
+    process.stderr.write(prompt);
+    stdin.setRawMode(true);
+    stdin.resume();
+    let text = '';
+    const done = (error?: Error) => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.off('data', onData);
+      process.stderr.write('\n');
+      if (error) reject(error);
+      else resolve(text);
+    };
+    const onData = (data: Buffer) => {
+      for (const char of data.toString('utf8')) {
+        if (char === '\r' || char === '\n') return done();
+        if (char === '\u0003') return done(new ConfigError('Cancelled.'));
+        if (char === '\u007f' || char === '\b') text = [...text].slice(0, -1).join('');
+        else if (char >= ' ') text += char;
+      }
+    };
+    stdin.on('data', onData);
+  });
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof ConfigError ? `\n${error.message}\n` : error);
+  process.exit(1);
+});
