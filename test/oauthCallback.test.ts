@@ -45,12 +45,12 @@ function assertSafePage(page: Page) {
   assert.doesNotMatch(page.body, /<script/i);
 }
 
-/** Refused: the page names the reason, nothing reached Key Vault, and the account is not marked ready. */
+/** Refused: the page names the reason, and nothing reached Key Vault or the account status (so it is not marked ready). */
 async function assertRefused(page: Page, reference: string, status: number, writesBefore: number) {
   assertSafePage(page);
   assert.equal(page.status, status, textOf(page.body));
   assert.match(page.body, new RegExp(`<code>${reference}</code>`));
-  assert.equal(bench.vault.writes, writesBefore, 'nothing may be written to Key Vault');
+  assert.equal(bench.writes(), writesBefore, 'nothing may be written to Key Vault or the account status');
 }
 
 async function expireRequest(state: string) {
@@ -189,9 +189,16 @@ describe('callback: the happy path', () => {
 
   test('authorizes with a certificate: private_key_jwt signed with the key from Key Vault, x5t in the header', async () => {
     const started = await app.start('certificate');
+    const assertionsBefore = bench.idp.clientAssertionHeaders.length;
     const page = await app.callback(await app.signIn(started.authorizeUrl, ALICE), started.cookie);
     assert.equal(page.status, 200, textOf(page.body));
     assert.equal((await bench.runtime.accountStatus.get('certificate'))?.state, 'ready');
+    const account = bench.accounts.find((a) => a.id === 'certificate')!;
+    const thumbprint = account.clientAuth.type === 'certificate' ? account.clientAuth.thumbprint : '';
+    const header = bench.idp.clientAssertionHeaders.at(-1);
+    assert.equal(bench.idp.clientAssertionHeaders.length, assertionsBefore + 1, 'the code exchange sent one client assertion');
+    assert.equal(header?.alg, 'ES256');
+    assert.equal(header?.x5t, Buffer.from(thumbprint, 'hex').toString('base64url'), "x5t: the certificate's SHA-1 thumbprint");
     assert.ok(bench.vault.secret(refreshTokenSecretName('certificate')));
   });
 
@@ -208,7 +215,7 @@ describe('callback: the happy path', () => {
 
 describe('callback: refusals, one per attack', () => {
   test('refuses a callback without state', async () => {
-    const writes = bench.vault.writes;
+    const writes = bench.writes();
     const started = await app.start('mailbox');
     const url = await app.signIn(started.authorizeUrl, ALICE);
     url.searchParams.delete('state');
@@ -218,7 +225,7 @@ describe('callback: refusals, one per attack', () => {
   });
 
   test('refuses an unknown state', async () => {
-    const writes = bench.vault.writes;
+    const writes = bench.writes();
     const started = await app.start('mailbox');
     const url = await app.signIn(started.authorizeUrl, ALICE);
     url.searchParams.set('state', client.randomState());
@@ -232,7 +239,7 @@ describe('callback: refusals, one per attack', () => {
     const started = await app.start('mailbox');
     const url = await app.signIn(started.authorizeUrl, ALICE);
     assert.equal((await app.callback(url, started.cookie)).status, 200);
-    const writes = bench.vault.writes;
+    const writes = bench.writes();
     const tokenRequests = bench.idp.counters.tokenRequests;
     const replay = await app.callback(url, started.cookie);
     await assertRefused(replay, 'state_used', 400, writes);
@@ -249,7 +256,7 @@ describe('callback: refusals, one per attack', () => {
   });
 
   test('refuses an expired state', async () => {
-    const writes = bench.vault.writes;
+    const writes = bench.writes();
     const started = await app.start('mailbox');
     const url = await app.signIn(started.authorizeUrl, ALICE);
     await expireRequest(started.state);
@@ -259,7 +266,7 @@ describe('callback: refusals, one per attack', () => {
   });
 
   test('refuses a callback arriving in another browser (no cookie), and the right browser can still finish', async () => {
-    const writes = bench.vault.writes;
+    const writes = bench.writes();
     const started = await app.start('mailbox');
     const url = await app.signIn(started.authorizeUrl, ALICE);
     const stranger = await app.callback(url);
@@ -269,7 +276,7 @@ describe('callback: refusals, one per attack', () => {
   });
 
   test("refuses a callback arriving in another browser (another browser's cookie)", async () => {
-    const writes = bench.vault.writes;
+    const writes = bench.writes();
     const victim = await app.start('mailbox');
     const attacker = await app.start('mailbox');
     const url = await app.signIn(victim.authorizeUrl, ALICE);
@@ -279,7 +286,7 @@ describe('callback: refusals, one per attack', () => {
   });
 
   test('refuses error=access_denied and escapes a hostile error_description', async () => {
-    const writes = bench.vault.writes;
+    const writes = bench.writes();
     const started = await app.start('mailbox');
     const url = await app.signIn(started.authorizeUrl, ALICE, { denyConsent: true });
     assert.equal(url.searchParams.get('error'), 'access_denied');
@@ -307,7 +314,7 @@ describe('callback: refusals, one per attack', () => {
   });
 
   test('refuses a response naming another issuer (mix-up, RFC 9207) before redeeming the code', async () => {
-    const writes = bench.vault.writes;
+    const writes = bench.writes();
     const started = await app.start('mailbox');
     const url = await app.signIn(started.authorizeUrl, ALICE);
     url.searchParams.set('iss', 'https://login.evil.example');
@@ -318,7 +325,7 @@ describe('callback: refusals, one per attack', () => {
   });
 
   test('refuses a response without iss from a provider that always sends it', async () => {
-    const writes = bench.vault.writes;
+    const writes = bench.writes();
     const started = await app.start('mailbox');
     const url = await app.signIn(started.authorizeUrl, ALICE);
     url.searchParams.delete('iss');
@@ -326,7 +333,7 @@ describe('callback: refusals, one per attack', () => {
   });
 
   test('refuses an id_token with a wrong nonce (a code obtained for another request)', async () => {
-    const writes = bench.vault.writes;
+    const writes = bench.writes();
     const started = await app.start('mailbox');
     // The attacker's authorization: same PKCE challenge and state, another nonce.
     const injected = new URL(started.authorizeUrl);
@@ -337,7 +344,7 @@ describe('callback: refusals, one per attack', () => {
   });
 
   test('refuses an id_token issued for another audience', async () => {
-    const writes = bench.vault.writes;
+    const writes = bench.writes();
     bench.rewriteTokenResponses(async (body) => ({
       ...body,
       id_token: await bench.idp.signJwt({ ...decodeJwt(String(body.id_token)), aud: 'another-app' }),
@@ -353,7 +360,7 @@ describe('callback: refusals, one per attack', () => {
   });
 
   test('refuses an id_token with a forged signature', async () => {
-    const writes = bench.vault.writes;
+    const writes = bench.writes();
     const forger = await generateKeyPair('RS256');
     bench.rewriteTokenResponses(async (body) => {
       const original = String(body.id_token);
@@ -373,7 +380,7 @@ describe('callback: refusals, one per attack', () => {
   });
 
   test('refuses a code already redeemed', async () => {
-    const writes = bench.vault.writes;
+    const writes = bench.writes();
     const started = await app.start('mailbox');
     const url = await app.signIn(started.authorizeUrl, ALICE);
     // Someone redeemed the code first (it needs the verifier, opened here with the browser's cookie).
@@ -399,7 +406,7 @@ describe('callback: refusals, one per attack', () => {
   });
 
   test('refuses a user other than the configured one, naming both, and revokes what it got', async () => {
-    const writes = bench.vault.writes;
+    const writes = bench.writes();
     let issued: string | undefined;
     bench.rewriteTokenResponses((body) => {
       issued = String(body.access_token);
@@ -421,7 +428,7 @@ describe('callback: refusals, one per attack', () => {
   });
 
   test('does not mark the account ready without a refresh token', async () => {
-    const writes = bench.vault.writes;
+    const writes = bench.writes();
     const started = await app.start('no-offline');
     const page = await app.callback(await app.signIn(started.authorizeUrl, ALICE), started.cookie);
     await assertRefused(page, 'no_refresh_token', 502, writes);
@@ -429,7 +436,7 @@ describe('callback: refusals, one per attack', () => {
   });
 
   test('explains a token endpoint that is down, and the admin can simply start again', async () => {
-    const writes = bench.vault.writes;
+    const writes = bench.writes();
     for (const mode of ['down', 'reset'] as const) {
       bench.idp.setTokenEndpoint(mode);
       try {
@@ -447,7 +454,7 @@ describe('callback: refusals, one per attack', () => {
   });
 
   test('refuses a wrong client secret with a page that says so', async () => {
-    const writes = bench.vault.writes;
+    const writes = bench.writes();
     const started = await app.start('stale-secret');
     const page = await app.callback(await app.signIn(started.authorizeUrl, ALICE), started.cookie);
     await assertRefused(page, 'token_exchange_failed', 502, writes);

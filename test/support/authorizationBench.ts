@@ -45,6 +45,8 @@ export interface AuthorizationBench {
   outputs: string[];
   /** Scopes the managed identity credential was asked for, with the identity's client id. */
   managedIdentityRequests: Array<{ clientId: string | undefined; scopes: string[] }>;
+  /** Writes to Key Vault and to the account status table so far: a refused callback adds none. */
+  writes(): number;
   /** Replaces the provider's successful token responses (after they were recorded) until reset with undefined. */
   rewriteTokenResponses(hook?: TokenResponseHook): void;
   stop(): Promise<void>;
@@ -181,6 +183,12 @@ export async function startAuthorizationBench(publicBaseUrl: string): Promise<Au
     });
     const runtime = createApp(env, { secrets: store, accounts, log: silentLogger, managedIdentityCredential: managedIdentity });
     await runtime.storage.ensureCreated();
+    let statusWrites = 0;
+    const patch = runtime.accountStatus.patch.bind(runtime.accountStatus);
+    runtime.accountStatus.patch = (accountId, fields) => {
+      statusWrites += 1;
+      return patch(accountId, fields);
+    };
     vault.seed('mailbox-client-secret', CLIENT_SECRET);
     vault.seed('stale-client-secret', WRONG_CLIENT_SECRET);
     vault.seed('cert-app-key', `${certificate.key}\n${certificate.cert}`);
@@ -190,6 +198,7 @@ export async function startAuthorizationBench(publicBaseUrl: string): Promise<Au
       runtime,
       idp: provider,
       vault,
+      writes: () => vault.writes + statusWrites,
       publicBaseUrl,
       accounts,
       secrets,

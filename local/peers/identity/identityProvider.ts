@@ -103,6 +103,7 @@ export async function startIdentityProvider(options: IdentityProviderOptions): P
   return {
     issuer,
     counters: tokenEndpoint.counters,
+    clientAssertionHeaders: tokenEndpoint.clientAssertionHeaders,
     verifyAccessToken: accessTokenVerifier(provider, users, issuer, publicKey),
     async revokeGrantsOf(userId) {
       const grantIds = grantsByAccount.get(userId) ?? new Set<string>();

@@ -3,12 +3,15 @@
  * answers instead of the provider (down, connection reset, any status and body), and a hook may rewrite the
  * successful responses.
  */
+import { decodeProtectedHeader } from 'jose';
 import type { Middleware } from 'oidc-provider';
 import { readBody } from './interactions';
 import type { IdentityProviderCounters, TokenEndpointMode, TokenResponseHook } from './types';
 
 export class TokenEndpointScript {
   readonly counters: IdentityProviderCounters = { tokenRequests: 0, tokenRequestsByGrant: {}, authorizations: 0 };
+  /** The protected header of every client assertion (private_key_jwt) the token endpoint received, in order. */
+  readonly clientAssertionHeaders: Array<Record<string, unknown>> = [];
   mode: TokenEndpointMode = 'normal';
   hook: TokenResponseHook | undefined;
 
@@ -24,6 +27,14 @@ export class TokenEndpointScript {
     if (tokenMode === 'normal') {
       await next();
       count(ctx.oidc.params?.grant_type);
+      const assertion = ctx.oidc.params?.client_assertion;
+      if (typeof assertion === 'string') {
+        try {
+          this.clientAssertionHeaders.push(decodeProtectedHeader(assertion) as Record<string, unknown>);
+        } catch {
+          // not a JWT: the provider refused it already
+        }
+      }
       if (this.hook && ctx.status === 200 && isRecord(ctx.body)) ctx.body = await this.hook(ctx.body);
       return;
     }

@@ -84,6 +84,8 @@ export interface IdentityProvider {
   revokeGrantsOf(userId: string): Promise<void>;
   /** Live counters; compare before/after values rather than resetting. */
   readonly counters: IdentityProviderCounters;
+  /** The protected header of every client assertion the token endpoint received (private_key_jwt), in order. */
+  readonly clientAssertionHeaders: ReadonlyArray<Record<string, unknown>>;
   setTokenEndpoint(mode: TokenEndpointMode): void;
   /** Rewrites every successful token response until called again without a hook. */
   onTokenResponse(hook?: TokenResponseHook): void;
