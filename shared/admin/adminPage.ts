@@ -177,7 +177,10 @@ function lastError(view: AccountView): SafeHtml | string {
   const codes = [view.providerError, view.lastErrorCode]
     .filter((code): code is string => !!code)
     .filter((code, index, all) => index === 0 || !all[0]!.startsWith(code));
-  return html`${view.lastError ?? ''}${codes.map((code) => html` <code>${code}</code>`)}`;
+  // The state sentence above already tells the reason when the account is stopped by it: say it once.
+  const told = !!view.lastError && view.status.sentence.includes(view.lastError.trim().replace(/\.+$/, ''));
+  const reason = told ? html`<span class="note">(see above)</span>` : (view.lastError ?? '');
+  return html`${reason}${codes.map((code) => html` <code>${code}</code>`)}`;
 }
 
 function when(iso: string, now: number): SafeHtml {
