@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { startAzurite, type Azurite } from '../local/peers/azurite';
 import { closeApp, createApp } from '../shared/app';
 import { ConfigError } from '../shared/errors';
-import { DEFAULT_POLICY, policyFromSettings } from '../shared/delivery/policy';
+import { DEFAULT_POLICY, describeMaxAge, policyFromSettings } from '../shared/delivery/policy';
 import { FileSecretStore } from '../shared/storage/fileSecretStore';
 import { FAST_POLICY, startSendHarness, testAccount } from './support/sendHarness';
 
@@ -24,6 +24,9 @@ test('MESSAGE_EXPIRY_DAYS: 7 days unless set; fractions allowed; nonsense refuse
   assert.equal(DEFAULT_POLICY.maxAgeMs, 7 * 24 * 3_600_000);
   assert.equal(policyFromSettings({ MESSAGE_EXPIRY_DAYS: '14' }).maxAgeMs, 14 * 24 * 3_600_000);
   assert.equal(policyFromSettings({ MESSAGE_EXPIRY_DAYS: '0.5' }).maxAgeMs, 12 * 3_600_000);
+  assert.equal(describeMaxAge(DEFAULT_POLICY.maxAgeMs), '7 days');
+  assert.equal(describeMaxAge(12 * 3_600_000), '12 hours');
+  assert.equal(describeMaxAge(1_000), '1 second');
   for (const bad of ['0', '-1', 'a week', '366'])
     assert.throws(
       () => policyFromSettings({ MESSAGE_EXPIRY_DAYS: bad }),
@@ -61,7 +64,11 @@ test('a message that cannot be sent fails "expired" once it has waited longer th
     const row = await harness.ledger('waits-1');
     assert.equal(row?.status, 'failed');
     assert.equal(row?.code, 'expired');
-    assert.match(row?.reason ?? '', /^The message waited more than 0 hours without being sent; last reason: /);
+    assert.match(
+      row?.reason ?? '',
+      /^The message waited more than 3 seconds without being sent \(MESSAGE_EXPIRY_DAYS\); last reason: /,
+    );
+    assert.doesNotMatch(row?.reason ?? '', /\.\.$/, 'one full stop at the end, though the last reason ends with one');
     const events = (await harness.results()).filter((r) => r.id === 'waits-1');
     assert.deepEqual(
       events.map((e) => [e.status, e.code]),

@@ -50,3 +50,16 @@ export function policyFromSettings(env: Env, base: DeliveryPolicy = DEFAULT_POLI
   }
   return { ...base, maxAgeMs: Math.round(days * 24 * 60 * MINUTE) };
 }
+
+/** `7 days`, `12 hours`, `3 seconds`: how long a message may wait, for its `expired` reason. */
+export function describeMaxAge(ms: number): string {
+  const units: [string, number][] = [
+    ['day', 24 * 60 * MINUTE],
+    ['hour', 60 * MINUTE],
+    ['minute', MINUTE],
+    ['second', 1_000],
+  ];
+  const [name, size] = units.find(([, size]) => ms >= size) ?? units.at(-1)!;
+  const count = Math.round((ms / size) * 10) / 10;
+  return `${count} ${name}${count === 1 ? '' : 's'}`;
+}
