@@ -6,7 +6,8 @@
  */
 import './peers/identity/providerWarnings';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFileSync, rmSync } from 'node:fs';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -45,8 +46,10 @@ async function main(): Promise<void> {
 
   const config = readLocalConfig();
   const hostJson = readHostJson();
-  await assertPortsFree(config, withFunctions);
   await mkdir(config.paths.dataDir, { recursive: true, mode: 0o700 });
+  // Before the ports: a second stack on other ports would still share Azurite's files and the secrets.
+  await lockDataDir(config.paths.dataDir);
+  await assertPortsFree(config, withFunctions);
   await mkdir(config.paths.mail, { recursive: true });
   const tls = await ensureTestCaFiles(config.paths.ca);
   const ownAccounts = Boolean(readSetting(process.env, 'MAIL_ACCOUNTS') ?? readSetting(process.env, 'MAIL_ACCOUNTS_FILE'));
@@ -188,6 +191,64 @@ async function tokenBelongsTo(idp: IdentityProvider, user: string, token: string
   return verified.scope.split(' ').includes(DEMO.mailScope);
 }
 
+interface LockHolder {
+  pid: number;
+  startedAt: string;
+}
+
+/**
+ * One `npm start` per data folder: Azurite's files, the secrets and the mail folder are not made for two. The
+ * lock file names the process that holds it; a lock whose process is gone (a crash, a kill -9) is taken over.
+ * It is removed when this process exits, however it exits.
+ */
+async function lockDataDir(dataDir: string): Promise<void> {
+  const file = path.join(dataDir, 'npm-start.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const handle = await open(file, 'wx', 0o600);
+      const holder: LockHolder = { pid: process.pid, startedAt: new Date().toISOString() };
+      await handle.writeFile(`${JSON.stringify(holder)}\n`);
+      await handle.close();
+      process.on('exit', () => {
+        if (readHolder(file)?.pid === process.pid) rmSync(file, { force: true });
+      });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const holder = readHolder(file);
+    if (holder && holder.pid !== process.pid && isRunning(holder.pid)) {
+      const shown = path.relative(process.cwd(), dataDir).startsWith('..') ? dataDir : path.relative(process.cwd(), dataDir);
+      throw new ConfigError(
+        `The local stack is already running on ${shown}/ (npm start, process ${holder.pid}, since ${holder.startedAt}). ` +
+          'Use that one, or stop it with Ctrl-C first. To run a second stack, give it its own data folder and ports, ' +
+          'e.g. OUTBOX_DATA_DIR=.local-2 OUTBOX_PORT=8071 IDP_PORT=8080 MAILBOX_PORT=8081 SMTP_PORT=2526 ' +
+          'AZURITE_BLOB_PORT=11000 AZURITE_QUEUE_PORT=11001 AZURITE_TABLE_PORT=11002 npm start.',
+      );
+    }
+    await rm(file, { force: true }); // left by a stack that did not exit cleanly
+  }
+  throw new ConfigError(`Could not take the lock ${file}: another npm start is starting at the same moment.`);
+}
+
+function readHolder(file: string): LockHolder | undefined {
+  try {
+    const holder = JSON.parse(readFileSync(file, 'utf8')) as Partial<LockHolder>;
+    return typeof holder.pid === 'number' ? { pid: holder.pid, startedAt: String(holder.startedAt ?? '?') } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 async function assertPortsFree(config: LocalConfig, withFunctions: boolean): Promise<void> {
   for (const [name, port] of Object.entries(config.ports)) {
     if (name === 'outbox' && !withFunctions) continue;
@@ -243,9 +304,20 @@ function printBanner(
   }
   const account = runtime.accounts.find((a) => a.isDefault) ?? runtime.accounts[0];
   const adminUrl = withKey(functionUrl(runtime, run, 'admin', {}));
-  const authorizeUrl = withKey(functionUrl(runtime, run, 'authorize', { id: account?.id ?? DEMO.accountId }));
+  if (!account) {
+    lines.push(
+      '',
+      'Ready, but no account is configured: your MAIL_ACCOUNTS or MAIL_ACCOUNTS_FILE is an empty list, so nothing can be sent.',
+      '  Add an account (docs/provider-microsoft.md, docs/provider-google.md), or unset both for the demo mailbox, and start again.',
+      ...(adminUrl ? [`  Admin page: ${adminUrl}`] : []),
+      'Ctrl-C stops everything.',
+      '',
+    );
+    return void console.log(lines.join('\n'));
+  }
+  const authorizeUrl = withKey(functionUrl(runtime, run, 'authorize', { id: account.id }));
   lines.push('', 'Ready. Next:');
-  if (adminUrl) lines.push(`  1. Admin page: ${adminUrl}  (press Authorize for "${account?.id}")`);
+  if (adminUrl) lines.push(`  1. Admin page: ${adminUrl}  (press Authorize for "${account.id}")`);
   else if (authorizeUrl) lines.push(`  1. Authorize the mailbox: ${authorizeUrl}`);
   if (run.ownAccounts) lines.push('  2. Sign in with your provider (your own accounts are configured).');
   else lines.push(`  2. Sign in as ${DEMO.user} / ${DEMO.password} and allow access.`);

@@ -7,7 +7,7 @@ import { loadAccounts } from './config/loadAccounts';
 import type { AccountViewSources } from './admin/loadAccountViews';
 import { AccountGate } from './delivery/accountGate';
 import type { DeliveryServices } from './delivery/deliveryServices';
-import { DEFAULT_POLICY, type DeliveryPolicy } from './delivery/policy';
+import { policyFromSettings, type DeliveryPolicy } from './delivery/policy';
 import { releaseWaiting } from './delivery/releaseWaiting';
 import { SenderPool } from './delivery/senderPool';
 import { ConfigError } from './errors';
@@ -88,7 +88,7 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
   const refresher = new ProviderTokenRefresher({ tokenStore, providers, accountStatus, accountStates, refreshLease, log });
   const tokens = new TokenService(tokenStore, refresher);
 
-  const policy = overrides.policy ?? DEFAULT_POLICY;
+  const policy = overrides.policy ?? policyFromSettings(env);
   const senders = new SenderPool(storage.table(TABLES.leases), policy, holder);
   // A grant replaced or revoked: this instance stops using its tokens and connections at once.
   const dropSessions = (accountId: string) => {

@@ -49,6 +49,11 @@ export const APP_SETTINGS: readonly AppSettingDoc[] = [
     purpose: 'set by App Service when Entra sign-in is on; only then is the signed-in admin recorded with a new grant',
   },
   {
+    name: 'MESSAGE_EXPIRY_DAYS',
+    required: 'optional',
+    purpose: 'how long a message may wait unsent before it fails "expired" (default 7 days; fractions allowed)',
+  },
+  {
     name: 'TEST_EMAIL_WAIT_SECONDS',
     required: 'optional',
     purpose: "how long the test-email route waits for the send path's verdict (default 20, at most 60)",

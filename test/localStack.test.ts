@@ -66,6 +66,7 @@ describe('npm start', { timeout: 120_000 }, () => {
     assert.match(out, /Sign in as demo@example\.com \/ demo/);
     assert.match(out, /npm run enqueue -- --to someone@example\.com --subject Hello/);
     assert.match(out, /function keys checked: LOCAL_FUNCTION_KEY is the key/);
+    assert.doesNotMatch(out, /[a-z]\.\.(\s|$)/m, 'no doubled full stop');
     assert.ok(
       out.includes(`Admin page: http://127.0.0.1:${stack.ports.OUTBOX_PORT}/api/status?code=${FUNCTION_KEY} `),
       'the admin page with its key',
@@ -134,7 +135,14 @@ describe('npm start', { timeout: 120_000 }, () => {
     assert.match(withAttachment.stdout, /Enqueued e2e-attachment on mail-outbox/);
     assert.match(plain.stdout, /Enqueued e2e-plain on mail-outbox/);
     // A producer in another language that got the address wrong: only the function can refuse it.
-    await outboxQueue(stack).sendMessage(encodeQueueJson({ id: 'e2e-invalid', to: ['not an address'], subject: 'Broken' }));
+    await outboxQueue(stack).sendMessage(
+      encodeQueueJson({
+        id: 'e2e-invalid',
+        to: ['not an address'],
+        subject: 'Broken',
+        attachments: [{ filename: 'x.pdf', path: '/etc/passwd' }],
+      }),
+    );
 
     const listed = await poll('two messages in the mailbox', async () => {
       const list = (await (await fetch(`http://127.0.0.1:${stack.ports.MAILBOX_PORT}/messages.json`)).json()) as {
@@ -146,6 +154,15 @@ describe('npm start', { timeout: 120_000 }, () => {
     const mailbox = await (await fetch(`http://127.0.0.1:${stack.ports.MAILBOX_PORT}/`)).text();
     assert.match(mailbox, /Quarterly report/);
     assert.match(mailbox, /Plain hello/);
+    const entries = (await (await fetch(`http://127.0.0.1:${stack.ports.MAILBOX_PORT}/messages.json`)).json()) as {
+      file: string;
+      subject: string;
+      contentType: string;
+    }[];
+    const withPdf = entries.find((e) => e.subject === 'Quarterly report')!;
+    assert.match(withPdf.contentType, /^multipart\/mixed; boundary=/);
+    const shown = await (await fetch(`http://127.0.0.1:${stack.ports.MAILBOX_PORT}/messages/${withPdf.file}`)).text();
+    assert.match(shown, /<dt>Content-Type<\/dt>\s*<dd>multipart\/mixed; boundary=/, 'the message page shows its content type');
 
     const mailDir = path.join(stack.dataDir, 'mail');
     const files = (await readdir(mailDir)).filter((f) => f.endsWith('.eml'));
@@ -173,6 +190,7 @@ describe('npm start', { timeout: 120_000 }, () => {
     });
     assert.equal(invalid.code, 'invalid_message');
     assert.match(invalid.reason ?? '', /to\[0\]: is not a valid email address/);
+    assert.match(invalid.reason ?? '', /attachments\[0\]: unknown field\(s\) "path"/);
     const sent = await Promise.all(['e2e-attachment', 'e2e-plain'].map((id) => ledger.get(id)));
     assert.deepEqual(
       sent.map((row: DeliveryRecord | undefined) => row?.status),
@@ -194,6 +212,37 @@ describe('npm start', { timeout: 120_000 }, () => {
     assert.equal(report.poisoned, 0);
   });
 
+  test('npm run results --id shows the whole reason, however long', async () => {
+    const ledger = new DeliveryLedger(createStorageClients({ MailStorage: connectionOf(stack) }).table(TABLES.deliveries));
+    const reason = (await ledger.get('e2e-invalid'))?.reason ?? '';
+    assert.ok(reason.length > 200, `a reason longer than a table line: ${reason}`);
+    const { stdout } = await run('npm', ['run', '--silent', 'results', '--', '--id', 'e2e-invalid'], {
+      cwd: REPO,
+      env: stack.env,
+    });
+    const lines = stdout.split('\n').filter((line) => /^ {2}reason: +/.test(line));
+    assert.deepEqual(
+      lines.map((line) => line.replace(/^ {2}reason: +/, '')),
+      [reason, reason],
+      'the ledger and the result event, each whole',
+    );
+    assert.match(stdout, /^Result event e2e-invalid /m);
+  });
+
+  test('a second npm start on the same data folder is refused, naming the one that runs', async () => {
+    const second = await startStack({ dataDir: stack.dataDir, waitUntilReady: false });
+    const code = await Promise.race([second.exited, new Promise((resolve) => setTimeout(() => resolve('timeout'), 30_000))]);
+    if (code === 'timeout') await stopStack(second);
+    assert.equal(code, 1, second.output());
+    assert.match(
+      second.output(),
+      /The local stack is already running on .+ \(npm start, process \d+, since .+\)\. Use that one, or stop it with Ctrl-C first\./,
+    );
+    assert.doesNotMatch(second.output(), /Ready/);
+    assert.equal((await fetch(`http://127.0.0.1:${stack.ports.OUTBOX_PORT}/api/health`)).status, 200, 'the first one runs on');
+    assert.ok(readdirSync(stack.dataDir).includes('npm-start.lock'), 'the first one keeps its lock');
+  });
+
   test('Ctrl-C stops the stack and every process it started', async () => {
     const cmdlines = [...stack.pids].map((pid) => commandLine(pid, Infinity));
     assert.ok(
@@ -207,10 +256,27 @@ describe('npm start', { timeout: 120_000 }, () => {
     assert.ok(exited, `npm start did not exit within 25 s of Ctrl-C:\n${stack.output()}`);
     assert.match(stack.output(), /Stopped\./);
     assert.deepEqual(leftLines, [], 'processes left running after Ctrl-C');
+    assert.ok(!readdirSync(stack.dataDir).includes('npm-start.lock'), 'the lock is gone with the stack');
   });
 });
 
-async function startStack(): Promise<Stack> {
+describe('npm start with an empty account list', { timeout: 90_000 }, () => {
+  test('says that nothing can be sent and how to add an account, with no step for an account that is not there', async () => {
+    const stack = await startStack({ env: { MAIL_ACCOUNTS: '[]' } });
+    try {
+      const out = stack.output();
+      assert.match(out, /^Ready, but no account is configured: your MAIL_ACCOUNTS or MAIL_ACCOUNTS_FILE is an empty list/m);
+      assert.match(out, /Add an account \(docs\/provider-microsoft\.md, docs\/provider-google\.md\)/);
+      assert.doesNotMatch(out, /undefined|Authorize for|Sign in as/);
+      assert.doesNotMatch(out, /[a-z]\.\.(\s|$)/m, 'no doubled full stop');
+    } finally {
+      await stopStack(stack);
+      await rm(stack.dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+async function startStack(options: { env?: NodeJS.ProcessEnv; dataDir?: string; waitUntilReady?: boolean } = {}): Promise<Stack> {
   const names = [
     'OUTBOX_PORT',
     'IDP_PORT',
@@ -222,7 +288,7 @@ async function startStack(): Promise<Stack> {
   ];
   const free = await freePorts(names.length);
   const ports = Object.fromEntries(names.map((name, i) => [name, free[i]!]));
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'outbox-local-'));
+  const dataDir = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'outbox-local-')));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
@@ -240,6 +306,7 @@ async function startStack(): Promise<Stack> {
     'REFRESH_SCHEDULE',
   ])
     delete env[name];
+  Object.assign(env, options.env);
 
   // Its own process group, so that SIGINT reaches it the way Ctrl-C in a terminal does.
   const child = spawn('npm', ['start'], { cwd: REPO, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -249,10 +316,11 @@ async function startStack(): Promise<Stack> {
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const stack: Stack = { child, output: () => output, env, dataDir, ports, pids: new Set(), exited };
 
+  if (options.waitUntilReady === false) return stack;
   const deadline = Date.now() + 60_000;
   let done = false;
   void exited.then(() => (done = true));
-  while (!/^Ready\./m.test(output)) {
+  while (!/^Ready[.,]/m.test(output)) {
     if (done) throw new Error(`npm start exited before it was ready:\n${output}`);
     if (Date.now() > deadline) {
       await stopStack(stack);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startAzurite, type Azurite } from '../local/peers/azurite';
 import { parseReceived, startSmtpSink, type SmtpSink } from '../local/peers/smtpSink';
+import { composeMail } from '../shared/delivery/composeMail';
 import { CONTAINERS } from '../shared/names';
 import { DeliveryLedger } from '../shared/storage/deliveryLedger';
 import { loadTestTls } from './support/certs';
@@ -204,5 +205,76 @@ describe('idempotency', () => {
     } finally {
       await second.stop();
     }
+  });
+});
+
+describe('what producers get wrong or write in other scripts', () => {
+  let server: SmtpSink;
+  let harness: SendHarness;
+  before(async () => {
+    server = await sink('starttls');
+    harness = await startSendHarness({
+      connectionString: azurite.connectionString,
+      accounts: [testAccount({ id: 'main', port: server.port })],
+    });
+  });
+  after(async () => {
+    await harness.stop();
+    await server.stop();
+  });
+
+  test('an internationalized domain goes out in punycode, a non-ASCII local part over SMTPUTF8', async () => {
+    await harness.enqueue({
+      id: 'idn-1',
+      to: ['Jörg <user@bücher.de>', 'jürgen@bücher.de'],
+      cc: [{ name: 'Ken', address: 'ken@例え.テスト' }],
+      subject: 'IDN',
+      text: 'x',
+    });
+    await harness.drain();
+    const mail = (await server.waitForMessages(1, 5_000)).find((m) => m.raw.includes('Subject: IDN'));
+    // The sink shows envelope domains in Unicode whichever form they came in; the headers keep what was sent.
+    assert.deepEqual([...mail!.envelope.to].sort(), ['jürgen@bücher.de', 'ken@例え.テスト', 'user@bücher.de']);
+    assert.match(mail!.raw.toString('utf8'), /^To: =\?UTF-8\?Q\?J=C3=B6rg\?= <user@xn--bcher-kva\.de>,/m);
+    assert.match(mail!.raw.toString('utf8'), /^Cc: Ken <ken@xn--r8jz45g\.xn--zckzah>/m);
+    assert.equal((await harness.ledger('idn-1'))?.status, 'sent');
+    const { options } = composeMail(
+      harness.accounts[0]!,
+      'idn-2',
+      { to: ['user@bücher.de', 'jürgen@bücher.de'], subject: 's' },
+      [],
+    );
+    assert.deepEqual(options.envelope?.to, ['user@xn--bcher-kva.de', 'jürgen@bücher.de']);
+  });
+
+  test("an attachment's file name loses its path", async () => {
+    const bytes = Buffer.from('%PDF-1.4\n');
+    await harness.enqueue({
+      id: 'filename-1',
+      to: ['a@example.com'],
+      subject: 'Paths',
+      text: 'x',
+      attachments: [
+        { filename: '../../x.pdf', contentBase64: bytes.toString('base64') },
+        { filename: 'C:\\Users\\me\\report.pdf', contentBase64: bytes.toString('base64') },
+        { filename: '../', contentBase64: bytes.toString('base64') },
+      ],
+    });
+    await harness.drain();
+    const mail = server.received.find((m) => m.raw.includes('Subject: Paths'));
+    const parsed = await parseReceived(mail!);
+    assert.deepEqual(
+      parsed.attachments.map((a) => a.filename),
+      ['x.pdf', 'report.pdf', 'attachment'],
+    );
+  });
+
+  test('a byte-order mark before the JSON, plain or in base64, is ignored', async () => {
+    const json = (id: string) => `\uFEFF${JSON.stringify({ id, to: ['a@example.com'], subject: `BOM ${id}`, text: 'x' })}`;
+    await harness.enqueueRaw(json('bom-plain'));
+    await harness.enqueueRaw(Buffer.from(json('bom-base64'), 'utf8').toString('base64'));
+    await harness.drain();
+    assert.equal((await harness.ledger('bom-plain'))?.status, 'sent');
+    assert.equal((await harness.ledger('bom-base64'))?.status, 'sent');
   });
 });

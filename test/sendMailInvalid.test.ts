@@ -152,6 +152,49 @@ const CASES: Case[] = [
     code: 'invalid_message',
     reason: /subject: .*expected string, received undefined/,
   },
+  {
+    name: 'an attachment by file path',
+    message: { ...valid, attachments: [{ filename: 'x.pdf', path: '/etc/passwd' }] },
+    code: 'invalid_message',
+    reason:
+      /^The message is invalid: attachments\[0\]: unknown field\(s\) "path": an attachment is given by contentBase64 or blob, never by a file path or URL; attachments\[0\]: needs contentBase64 \(the bytes\) or blob \("mail-attachments\/<path>"\)$/,
+  },
+  {
+    name: 'an attachment by URL',
+    message: { ...valid, attachments: [{ filename: 'x.pdf', href: 'https://example.com/x.pdf' }] },
+    code: 'invalid_message',
+    reason: /attachments\[0\]: unknown field\(s\) "href": .*never by a file path or URL/,
+  },
+  {
+    name: 'an attachment with both contentBase64 and blob',
+    message: { ...valid, attachments: [{ filename: 'x.pdf', contentBase64: 'AAAA', blob: 'mail-attachments/x.pdf' }] },
+    code: 'invalid_message',
+    reason: /attachments\[0\]: contentBase64 and blob are exclusive/,
+  },
+  {
+    name: 'an address object without an address',
+    message: { ...valid, to: [{ name: 'Bee' }] },
+    code: 'invalid_message',
+    reason: /^The message is invalid: to\[0\]\.address: .*expected string, received undefined$/,
+  },
+  {
+    name: 'CR/LF in a header name',
+    message: { ...valid, headers: { 'X-A\r\nBcc: victim@evil.test': '1' } },
+    code: 'invalid_message',
+    reason: /headers\.X-A\\r\\nBcc: victim@evil\.test: header names are letters, digits and dashes/,
+  },
+  {
+    name: 'a control character in an unknown field',
+    message: { ...valid, ['pri\u0007ority\u202e']: 'high' },
+    code: 'invalid_message',
+    reason: /unknown field\(s\) "pri\\u0007ority\\u202e"/,
+  },
+  {
+    name: 'a byte-order mark before JSON that is not valid',
+    raw: base64('\uFEFF{"to": '),
+    code: 'invalid_message',
+    reason: /not valid JSON/,
+  },
   { name: 'version 2', message: { ...valid, version: 2 }, code: 'invalid_message', reason: /version: .*expected 1/ },
 ];
 
@@ -178,6 +221,11 @@ test(`${CASES.length} malformed messages each fail once with a reason, in the le
     assert.equal(row?.status, 'failed', `${c.name}: ${JSON.stringify(row)}`);
     assert.equal(row?.code, c.code, c.name);
     assert.match(row?.reason ?? '', c.reason, c.name);
+    assert.doesNotMatch(
+      row?.reason ?? '',
+      /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\ufeff]/,
+      `${c.name}: raw control character`,
+    );
     assert.equal(row?.attempts, 0, `${c.name}: never handed to the SMTP server`);
     assert.equal(row?.deferrals, 0, `${c.name}: not retried`);
     const events = results.filter((r) => r.id === id);

@@ -14,7 +14,7 @@ import { explainStorageError, STORAGE_OPTIONS, STORAGE_USAGE, storageTarget } fr
 
 const USAGE = `Usage: npm run results [-- options]
 
-  --id <id>        only this message
+  --id <id>        only this message, with every field and the whole reason
   --limit <n>      deliveries to show (default 20)
   --consume        take the result events off ${QUEUES.results} (default: only look at them)
   --json           print JSON instead of tables
@@ -138,8 +138,52 @@ function printReport(report: Report, where: string, id: string | undefined): voi
       ),
     );
   }
+  // One message: the tables above cut long lines at the terminal's width; here every field is shown whole.
+  if (id) {
+    for (const d of report.deliveries) out.push('', `Delivery ${d.id}:`, ...fields(d, DELIVERY_FIELDS));
+    for (const e of report.events) out.push('', `Result event ${e.id} (${e.at}):`, ...fields(e, EVENT_FIELDS));
+  }
   out.push('', `Waiting on ${QUEUES.outbox}: ${report.waiting}. In ${QUEUES.poison}: ${report.poisoned}.`);
   console.log(out.join('\n'));
+}
+
+const DELIVERY_FIELDS = [
+  'status',
+  'code',
+  'reason',
+  'smtpReply',
+  'account',
+  'subject',
+  'recipients',
+  'attempts',
+  'deferrals',
+  'messageId',
+  'queueMessageId',
+  'firstSeenAt',
+  'updatedAt',
+  'sentAt',
+  'nextAttemptAt',
+  'sendingUntil',
+] as const satisfies readonly (keyof DeliveryRecord)[];
+const EVENT_FIELDS = [
+  'status',
+  'code',
+  'reason',
+  'smtpReply',
+  'account',
+  'messageId',
+  'attempts',
+] as const satisfies readonly (keyof ResultEvent)[];
+
+/** `  reason:     …` lines, the value whole (long ones continue indented under it), fields without a value left out. */
+function fields<T extends object>(record: T, names: readonly (keyof T & string)[]): string[] {
+  const width = Math.max(...names.map((name) => name.length)) + 2;
+  return names.flatMap((name) => {
+    const value = record[name];
+    if (value === undefined || value === null || value === '') return [];
+    const [first = '', ...rest] = String(value).split(/\r?\n/);
+    return [`  ${`${name}:`.padEnd(width)}${first}`, ...rest.map((line) => `  ${' '.repeat(width)}${line}`)];
+  });
 }
 
 function table(header: string[], rows: string[][]): string[] {

@@ -27,6 +27,8 @@ export interface MailboxEntry {
   from: string;
   to: string;
   subject: string;
+  /** The message's own Content-Type header, as it carries it (`multipart/mixed; boundary=...`). */
+  contentType: string;
   attachments: { filename: string; contentType: string; size: number }[];
 }
 
@@ -115,6 +117,7 @@ function messageView(file: string, mail: ParsedMail): SafeHtml {
     ['Subject', mail.subject],
     ['Date', mail.date?.toISOString()],
     ['Message-ID', mail.messageId],
+    ['Content-Type', contentTypeOf(mail)],
   ];
   return html`<p>
       <a href="/">← All messages</a> ·
@@ -145,6 +148,18 @@ function messageView(file: string, mail: ParsedMail): SafeHtml {
     }
     <h2>Text</h2>
     <pre style="white-space:pre-wrap">${mail.text ?? '(no text part)'}</pre>`;
+}
+
+/** The top-level Content-Type header with its parameters; `text/plain` when the message has none (RFC 2045). */
+function contentTypeOf(mail: ParsedMail): string {
+  const header = mail.headers.get('content-type');
+  if (!header) return 'text/plain; charset=us-ascii (no Content-Type header)';
+  if (typeof header === 'string') return header;
+  if (typeof header === 'object' && 'params' in header) {
+    const params = Object.entries(header.params).map(([name, value]) => `; ${name}=${value}`);
+    return `${header.value}${params.join('')}`;
+  }
+  return String(header);
 }
 
 function addressText(value: AddressObject | AddressObject[] | undefined): string | undefined {
@@ -202,6 +217,7 @@ class MailFolder {
               from: mail.parsed.from?.text ?? '',
               to: addressText(mail.parsed.to) ?? '',
               subject: mail.parsed.subject ?? '',
+              contentType: contentTypeOf(mail.parsed),
               attachments: mail.parsed.attachments.map((a) => ({
                 filename: a.filename ?? '',
                 contentType: a.contentType,

@@ -71,7 +71,7 @@ export function stateSentence(state: AccountState, account: Account, status: Acc
     case 'stale': {
       const lastOk = lastSuccess(status);
       const since = lastOk ? `since ${formatUtc(lastOk)} (${relativeTime(lastOk, now)})` : 'for over a day';
-      return `Stale: no successful token refresh ${since}, over a day.${reason ? ` Last error: ${reason}.` : ''} Check that the refresh timer runs; if the error persists, open Authorize.`;
+      return `Stale: no successful token refresh ${since}, over a day.${reason ? ` Last error: ${reason.replace(/\.$/, '')}.` : ''} Check that the refresh timer runs; if the error persists, open Authorize.`;
     }
   }
 }

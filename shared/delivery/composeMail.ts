@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type Mail from 'nodemailer/lib/mailer';
 import type { Account } from '../config';
 import { MessageError } from '../errors';
+import { envelopeAddress } from '../message/mailAddress';
 import { addressOf, parseAddress, type Address, type JsonMailMessage } from '../message/messageSchema';
 
 export interface LoadedAttachment {
@@ -59,12 +60,16 @@ export function composeMail(
     subject: message.subject,
     messageId,
     headers: { ...account.defaults.headers, ...(message.headers ?? {}) },
+    // Headers get punycode domains from nodemailer; the envelope we set ourselves, so we do the same for it.
     envelope: {
-      from: fromAddress,
-      to: [...to, ...cc, ...bcc].map((a) => (typeof a === 'string' ? a : a.address)).filter(Boolean) as string[],
+      from: envelopeAddress(fromAddress),
+      to: [...to, ...cc, ...bcc]
+        .map((a) => (typeof a === 'string' ? a : a.address))
+        .filter(Boolean)
+        .map((a) => envelopeAddress(a as string)),
     },
     attachments: attachments.map((a) => ({
-      filename: a.filename,
+      filename: attachmentFilename(a.filename),
       content: a.content,
       ...(a.contentType ? { contentType: a.contentType } : {}),
       ...(a.contentId ? { cid: a.contentId } : {}),
@@ -101,6 +106,18 @@ function toNodemailer(value: Address): Mail.Address | string {
   if (typeof value !== 'string') return { name: value.name, address: value.address };
   const parsed = parseAddress(value);
   return parsed?.name ? { name: parsed.name, address: parsed.address } : (parsed?.address ?? value);
+}
+
+/**
+ * The name the recipient sees, without any path the producer gave (`../../x.pdf` goes out as `x.pdf`): mail
+ * clients save an attachment under its name, and a name with directories in it is at best confusing.
+ */
+export function attachmentFilename(name: string): string {
+  const base = name
+    .split(/[\\/]/)
+    .filter((part) => part !== '' && part !== '.' && part !== '..')
+    .at(-1);
+  return base ?? 'attachment';
 }
 
 function domainOf(address: string): string {

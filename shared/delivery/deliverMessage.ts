@@ -8,6 +8,7 @@ import { composeMimeMail } from './composeMime';
 import type { DeliveryOutcome, DeliveryServices, QueueMeta, RecordDraft } from './deliveryServices';
 import { checkLedger } from './ledgerCheck';
 import { defer, deferForError, fail, recordSent } from './outcomes';
+import { describeMaxAge } from './policy';
 import { settleRefusal } from './refusedAttempt';
 import { attemptSend } from './sendAttempt';
 
@@ -65,7 +66,8 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
       services,
       record,
       'expired',
-      `The message waited more than ${Math.round(services.policy.maxAgeMs / 3_600_000)} hours without being sent${existing?.reason ? `; last reason: ${existing.reason}` : ''}.`,
+      // The last reason is a sentence of its own ("... Authorize the mailbox again."): no second full stop.
+      `The message waited more than ${describeMaxAge(services.policy.maxAgeMs)} without being sent (MESSAGE_EXPIRY_DAYS)${existing?.reason ? `; last reason: ${existing.reason.replace(/\.$/, '')}` : ''}.`,
     );
   }
 

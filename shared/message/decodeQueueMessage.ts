@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { describeIssues } from '../schemaIssues';
-import { parseMailMessage, type MailMessage } from './messageSchema';
+import { envelopeAddress } from './mailAddress';
+import { isMimeMessage, parseMailMessage, type MailMessage } from './messageSchema';
 
 export type Decoded =
   | { ok: true; message: MailMessage }
@@ -12,18 +13,25 @@ export type Decoded =
  * instead of letting the host poison it. Plain JSON (a common producer mistake) is accepted as well.
  */
 export function decodeQueueMessage(payload: unknown): Decoded {
+  const decoded = decode(payload);
+  // A reason goes to the ledger, the result event and the logs: no character of the message reaches them raw.
+  return decoded.ok ? decoded : { ...decoded, reason: printable(decoded.reason) };
+}
+
+function decode(payload: unknown): Decoded {
   let json: unknown;
   if (payload !== null && typeof payload === 'object' && !(payload instanceof Uint8Array)) {
     json = payload;
   } else {
     const text = payload instanceof Uint8Array ? Buffer.from(payload).toString('utf8') : String(payload ?? '');
-    const trimmed = text.trim();
+    // A byte-order mark (PowerShell's and Notepad's UTF-8) says nothing JSON needs: it is dropped, as is space around.
+    const trimmed = withoutBom(text).trim();
     if (trimmed === '') return { ok: false, reason: 'The queue message is empty.' };
     let jsonText: string;
     if (trimmed.startsWith('{')) {
       jsonText = trimmed;
     } else if (/^[A-Za-z0-9+/]+={0,2}$/.test(trimmed) && trimmed.length % 4 === 0) {
-      jsonText = Buffer.from(trimmed, 'base64').toString('utf8');
+      jsonText = withoutBom(Buffer.from(trimmed, 'base64').toString('utf8'));
       if (!isWellFormedUtf8(jsonText)) return { ok: false, reason: 'The queue message is base64, but not of UTF-8 text.' };
     } else {
       return { ok: false, reason: 'The queue message is neither base64-encoded JSON nor JSON.' };
@@ -46,12 +54,36 @@ export function decodeQueueMessage(payload: unknown): Decoded {
       ...(typeof loose.account === 'string' && /^[a-z0-9-]{1,40}$/.test(loose.account) ? { account: loose.account } : {}),
     };
   }
-  return { ok: true, message: parsed.data };
+  return { ok: true, message: withEnvelopeAddresses(parsed.data) };
+}
+
+/** A MIME message's envelope is sent as given, so its internationalized domains are put in punycode here. */
+function withEnvelopeAddresses(message: MailMessage): MailMessage {
+  if (!isMimeMessage(message)) return message;
+  const { from, to } = message.mime.envelope;
+  return { ...message, mime: { ...message.mime, envelope: { from: envelopeAddress(from), to: to.map(envelopeAddress) } } };
 }
 
 /** The schema's problems in one line: `to[0]: is not a valid email address; subject: ...`. */
 export function describeMessageIssues(error: z.ZodError): string {
-  return describeIssues(error).join('; ');
+  return printable(describeIssues(error).join('; '));
+}
+
+function withoutBom(text: string): string {
+  return text.replace(/^\uFEFF+/, '');
+}
+
+const ESCAPES: Record<string, string> = { '\r': '\\r', '\n': '\\n', '\t': '\\t' };
+
+/**
+ * The text with control characters (C0, DEL, C1) and invisible ones (zero-width, bidirectional controls,
+ * line and paragraph separators, byte-order mark) written as escapes: `\r`, `\n`, `\t`, `\u0007`, `\ufeff`.
+ */
+export function printable(text: string): string {
+  return text.replace(
+    /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/g,
+    (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 function isWellFormedUtf8(text: string): boolean {

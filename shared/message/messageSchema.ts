@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CONTAINERS } from '../names';
+import { isMailAddress } from './mailAddress';
 
 /**
  * Queue message, version 1: what producers put on `mail-outbox`, base64-encoded UTF-8 JSON.
@@ -10,7 +11,12 @@ import { CONTAINERS } from '../names';
 const oneLine = <T extends z.ZodString>(schema: T) =>
   schema.refine((v) => !/[\r\n]/.test(v), { error: 'must not contain CR or LF' });
 
-const emailAddress = z.email({ error: 'is not a valid email address' }).max(320);
+/** ASCII or internationalized (`a@bücher.de`); see mailAddress.ts for how it is sent. */
+const emailAddress = z
+  .string()
+  .max(320)
+  .refine(isMailAddress, { error: 'is not a valid email address' })
+  .meta({ format: 'idn-email' });
 
 /** `a@example.com`, or `Name <a@example.com>`, or { name, address }. */
 export const addressSchema = z.union([
@@ -159,9 +165,10 @@ export const mailMessageSchema = z.union([jsonMailMessageSchema, mimeMailMessage
  * message, so that the problems named are those of the kind the producer meant (zod's union would name both).
  */
 export function parseMailMessage(input: unknown): ReturnType<typeof mailMessageSchema.safeParse> {
-  if (input === null || typeof input !== 'object' || !('mime' in input)) return jsonMailMessageSchema.safeParse(input);
+  if (input === null || typeof input !== 'object' || !('mime' in input))
+    return explainUnions(jsonMailMessageSchema.safeParse(input), input);
   const mixed = JSON_ONLY_FIELDS.filter((field) => field in input);
-  if (mixed.length === 0) return mimeMailMessageSchema.safeParse(input);
+  if (mixed.length === 0) return explainUnions(mimeMailMessageSchema.safeParse(input), input);
   return {
     success: false,
     error: new z.ZodError([
@@ -175,6 +182,59 @@ export function parseMailMessage(input: unknown): ReturnType<typeof mailMessageS
   };
 }
 
+type ParseResult = ReturnType<typeof mailMessageSchema.safeParse>;
+
+/**
+ * zod reports a value that fits neither side of a union (an address, an attachment) as "Invalid input". This
+ * replaces that with the problems of the side the producer meant, so the reason names the field and the rule.
+ */
+function explainUnions(result: ParseResult, input: unknown): ParseResult {
+  if (result.success || !result.error.issues.some((issue) => issue.code === 'invalid_union')) return result;
+  const issues = result.error.issues.flatMap((issue) =>
+    issue.code === 'invalid_union' ? explainUnion(issue, valueAt(input, issue.path)) : [issue],
+  );
+  return { success: false, error: new z.ZodError(issues) as z.ZodError<MailMessage> };
+}
+
+function explainUnion(issue: z.core.$ZodIssueInvalidUnion, value: unknown): z.core.$ZodIssue[] {
+  const at = (inner: z.core.$ZodIssue): z.core.$ZodIssue => ({ ...inner, path: [...issue.path, ...inner.path] });
+  const custom = (message: string, keys: PropertyKey[] = []): z.core.$ZodIssue =>
+    ({ code: 'custom', path: [...issue.path, ...keys], message, input: value }) as z.core.$ZodIssue;
+  if (issue.path[0] === 'attachments' && value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    const has = (key: string) => key in value;
+    const unknown = Object.keys(value).filter((key) => !ATTACHMENT_FIELDS.has(key));
+    const problems: z.core.$ZodIssue[] = [];
+    if (unknown.length > 0)
+      problems.push(
+        custom(
+          `unknown field(s) ${unknown.map((k) => `"${k}"`).join(', ')}: an attachment is given by contentBase64 or blob, never by a file path or URL`,
+        ),
+      );
+    if (has('contentBase64') && has('blob')) problems.push(custom('contentBase64 and blob are exclusive: give one'));
+    else if (!has('contentBase64') && !has('blob'))
+      problems.push(custom(`needs contentBase64 (the bytes) or blob ("${CONTAINERS.attachments}/<path>")`));
+    else {
+      const side = issue.errors[has('blob') ? 1 : 0] ?? [];
+      problems.push(...side.filter((inner) => inner.code !== 'unrecognized_keys').map(at));
+    }
+    return problems.length > 0 ? problems : [issue];
+  }
+  // Otherwise the side whose type fits: a string address is checked as a string, an object as { name, address }.
+  const fitting = issue.errors.filter((side) => !side.some((inner) => inner.code === 'invalid_type' && inner.path.length === 0));
+  if (fitting.length === 0) return [custom('must be "a@example.com", "Name <a@example.com>" or { name, address }')];
+  const best = fitting.reduce((a, b) => (b.length < a.length ? b : a));
+  return best.map(at);
+}
+
+const ATTACHMENT_FIELDS = new Set(['filename', 'contentType', 'contentId', 'contentBase64', 'blob']);
+
+function valueAt(input: unknown, path: PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path)
+    value = value !== null && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+  return value;
+}
+
 export type JsonMailMessage = z.infer<typeof jsonMailMessageSchema>;
 export type MimeMailMessage = z.infer<typeof mimeMailMessageSchema>;
 export type MailMessage = JsonMailMessage | MimeMailMessage;
@@ -185,14 +245,12 @@ export function isMimeMessage(message: MailMessage): message is MimeMailMessage 
 export type Address = z.infer<typeof addressSchema>;
 export type Attachment = z.infer<typeof attachmentSchema>;
 
-const emailCheck = z.email();
-
 /** Parses `a@b.c` or `Name <a@b.c>`; undefined when it is not an address. */
 export function parseAddress(value: string): { name?: string; address: string } | undefined {
   const match = /^\s*(?:"?([^"<>]*?)"?\s*<([^<>\s]+)>|([^<>\s]+))\s*$/.exec(value);
   if (!match) return undefined;
   const address = match[2] ?? match[3] ?? '';
-  if (!emailCheck.safeParse(address).success) return undefined;
+  if (!isMailAddress(address)) return undefined;
   const name = match[1]?.trim();
   return name ? { name, address } : { address };
 }
