@@ -106,6 +106,16 @@ export async function fail(
   return 'failed';
 }
 
+/** Fails a message that waited longer than the policy allows. */
+export function expire(services: DeliveryServices, record: RecordDraft, lastReason?: string): Promise<DeliveryOutcome> {
+  return fail(
+    services,
+    record,
+    'expired',
+    `The message waited more than ${Math.round(services.policy.maxAgeMs / 3_600_000)} hours without being sent${lastReason ? `; last reason: ${lastReason}` : ''}.`,
+  );
+}
+
 export async function recordSent(services: DeliveryServices, claim: RecordDraft, sent: SentInfo): Promise<DeliveryOutcome> {
   const done: DeliveryRecord = {
     ...claim,
@@ -138,18 +148,20 @@ export async function recordSent(services: DeliveryServices, claim: RecordDraft,
 /** The end of a message: the result event first, then the ledger (a crash between them repeats the event, never the mail). */
 export async function finish(services: DeliveryServices, record: DeliveryRecord): Promise<void> {
   if (record.status !== 'sent' && record.status !== 'failed') throw new Error('finish() needs a final status');
-  await publishResult(services.results, {
-    version: 1,
-    id: record.id,
-    status: record.status,
-    attempts: record.attempts,
-    at: new Date().toISOString(),
-    ...(record.account ? { account: record.account } : {}),
-    ...(record.code ? { code: record.code } : {}),
-    ...(record.reason ? { reason: record.reason } : {}),
-    ...(record.smtpReply ? { smtpReply: record.smtpReply } : {}),
-    ...(record.messageId ? { messageId: record.messageId } : {}),
-  });
+  const publish = services.resultEvents === 'all' || (services.resultEvents === 'failures' && record.status === 'failed');
+  if (publish)
+    await publishResult(services.results, {
+      version: 1,
+      id: record.id,
+      status: record.status,
+      attempts: record.attempts,
+      at: new Date().toISOString(),
+      ...(record.account ? { account: record.account } : {}),
+      ...(record.code ? { code: record.code } : {}),
+      ...(record.reason ? { reason: record.reason } : {}),
+      ...(record.smtpReply ? { smtpReply: record.smtpReply } : {}),
+      ...(record.messageId ? { messageId: record.messageId } : {}),
+    });
   const { updatedAt: _updatedAt, etag: _etag, ...row } = record;
   await services.ledger.record(row);
 }
