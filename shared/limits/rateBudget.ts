@@ -68,6 +68,8 @@ export class RateBudget {
   private readonly guardMs: number;
   /** Budget this instance took ahead (counted in the shared row already), granted without a round trip. */
   private spare = { count: 0, until: 0 };
+  /** Ends the drain's wait for the window early. */
+  private wake: (() => void) | undefined;
 
   constructor(
     private readonly table: TableClient,
@@ -92,7 +94,9 @@ export class RateBudget {
     }
     return new Promise((resolve) => {
       this.waiters.push({ recipients, deadline: Date.now() + maxWaitMs, ticket, resolve });
+      // A drain waiting for the window to free wakes up for a newcomer: it may be refused (or given a place) now.
       if (!this.draining) void this.drain();
+      else this.wake?.();
     });
   }
 
@@ -107,7 +111,16 @@ export class RateBudget {
     try {
       while (this.waiters.length > 0) {
         const waitMs = await this.grantOnce();
-        if (waitMs > 0) await sleep(waitMs);
+        if (waitMs > 0)
+          await new Promise<void>((resolve) => {
+            const wake = () => {
+              clearTimeout(timer);
+              this.wake = undefined;
+              resolve();
+            };
+            const timer = setTimeout(wake, waitMs);
+            this.wake = wake;
+          });
       }
     } catch (error) {
       for (const waiter of this.waiters.splice(0)) {
@@ -224,9 +237,11 @@ export class RateBudget {
       // Without a ticket, or holding a slot already (kept: it stays first in the line), retry once the window frees.
       else waiter.resolve({ ok: false, retryAfterMs: Math.max(1, freeAt - now), reason });
     }
+    // Callers that came while the row was written have not been looked at yet: at once, not after the wait.
+    const newcomers = this.waiters.length;
     this.waiters.push(...stay);
-    if (this.waiters.length === 0) return 0;
-    return granted.length > 0 ? 0 : Math.max(1, freeAt - now);
+    if (this.waiters.length === 0 || newcomers > 0 || granted.length > 0) return 0;
+    return Math.max(1, freeAt - now);
   }
 
   private async read(): Promise<Row> {
@@ -283,8 +298,4 @@ function addTo(buckets: Array<[number, number]>, start: number, count: number): 
     buckets.push([start, count]);
     buckets.sort((a, b) => a[0] - b[0]);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
