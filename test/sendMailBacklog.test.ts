@@ -37,11 +37,13 @@ after(async () => {
 async function harness(
   accounts: Array<Omit<Parameters<typeof testAccount>[0], 'port'>>,
   env: Record<string, string> = {},
+  seedTokens = true,
 ): Promise<SendHarness> {
   const h = await startSendHarness({
     connectionString: azurite.connectionString,
     accounts: accounts.map((a) => testAccount({ ...a, port: sink.port, smtp: { security: 'plain' } })),
     env,
+    seedTokens,
   });
   cleanups.push(() => h.stop());
   return h;
@@ -193,5 +195,43 @@ describe('the waiting line', () => {
     const grants = await Promise.all(Array.from({ length: 3 }, () => budget.acquire(1, 0)));
     const refused = grants.find((g) => !g.ok);
     assert.ok(refused && !refused.ok && refused.reservedAt === undefined && !refused.needsTicket);
+  });
+});
+
+describe('a message that waited too long', () => {
+  const eightDaysAgo = () => new Date(Date.now() - 8 * 24 * 3_600_000).toISOString();
+  const waitingRow = (id: string, account: string) => ({
+    id,
+    account,
+    status: 'deferred' as const,
+    attempts: 0,
+    deferrals: 40,
+    code: 'rate_limited',
+    reason: 'The budget is used up.',
+    firstSeenAt: eightDaysAgo(),
+    nextAttemptAt: new Date().toISOString(),
+  });
+
+  test('its copy comes back with budget: the claim finds the old row and fails it as expired, unsent', async () => {
+    const h = await harness([{ id: 'old-budget' }]);
+    await h.services.ledger.record(waitingRow('old-1', 'old-budget'));
+    const before = sink.accepted;
+    await h.enqueue(mail('old-1', 'old-budget'));
+    await h.drain();
+    const row = await h.ledger('old-1');
+    assert.equal(row?.status, 'failed');
+    assert.equal(row?.code, 'expired');
+    assert.equal(sink.accepted, before);
+  });
+
+  test('its copy meets an account that cannot send: failed as expired, not deferred again', async () => {
+    const h = await harness([{ id: 'old-gate' }], {}, false);
+    await h.services.ledger.record(waitingRow('old-2', 'old-gate'));
+    await h.enqueue(mail('old-2', 'old-gate'));
+    await h.drain();
+    const row = await h.ledger('old-2');
+    assert.equal(row?.status, 'failed');
+    assert.equal(row?.code, 'expired');
+    assert.match(row?.reason ?? '', /waited more than 168 hours/);
   });
 });

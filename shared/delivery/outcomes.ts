@@ -25,6 +25,8 @@ export async function defer(
   options: DeferOptions,
 ): Promise<DeliveryOutcome> {
   const { code, reason } = options;
+  // Waited long enough: a message's age is judged on its ledger row, which a copy on the queue does not carry.
+  if (Date.now() - Date.parse(record.firstSeenAt) > services.policy.maxAgeMs) return expire(services, record, reason);
   const seconds = Math.min(7 * 24 * 3600 - 60, Math.max(1, Math.ceil(options.delayMs / 1000)));
   const nextAttemptAt = new Date(Date.now() + seconds * 1000).toISOString();
   await services.outbox.sendMessage(encodeQueueJson({ ...message, id: record.id }), {
