@@ -56,7 +56,7 @@ interface Row {
 /** A reservation is honoured from this long before its slot (queue visibility has a granularity of a second). */
 const EARLY_MS = 2_000;
 /** How long a caller with a ticket waits in-process for the window, at most; longer waits take a place in line. */
-const TICKET_WAIT_MS = 1_000;
+const TICKET_WAIT_MS = 2_500;
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
