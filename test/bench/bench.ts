@@ -669,7 +669,7 @@ const watchdog = setTimeout(() => {
 watchdog.unref();
 
 try {
-  const needsStack = ['raw', 'core', 'handler', 'budget'].some((part) => ONLY.has(part));
+  const needsStack = ['raw', 'core', 'handler', 'budget', 'backlog', 'apprss'].some((part) => ONLY.has(part));
   if (needsStack) {
     const sinkChild = spawnChild('test/bench/sinkProcess.ts');
     cleanups.push(() => sinkChild.stop());
