@@ -16,7 +16,7 @@ import { consoleLogger, type Logger } from './log/logger';
 import { CONTAINERS, QUEUES, TABLES } from './names';
 import type { ManagedIdentityCredentialFactory } from './oauth/clientAuth';
 import { ProviderClients } from './oauth/providerClient';
-import { readSetting, type Env } from './settings';
+import { readSetting, RESULT_EVENT_CHOICES, type Env, type ResultEvents } from './settings';
 import { createSecretStore } from './storage/createSecretStore';
 import { DeliveryLedger } from './storage/deliveryLedger';
 import type { SecretStore } from './storage/secretStore';
@@ -109,6 +109,7 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
     senderFor: (account) => senders.senderFor(account),
     budgetFor: (account) => senders.budgetFor(account),
     policy,
+    resultEvents: resultEvents(env),
     log,
     unrecorded: new Map(),
   };
@@ -143,6 +144,13 @@ export function publicBaseUrl(env: Env): string {
   if (configured) return configured.replace(/\/+$/, '');
   const host = readSetting(env, 'WEBSITE_HOSTNAME');
   return host ? `https://${host}` : 'http://localhost:7071';
+}
+
+export function resultEvents(env: Env): ResultEvents {
+  const value = readSetting(env, 'RESULT_EVENTS')?.toLowerCase() ?? 'all';
+  if (!(RESULT_EVENT_CHOICES as readonly string[]).includes(value))
+    throw new ConfigError(`RESULT_EVENTS: "${value}" is not one of ${RESULT_EVENT_CHOICES.join(', ')}.`);
+  return value as ResultEvents;
 }
 
 /** Closes every SMTP connection and gives back the connection slots (local host shutdown, tests). */

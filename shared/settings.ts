@@ -58,12 +58,20 @@ export const APP_SETTINGS: readonly AppSettingDoc[] = [
     required: 'optional',
     purpose: "how long the test-email route waits for the send path's verdict (default 20, at most 60)",
   },
+  {
+    name: 'RESULT_EVENTS',
+    required: 'optional',
+    purpose: 'which outcomes go to queue mail-results: all (default), failures, or none (the ledger keeps every outcome)',
+  },
   { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', required: 'azure', purpose: 'telemetry' },
   { name: 'AzureWebJobsStorage', required: 'optional', purpose: 'host storage, connection string form (local)' },
   { name: 'AzureWebJobsStorage__accountName', required: 'azure', purpose: 'host storage, identity-based' },
   { name: 'AzureWebJobsStorage__credential', required: 'azure', purpose: 'host storage, identity-based' },
   { name: 'AzureWebJobsStorage__clientId', required: 'azure', purpose: 'host storage, identity-based' },
 ];
+
+export const RESULT_EVENT_CHOICES = ['all', 'failures', 'none'] as const;
+export type ResultEvents = (typeof RESULT_EVENT_CHOICES)[number];
 
 export const DEFAULT_REFRESH_SCHEDULE = '0 0 * * * *';
 

@@ -9,6 +9,8 @@ import type { AccountStatusTable } from '../accounts/accountStatusTable';
  */
 export class AccountGate {
   private readonly seen = new Map<string, { grant: string | undefined; open: boolean }>();
+  /** A status read on its way: concurrent invocations of a cold instance share it instead of each reading the row. */
+  private readonly reading = new Map<string, ReturnType<AccountStatusTable['cached']>>();
 
   constructor(
     private readonly status: AccountStatusTable,
@@ -16,7 +18,14 @@ export class AccountGate {
   ) {}
 
   async check(accountId: string): Promise<SendDecision> {
-    const status = await this.status.cached(accountId);
+    let read = this.reading.get(accountId);
+    if (!read) {
+      read = this.status.cached(accountId).finally(() => {
+        if (this.reading.get(accountId) === read) this.reading.delete(accountId);
+      });
+      this.reading.set(accountId, read);
+    }
+    const status = await read;
     const decision = sendDecision(accountId, status, Date.now());
     const grant = status?.authorizedAt;
     const before = this.seen.get(accountId);
@@ -27,6 +36,7 @@ export class AccountGate {
 
   /** The status row changed on this instance: read it again before the next message. */
   forget(accountId: string): void {
+    this.reading.delete(accountId);
     this.status.forget(accountId);
   }
 }

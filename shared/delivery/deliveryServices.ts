@@ -26,6 +26,8 @@ export interface DeliveryServices {
   senderFor(account: Account): AccountSender;
   budgetFor(account: Account): RateBudget;
   policy: DeliveryPolicy;
+  /** Which outcomes are published on queue `mail-results` (setting RESULT_EVENTS); the ledger records all. */
+  resultEvents: 'all' | 'failures' | 'none';
   log: Logger;
   /** Outcomes the SMTP server accepted but the ledger did not take yet (kept for the retry of the same message). */
   unrecorded: Map<string, DeliveryRecord>;

@@ -7,6 +7,49 @@ export type LedgerCheck =
   { done: DeliveryOutcome } | { done?: undefined; existing: DeliveryRecord | undefined; draft: RecordDraft };
 
 /**
+ * The ledger's view of one message, read only when needed: a new message is claimed by inserting its row (a
+ * conflict means the ledger knows it, and only then is the row read); every other end of the pipeline (a
+ * deferral, a failure) reads it first, so that it carries the counts of earlier attempts and never overwrites a
+ * final outcome.
+ */
+export class LedgerView {
+  private checked: Promise<LedgerCheck> | undefined;
+  private result: LedgerCheck | undefined;
+  /** The row of a message the ledger does not know yet. */
+  readonly fresh: RecordDraft;
+
+  constructor(
+    private readonly services: DeliveryServices,
+    private readonly decoded: Decoded,
+    readonly id: string,
+    private readonly meta: QueueMeta,
+    private readonly now: number,
+  ) {
+    this.fresh = {
+      id,
+      attempts: 0,
+      deferrals: 0,
+      firstSeenAt: (meta.insertedAt ?? new Date(now)).toISOString(),
+      queueMessageId: meta.queueMessageId,
+    };
+  }
+
+  /** The ledger has been read (by check()). */
+  get loaded(): LedgerCheck | undefined {
+    return this.result;
+  }
+
+  /** Reads the row once and settles what it says (a duplicate, another attempt's claim); see checkLedger. */
+  check(): Promise<LedgerCheck> {
+    this.checked ??= checkLedger(this.services, this.decoded, this.id, this.meta, this.now).then((result) => {
+      this.result = result;
+      return result;
+    });
+    return this.checked;
+  }
+}
+
+/**
  * What the ledger already knows of this message id, before anything else happens: sent or failed (a duplicate:
  * acknowledged, never sent again), an outcome this instance could not record yet, or a `sending` claim of
  * another attempt (still running: look again later; dead: the mail may have gone out, so it is not resent).

@@ -6,6 +6,7 @@ import type { SentInfo } from '../smtp/accountSender';
 import type { DeliveryRecord } from '../storage/deliveryLedger';
 import type { DeliveryOutcome, DeliveryServices, RecordDraft } from './deliveryServices';
 import type { DeferredCode, FailedCode } from './outcomeCodes';
+import { describeMaxAge } from './policy';
 
 /** The three ends of an attempt: sent, failed for good, or deferred (still queued, back after a delay). */
 
@@ -25,6 +26,8 @@ export async function defer(
   options: DeferOptions,
 ): Promise<DeliveryOutcome> {
   const { code, reason } = options;
+  // Waited long enough: a message's age is judged on its ledger row, which a copy on the queue does not carry.
+  if (Date.now() - Date.parse(record.firstSeenAt) > services.policy.maxAgeMs) return expire(services, record, reason);
   const seconds = Math.min(7 * 24 * 3600 - 60, Math.max(1, Math.ceil(options.delayMs / 1000)));
   const nextAttemptAt = new Date(Date.now() + seconds * 1000).toISOString();
   const copy = await services.outbox.sendMessage(encodeQueueJson({ ...message, id: record.id }), {
@@ -107,6 +110,17 @@ export async function fail(
   return 'failed';
 }
 
+/** Fails a message that waited longer than the policy allows. */
+export function expire(services: DeliveryServices, record: RecordDraft, lastReason?: string): Promise<DeliveryOutcome> {
+  return fail(
+    services,
+    record,
+    'expired',
+    // The last reason is a sentence of its own ("... Authorize the mailbox again."): no second full stop.
+    `The message waited more than ${describeMaxAge(services.policy.maxAgeMs)} without being sent (MESSAGE_EXPIRY_DAYS)${lastReason ? `; last reason: ${lastReason.replace(/\.$/, '')}` : ''}.`,
+  );
+}
+
 export async function recordSent(services: DeliveryServices, claim: RecordDraft, sent: SentInfo): Promise<DeliveryOutcome> {
   const done: DeliveryRecord = {
     ...claim,
@@ -139,18 +153,20 @@ export async function recordSent(services: DeliveryServices, claim: RecordDraft,
 /** The end of a message: the result event first, then the ledger (a crash between them repeats the event, never the mail). */
 export async function finish(services: DeliveryServices, record: DeliveryRecord): Promise<void> {
   if (record.status !== 'sent' && record.status !== 'failed') throw new Error('finish() needs a final status');
-  await publishResult(services.results, {
-    version: 1,
-    id: record.id,
-    status: record.status,
-    attempts: record.attempts,
-    at: new Date().toISOString(),
-    ...(record.account ? { account: record.account } : {}),
-    ...(record.code ? { code: record.code } : {}),
-    ...(record.reason ? { reason: record.reason } : {}),
-    ...(record.smtpReply ? { smtpReply: record.smtpReply } : {}),
-    ...(record.messageId ? { messageId: record.messageId } : {}),
-  });
+  const publish = services.resultEvents === 'all' || (services.resultEvents === 'failures' && record.status === 'failed');
+  if (publish)
+    await publishResult(services.results, {
+      version: 1,
+      id: record.id,
+      status: record.status,
+      attempts: record.attempts,
+      at: new Date().toISOString(),
+      ...(record.account ? { account: record.account } : {}),
+      ...(record.code ? { code: record.code } : {}),
+      ...(record.reason ? { reason: record.reason } : {}),
+      ...(record.smtpReply ? { smtpReply: record.smtpReply } : {}),
+      ...(record.messageId ? { messageId: record.messageId } : {}),
+    });
   const { updatedAt: _updatedAt, etag: _etag, ...row } = record;
   await services.ledger.record(row);
 }

@@ -18,6 +18,8 @@ export interface DeliveryPolicy {
   /** Idle SMTP connections are closed (and their slot given back) after this. */
   connectionIdleMs: number;
   smtpTimeouts: { connectionMs: number; greetingMs: number; socketMs: number };
+  /** The window of `messagesPerMinute` (a minute; tests and benchmarks compress time with a shorter one). */
+  rateWindowMs?: number;
 }
 
 const MINUTE = 60_000;

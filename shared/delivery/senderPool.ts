@@ -23,22 +23,31 @@ export class SenderPool {
   senderFor(account: Account): AccountSender {
     let sender = this.senders.get(account.id);
     if (!sender) {
-      const slots = new ConnectionSlots(this.leases, account.id, () => account.limits.concurrentConnections, this.holder);
+      // Two account ids for one mailbox share its connection limit: the slots are the mailbox's.
+      const slots = new ConnectionSlots(
+        this.leases,
+        mailboxKey(account),
+        () => account.limits.concurrentConnections,
+        this.holder,
+      );
       sender = new AccountSender(account, slots, { idleMs: this.policy.connectionIdleMs, timeouts: this.policy.smtpTimeouts });
       this.senders.set(account.id, sender);
     }
     return sender;
   }
 
+  /** The rate budget of the account's mailbox: shared by every account id that authenticates as it. */
   budgetFor(account: Account): RateBudget {
-    let budget = this.budgets.get(account.id);
+    const key = mailboxKey(account);
+    let budget = this.budgets.get(key);
     if (!budget) {
-      budget = new RateBudget(this.leases, account.id, () => ({
-        perWindow: account.limits.messagesPerMinute,
-        windowMs: 60_000,
+      const windowMs = this.policy.rateWindowMs ?? 60_000;
+      budget = new RateBudget(this.leases, key, () => ({
+        perWindow: Math.max(1, Math.round((account.limits.messagesPerMinute * windowMs) / 60_000)),
+        windowMs,
         ...(account.limits.recipientsPerDay ? { recipientsPerDay: account.limits.recipientsPerDay } : {}),
       }));
-      this.budgets.set(account.id, budget);
+      this.budgets.set(key, budget);
     }
     return budget;
   }
@@ -52,4 +61,13 @@ export class SenderPool {
   async close(): Promise<void> {
     await Promise.all([...this.senders.values()].map((sender) => sender.close()));
   }
+}
+
+/**
+ * The provider's limits belong to the mailbox, the user that authenticates at the provider's SMTP server, not to
+ * our account id: `provider:host:user`, made safe for a table key (no / \ # ? or control characters).
+ */
+export function mailboxKey(account: Account): string {
+  const key = `${account.provider}:${account.smtp.host}:${account.user.toLowerCase()}`;
+  return key.replace(/[%/\\#?\x00-\x1f\x7f]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase()}`);
 }

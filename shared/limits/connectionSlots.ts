@@ -18,7 +18,8 @@ export class ConnectionSlots {
 
   constructor(
     private readonly table: TableClient,
-    private readonly accountId: string,
+    /** Whose slots: the mailbox, not the account id (see mailboxKey in delivery/senderPool.ts). */
+    private readonly key: string,
     private readonly limit: () => number,
     private readonly holder: string,
     options: SlotOptions = {},
@@ -99,7 +100,7 @@ export class ConnectionSlots {
   onLost?: (slot: number) => void;
 
   private partition(): string {
-    return `slots-${this.accountId}`;
+    return `slots-${this.key}`;
   }
 
   private startRenewing(): void {

@@ -14,11 +14,34 @@ export interface RateLimits {
   recipientsPerDay?: number;
 }
 
-export type RateGrant = { ok: true } | { ok: false; retryAfterMs: number; reason: string };
+export type RateGrant =
+  | { ok: true }
+  | {
+      ok: false;
+      retryAfterMs: number;
+      reason: string;
+      /** A place in the waiting line was reserved for the message: come back at `retryAfterMs` and present it. */
+      reservedAt?: number;
+      /** The caller did not say whether it holds a place in the line (see Ticket): ask again with one. */
+      needsTicket?: true;
+    };
+
+/**
+ * What a caller knows of its place in the waiting line. Without a ticket the budget is a plain sliding window.
+ * With one, a message that holds no place may take budget only while nobody waits; otherwise it gets the next free
+ * send slot (its place in the line) and comes back then; at its slot it goes before every newcomer.
+ */
+export interface Ticket {
+  /** False: the caller has not looked (a refusal then asks it to, instead of reserving). */
+  known: boolean;
+  /** The slot the message reserved earlier (epoch ms), if it holds one. */
+  reservedAt?: number;
+}
 
 interface Waiter {
   recipients: number;
   deadline: number;
+  ticket: Ticket | undefined;
   resolve(grant: RateGrant): void;
 }
 
@@ -26,7 +49,14 @@ interface Row {
   etag?: string;
   buckets: Array<[number, number]>;
   dayBuckets: Array<[number, number]>;
+  /** The last reserved send slot of the waiting line (epoch ms); 0: nobody waits. */
+  line: number;
 }
+
+/** A reservation is honoured from this long before its slot (queue visibility has a granularity of a second). */
+const EARLY_MS = 2_000;
+/** How long a caller with a ticket waits in-process for the window, at most; longer waits take a place in line. */
+const TICKET_WAIT_MS = 2_500;
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -36,10 +66,15 @@ export class RateBudget {
   private draining = false;
   private readonly bucketMs: number;
   private readonly guardMs: number;
+  /** Budget this instance took ahead (counted in the shared row already), granted without a round trip. */
+  private spare = { count: 0, until: 0 };
+  /** Ends the drain's wait for the window early. */
+  private wake: (() => void) | undefined;
 
   constructor(
     private readonly table: TableClient,
-    private readonly accountId: string,
+    /** Whose budget: the provider's limits belong to the mailbox (see mailboxKey), not to an account id. */
+    private readonly key: string,
     private readonly limits: () => RateLimits,
     options: { bucketMs?: number; guardMs?: number } = {},
   ) {
@@ -48,12 +83,27 @@ export class RateBudget {
     this.guardMs = options.guardMs ?? Math.min(2_000, Math.max(250, Math.floor(windowMs / 100)));
   }
 
-  /** Takes one message (with `recipients` recipients) from the budget, waiting at most `maxWaitMs`. */
-  acquire(recipients: number, maxWaitMs: number): Promise<RateGrant> {
+  /**
+   * Takes one message (with `recipients` recipients) from the budget, waiting at most `maxWaitMs`. With a
+   * `ticket`, a message that must wait is given a place in the line (see Ticket) instead of a common retry time.
+   */
+  acquire(recipients: number, maxWaitMs: number, ticket?: Ticket): Promise<RateGrant> {
+    if (this.spare.count > 0 && Date.now() < this.spare.until && this.waiters.length === 0) {
+      this.spare.count--;
+      return Promise.resolve({ ok: true });
+    }
     return new Promise((resolve) => {
-      this.waiters.push({ recipients, deadline: Date.now() + maxWaitMs, resolve });
+      this.waiters.push({ recipients, deadline: Date.now() + maxWaitMs, ticket, resolve });
+      // A drain waiting for the window to free wakes up for a newcomer: it may be refused (or given a place) now.
       if (!this.draining) void this.drain();
+      else this.wake?.();
     });
+  }
+
+  /** Time between two send slots of the line: slots so spaced never put more than the budget in a window. */
+  get slotMs(): number {
+    const { perWindow, windowMs } = this.limits();
+    return Math.ceil((windowMs + this.bucketMs + this.guardMs) / perWindow);
   }
 
   private async drain(): Promise<void> {
@@ -61,7 +111,16 @@ export class RateBudget {
     try {
       while (this.waiters.length > 0) {
         const waitMs = await this.grantOnce();
-        if (waitMs > 0) await sleep(waitMs);
+        if (waitMs > 0)
+          await new Promise<void>((resolve) => {
+            const wake = () => {
+              clearTimeout(timer);
+              this.wake = undefined;
+              resolve();
+            };
+            const timer = setTimeout(wake, waitMs);
+            this.wake = wake;
+          });
       }
     } catch (error) {
       for (const waiter of this.waiters.splice(0)) {
@@ -85,12 +144,24 @@ export class RateBudget {
     const dayBuckets = row.dayBuckets.filter(([start]) => start + HOUR + DAY > now);
     let used = buckets.reduce((sum, [, count]) => sum + count, 0);
     let dayUsed = dayBuckets.reduce((sum, [, count]) => sum + count, 0);
+    // Somebody holds a later slot: newcomers queue behind them.
+    const lineWaits = row.line > now;
+    const holdsSlot = (w: Waiter) => w.ticket?.reservedAt !== undefined && w.ticket.reservedAt <= now + EARLY_MS;
+    const mayTake = (w: Waiter) => !w.ticket || !lineWaits || holdsSlot(w);
 
     const granted: Waiter[] = [];
-    while (this.waiters.length > 0 && used < perWindow) {
-      const waiter = this.waiters[0]!;
+    const left: Waiter[] = [];
+    // Holders of a slot first, oldest slot first; then everybody else in arrival order.
+    const order = [...this.waiters].sort(
+      (a, b) => Number(holdsSlot(b)) - Number(holdsSlot(a)) || (a.ticket?.reservedAt ?? 0) - (b.ticket?.reservedAt ?? 0),
+    );
+    this.waiters.length = 0;
+    for (const waiter of order) {
+      if (used >= perWindow || !mayTake(waiter)) {
+        left.push(waiter);
+        continue;
+      }
       if (recipientsPerDay !== undefined && dayUsed + waiter.recipients > recipientsPerDay) {
-        this.waiters.shift();
         const oldest = dayBuckets[0]?.[0] ?? now;
         waiter.resolve({
           ok: false,
@@ -99,56 +170,94 @@ export class RateBudget {
         });
         continue;
       }
-      this.waiters.shift();
       granted.push(waiter);
       used += 1;
       dayUsed += waiter.recipients;
     }
 
-    if (granted.length > 0) {
-      const bucket = Math.floor(now / this.bucketMs) * this.bucketMs;
-      const hour = Math.floor(now / HOUR) * HOUR;
-      addTo(buckets, bucket, granted.length);
-      addTo(
-        dayBuckets,
-        hour,
-        granted.reduce((sum, w) => sum + w.recipients, 0),
-      );
-      if (await this.write(row.etag, buckets, dayBuckets)) {
-        for (const waiter of granted) waiter.resolve({ ok: true });
+    // Nobody waits and most of the window is free: take some budget ahead, so that the next messages of this
+    // instance need no round trip. It is counted at the end of its short life, which only ever counts it late.
+    let spare = 0;
+    const spareLifeMs = Math.min(5_000, Math.floor(windowMs / 12));
+    if (
+      granted.length > 0 &&
+      left.length === 0 &&
+      !lineWaits &&
+      recipientsPerDay === undefined &&
+      spareLifeMs > this.guardMs + this.bucketMs
+    ) {
+      const room = Math.floor(perWindow / 2) - used;
+      spare = Math.min(500, Math.floor(perWindow / 20), Math.max(0, room));
+      if (spare < 10) spare = 0;
+    }
+
+    // Who must wait longer than it may is refused now; with a ticket, that is a place in the line.
+    const freeAt = used < perWindow ? now : (buckets[0]?.[0] ?? now) + this.bucketMs + windowMs + this.guardMs;
+    const mustGo: Waiter[] = [];
+    const stay: Waiter[] = [];
+    for (const waiter of left) {
+      const waitMs = Math.max(1, (mayTake(waiter) ? freeAt : Math.max(freeAt, row.line)) - now);
+      // With a ticket, a long wait is spent in the queue, not in an invocation that other mailboxes' messages need.
+      const deadline = waiter.ticket ? Math.min(waiter.deadline, now + TICKET_WAIT_MS) : waiter.deadline;
+      if (deadline < now + waitMs || (waiter.ticket && !mayTake(waiter))) mustGo.push(waiter);
+      else stay.push(waiter);
+    }
+    let line = row.line;
+    const places = new Map<Waiter, number>();
+    for (const waiter of mustGo) {
+      if (!waiter.ticket?.known || holdsSlot(waiter)) continue;
+      line = Math.max(line + this.slotMs, freeAt, now);
+      places.set(waiter, line);
+    }
+
+    if (granted.length > 0 || places.size > 0 || spare > 0) {
+      if (granted.length > 0 || spare > 0) {
+        const bucket = Math.floor(now / this.bucketMs) * this.bucketMs;
+        const hour = Math.floor(now / HOUR) * HOUR;
+        addTo(buckets, bucket, granted.length);
+        if (spare > 0) addTo(buckets, Math.floor((now + spareLifeMs) / this.bucketMs) * this.bucketMs, spare);
+        addTo(
+          dayBuckets,
+          hour,
+          granted.reduce((sum, w) => sum + w.recipients, 0),
+        );
+      }
+      if (!(await this.write(row.etag, buckets, dayBuckets, line))) {
+        this.waiters.push(...order); // lost the race: read again
         return 0;
       }
-      this.waiters.unshift(...granted); // lost the race: read again
-      return 0;
+      if (spare > 0) this.spare = { count: spare, until: now + spareLifeMs - this.guardMs };
     }
-    if (this.waiters.length === 0) return 0;
-
-    const nextFree = (buckets[0]?.[0] ?? now) + this.bucketMs + windowMs + this.guardMs - now;
-    const waitMs = Math.max(1, nextFree);
-    for (let i = this.waiters.length - 1; i >= 0; i--) {
-      const waiter = this.waiters[i]!;
-      if (waiter.deadline < now + waitMs) {
-        this.waiters.splice(i, 1);
-        waiter.resolve({
-          ok: false,
-          retryAfterMs: waitMs,
-          reason: `The account's budget of ${perWindow} messages per ${Math.round(windowMs / 1000)} s is used up.`,
-        });
-      }
+    for (const waiter of granted) waiter.resolve({ ok: true });
+    const reason = `The account's budget of ${perWindow} messages per ${Math.round(windowMs / 1000)} s is used up.`;
+    for (const waiter of mustGo) {
+      const place = places.get(waiter);
+      if (place !== undefined) waiter.resolve({ ok: false, retryAfterMs: place - now, reason, reservedAt: place });
+      else if (waiter.ticket && !waiter.ticket.known) waiter.resolve({ ok: false, retryAfterMs: 0, reason, needsTicket: true });
+      // Without a ticket, or holding a slot already (kept: it stays first in the line), retry once the window frees.
+      else waiter.resolve({ ok: false, retryAfterMs: Math.max(1, freeAt - now), reason });
     }
-    return this.waiters.length > 0 ? waitMs : 0;
+    // Callers that came while the row was written have not been looked at yet: at once, not after the wait.
+    const newcomers = this.waiters.length;
+    this.waiters.push(...stay);
+    if (this.waiters.length === 0 || newcomers > 0 || granted.length > 0) return 0;
+    return Math.max(1, freeAt - now);
   }
 
   private async read(): Promise<Row> {
     try {
-      const entity = await this.table.getEntity<{ buckets?: string; dayBuckets?: string }>(this.partition(), 'window');
+      const entity = await this.table.getEntity<{ buckets?: string; dayBuckets?: string; line?: number }>(
+        this.partition(),
+        'window',
+      );
       return {
         etag: entity.etag,
         buckets: JSON.parse(entity.buckets ?? '[]') as Array<[number, number]>,
         dayBuckets: JSON.parse(entity.dayBuckets ?? '[]') as Array<[number, number]>,
+        line: Number(entity.line ?? 0),
       };
     } catch (error) {
-      if (error instanceof RestError && error.statusCode === 404) return { buckets: [], dayBuckets: [] };
+      if (error instanceof RestError && error.statusCode === 404) return { buckets: [], dayBuckets: [], line: 0 };
       throw error;
     }
   }
@@ -157,12 +266,14 @@ export class RateBudget {
     etag: string | undefined,
     buckets: Array<[number, number]>,
     dayBuckets: Array<[number, number]>,
+    line: number,
   ): Promise<boolean> {
     const entity = {
       partitionKey: this.partition(),
       rowKey: 'window',
       buckets: JSON.stringify(buckets),
       dayBuckets: JSON.stringify(dayBuckets),
+      line,
     };
     try {
       if (etag) await this.table.updateEntity(entity, 'Replace', { etag });
@@ -175,16 +286,16 @@ export class RateBudget {
   }
 
   private partition(): string {
-    return `rate-${this.accountId}`;
+    return `rate-${this.key}`;
   }
 }
 
 function addTo(buckets: Array<[number, number]>, start: number, count: number): void {
-  const last = buckets[buckets.length - 1];
-  if (last && last[0] === start) last[1] += count;
-  else buckets.push([start, count]);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  if (count === 0) return;
+  const same = buckets.find(([at]) => at === start);
+  if (same) same[1] += count;
+  else {
+    buckets.push([start, count]);
+    buckets.sort((a, b) => a[0] - b[0]);
+  }
 }
