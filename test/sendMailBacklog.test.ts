@@ -232,6 +232,6 @@ describe('a message that waited too long', () => {
     const row = await h.ledger('old-2');
     assert.equal(row?.status, 'failed');
     assert.equal(row?.code, 'expired');
-    assert.match(row?.reason ?? '', /waited more than 168 hours/);
+    assert.match(row?.reason ?? '', /waited more than 7 days/);
   });
 });
