@@ -13,6 +13,8 @@ export interface SlotOptions {
 export class ConnectionSlots {
   private readonly held = new Map<number, string>(); // slot → etag
   private renewTimer: NodeJS.Timeout | undefined;
+  /** The renewal in flight: it gives the rows new ETags, so a release waits for it. */
+  private renewing: Promise<void> | undefined;
   private readonly leaseMs: number;
   private readonly renewEveryMs: number;
 
@@ -63,12 +65,25 @@ export class ConnectionSlots {
   }
 
   async release(slot: number): Promise<void> {
+    if (!this.held.has(slot)) return;
+    await this.renewing;
     const etag = this.held.get(slot);
     if (etag === undefined) return;
     this.held.delete(slot);
     if (this.held.size === 0) this.stopRenewing();
     try {
       await this.table.deleteEntity(this.partition(), String(slot), { etag });
+    } catch (error) {
+      if (!(error instanceof RestError) || error.statusCode !== 412) return; // gone: nothing to give back
+      // Changed since: still ours (a renewal raced the release), or taken over after our lease expired.
+      await this.deleteIfStillOurs(slot);
+    }
+  }
+
+  private async deleteIfStillOurs(slot: number): Promise<void> {
+    try {
+      const row = await this.table.getEntity<{ holder?: string }>(this.partition(), String(slot));
+      if (row.holder === this.holder) await this.table.deleteEntity(this.partition(), String(slot), { etag: row.etag });
     } catch {
       // Lost or already gone: the lease expires by itself.
     }
@@ -105,7 +120,10 @@ export class ConnectionSlots {
 
   private startRenewing(): void {
     if (this.renewTimer) return;
-    this.renewTimer = setInterval(() => void this.renew(), this.renewEveryMs);
+    this.renewTimer = setInterval(() => {
+      if (this.renewing) return;
+      this.renewing = this.renew().finally(() => (this.renewing = undefined));
+    }, this.renewEveryMs);
     this.renewTimer.unref();
   }
 
