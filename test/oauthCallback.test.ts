@@ -302,6 +302,17 @@ describe('callback: refusals, one per attack', () => {
     assert.match(textOf(page.body), /Provider error access_denied/);
   });
 
+  test('refuses an error named after an object property (constructor, __proto__) as an unknown provider error', async () => {
+    for (const error of ['constructor', '__proto__', 'toString']) {
+      const writes = bench.writes();
+      const started = await app.start('mailbox');
+      const url = await app.signIn(started.authorizeUrl, ALICE, { denyConsent: true });
+      url.searchParams.set('error', error);
+      const page = await app.callback(url, started.cookie);
+      await assertRefused(page, 'provider_error', 400, writes);
+    }
+  });
+
   test('refuses consent_required and explains that an administrator must approve the app', async () => {
     const started = await app.start('mailbox');
     const url = await app.signIn(started.authorizeUrl, ALICE, { denyConsent: true });

@@ -345,3 +345,11 @@ describe('transport and server trouble', () => {
     assert.match(failure.reason, /Start the authorization again/);
   });
 });
+
+test('an error named after an object property is an unknown error, not a crash', () => {
+  for (const error of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+    const failure = classifyTokenEndpointError({ error, error_codes: [0] }, { provider: 'microsoft' });
+    assert.equal(failure.kind, 'config', error);
+    assert.equal(failure.code, error);
+  }
+});

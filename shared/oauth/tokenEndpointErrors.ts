@@ -77,7 +77,7 @@ export function classifyTokenEndpointError(error: unknown, context: ClassifyCont
     return { kind: rule.kind, code: oauthError, providerCode: `AADSTS${code}`, reason: reasonOf(rule, context), ...statusPart };
   }
   const providerCode = found.codes.length > 0 ? { providerCode: `AADSTS${found.codes.at(-1)}` } : {};
-  const rule = OAUTH_ERRORS[oauthError];
+  const rule = Object.hasOwn(OAUTH_ERRORS, oauthError) ? OAUTH_ERRORS[oauthError] : undefined;
   if (rule) return { kind: rule.kind, code: oauthError, reason: reasonOf(rule, context), ...providerCode, ...statusPart };
   if (isServerTrouble(status)) {
     return {
@@ -103,7 +103,7 @@ function reasonOf(rule: Rule, context: ClassifyContext): string {
 /** The AADSTS code that decides: the first one we know (70002 "error validating credentials" is generic), else none. */
 function decidingMicrosoftCode(codes: number[]): { code: number; rule: Rule } | undefined {
   for (const code of codes) {
-    const rule = MICROSOFT_CODES[code];
+    const rule = Object.hasOwn(MICROSOFT_CODES, code) ? MICROSOFT_CODES[code] : undefined;
     if (rule) return { code, rule };
   }
   return undefined;

@@ -64,7 +64,9 @@ export const noProviderError: CallbackCheck = (context) => {
       ...(adminConsentUrl ? { adminConsentUrl } : {}),
     };
   }
-  const [message, action] = explanations(account)[error] ?? UNKNOWN_ERROR;
+  // Own keys only: the provider's `error` is attacker-chosen (`constructor`, `__proto__`).
+  const known = explanations(account);
+  const [message, action] = (Object.hasOwn(known, error) ? known[error] : undefined) ?? UNKNOWN_ERROR;
   return { ok: false, code: 'provider_error', status: 400, account, message, action, ...fields };
 };
 
