@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --starttls] [-- --stages] [-- --only=raw,core,handler,budget,backlog,apprss,bundle]`
+ * `npm run bench [-- --quick] [-- --starttls] [-- --stages] [-- --only=raw,core,burst,handler,budget,backlog,apprss,relay,bundle]`
  *
  * Throughput, limits, memory and bundle of the send path on this machine, everything on loopback:
  * Azurite (child process), the XOAUTH2 budget sink (child process, test/support/budgetSmtp.ts) and, for the
@@ -7,7 +7,7 @@
  * value, target) and, as the last line, one JSON object with the headline numbers.
  *
  *   --quick      smaller runs, for CI smoke tests (well under a minute)
- *   --starttls   raw, core and handler over STARTTLS instead of plain SMTP
+ *   --starttls   raw, core, burst and handler over STARTTLS instead of plain SMTP
  *   --stages     time each stage of the handler (ledger, budget, SMTP, queues) and print where time goes
  *   --only=...   run only some parts (the JSON then has null for the others)
  *   --what-if=a,b    experiments that stand in for proposed changes of shared/ (the output says so):
@@ -29,6 +29,7 @@ import { startAzurite, type Azurite } from '../../local/peers/azurite';
 import { parseAccounts, type Account } from '../../shared/config';
 import { composeMail } from '../../shared/delivery/composeMail';
 import { DEFAULT_POLICY } from '../../shared/delivery/policy';
+import { mailboxKey } from '../../shared/delivery/senderPool';
 import { ConnectionSlots } from '../../shared/limits/connectionSlots';
 import { jsonMailMessageSchema, type JsonMailMessage } from '../../shared/message/messageSchema';
 import { QUEUES, TABLES } from '../../shared/names';
@@ -47,6 +48,7 @@ import type { SinkStats } from './sinkProcess';
 import { measureBacklog } from './backlog';
 import { measureAppRss } from './appRss';
 import { countStorageOps } from './storageOps';
+import { RELAY_TARGETS, runRelayBench } from './relayBench';
 
 // ---- settings ------------------------------------------------------------------------------------------
 
@@ -55,7 +57,10 @@ const QUICK = argv.includes('--quick');
 const SECURITY: 'plain' | 'starttls' = argv.includes('--starttls') ? 'starttls' : 'plain';
 const STAGES = argv.includes('--stages');
 const ONLY = new Set(
-  (argv.find((a) => a.startsWith('--only='))?.slice('--only='.length) ?? 'raw,core,handler,budget,backlog,apprss,bundle')
+  (
+    argv.find((a) => a.startsWith('--only='))?.slice('--only='.length) ??
+    'raw,core,burst,handler,budget,backlog,apprss,relay,bundle'
+  )
     .split(',')
     .filter(Boolean),
 );
@@ -93,6 +98,7 @@ const CFG = QUICK
 const BACKLOG = { perMinute: 600, windowMs: 6_000, bEveryMs: 1_000, outOfOrderPlaces: 100 };
 const CONNECTIONS = 3; // raw and core: SMTP connections
 const CLIENT_CONCURRENCY = 64; // raw and core: sends in flight
+const BURST_CONNECTIONS = 4; // burst: all N sends started at once over this many connections
 const HANDLER_CONCURRENCY = 16; // handler and budget workers: invocations in flight (host batchSize 16)
 const HANDLER_CONNECTIONS = 4;
 const WORKERS = 3;
@@ -101,6 +107,7 @@ const ALLOWED = (CFG.perWindow * DURATION_MS) / CFG.windowMs;
 
 const TARGETS = {
   coreRatio: 0.9,
+  burstRatio: 0.9,
   handler: 200,
   budgetRatio: 0.95,
   throttleReplies: 0,
@@ -310,6 +317,128 @@ async function measureRawCore(sink: Sink, storage: StorageClients) {
     if (a.errors) notes.push(`raw round ${r}: ${a.errors} errors (${a.firstError})`);
     if (b.errors || b.busy) notes.push(`core round ${r}: ${b.errors} errors, ${b.busy} no-lane (${b.firstError ?? ''})`);
     progress(`raw ${round(a.rate)} msg/s, core ${round(b.rate)} msg/s (round ${r + 1}/${CFG.rounds})`);
+  }
+  return {
+    raw: median(raw.map((x) => x.rate)),
+    core: median(core.map((x) => x.rate)),
+    rawCpu: median(raw.map((x) => x.cpuMsPerMsg)),
+    coreCpu: median(core.map((x) => x.cpuMsPerMsg)),
+    rawRounds: raw.map((x) => x.rate),
+    coreRounds: core.map((x) => x.rate),
+    notes,
+  };
+}
+
+/** Starts every one of `n` sends at once (a burst) and waits for all of them. */
+async function burst(
+  n: number,
+  fn: (i: number) => Promise<boolean>,
+): Promise<{ ms: number; cpuMsPerMsg: number; errors: number; busy: number; firstError?: string }> {
+  let errors = 0;
+  let busy = 0;
+  let firstError: string | undefined;
+  const started = performance.now();
+  const cpu = process.cpuUsage();
+  await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      fn(i).then(
+        (ok) => {
+          if (!ok) busy++;
+        },
+        (error: unknown) => {
+          errors++;
+          firstError ??= (error as Error).message;
+        },
+      ),
+    ),
+  );
+  const ms = performance.now() - started;
+  return { ms, cpuMsPerMsg: cpuMs(process.cpuUsage(cpu)) / n, errors, busy, ...(firstError ? { firstError } : {}) };
+}
+
+async function rawBurstRun(port: number, ca: string | undefined, n: number, user: string): Promise<RunResult> {
+  const transport = nodemailer.createTransport({
+    pool: true,
+    maxConnections: BURST_CONNECTIONS,
+    host: '127.0.0.1',
+    port,
+    secure: false,
+    ignoreTLS: SECURITY === 'plain',
+    requireTLS: SECURITY === 'starttls',
+    tls: { minVersion: 'TLSv1.2', ...(ca ? { ca } : {}) },
+    auth: { type: 'OAuth2', user, accessToken: tokenFor('bench') },
+    logger: false,
+    debug: false,
+  } as SMTPPool.Options);
+  const result = await burst(n, async (i) => {
+    await transport.sendMail({ from: user, to: 'rcpt@example.com', subject: `Benchmark message ${i}`, text: TEXT });
+    return true;
+  });
+  transport.close();
+  return { rate: ((n - result.errors) / result.ms) * 1000, ...result };
+}
+
+/** AccountSender built as SenderPool builds it: the mailbox's connection slots in table `leases`, the policy's timeouts. */
+async function coreBurstRun(storage: StorageClients, account: Account, n: number, tag: string): Promise<RunResult> {
+  const slots = new ConnectionSlots(
+    storage.table(TABLES.leases),
+    mailboxKey(account),
+    () => account.limits.concurrentConnections,
+    `bench-${process.pid}-burst-${tag}`,
+  );
+  const sender = new AccountSender(account, slots, {
+    idleMs: DEFAULT_POLICY.connectionIdleMs,
+    timeouts: DEFAULT_POLICY.smtpTimeouts,
+  });
+  const token = { accessToken: tokenFor(account.id), expiresAt: Date.now() + 3_600_000 };
+  const messages = Array.from({ length: n }, (_, i) => message(i));
+  const result = await burst(n, async (i) => {
+    const composed = composeMail(account, `burst-${tag}-${i}`, messages[i]!, []);
+    const sent = await sender.send(composed.options, token, DEFAULT_POLICY.maxInProcessWaitMs);
+    return sent.ok;
+  });
+  await sender.close();
+  return { rate: ((n - result.errors - result.busy) / result.ms) * 1000, ...result };
+}
+
+async function measureBurst(sink: Sink, storage: StorageClients) {
+  const { port } = await sink.start({ security: SECURITY });
+  const tls = SECURITY === 'starttls' ? await loadTestTls() : undefined;
+  const { caPath } = await ensureTestCaFiles();
+  const [account] = parseAccounts([
+    testAccount({
+      id: 'burst',
+      port,
+      smtp: { security: SECURITY, caFile: caPath },
+      rateLimit: { concurrentConnections: BURST_CONNECTIONS },
+    }),
+  ]);
+  const user = account!.user;
+  await rawBurstRun(port, tls?.caPem, CFG.warmup, user);
+  await coreBurstRun(storage, account!, CFG.warmup, 'warmup');
+  const raw: RunResult[] = [];
+  const core: RunResult[] = [];
+  const notes: string[] = [];
+  for (let r = 0; r < CFG.rounds; r++) {
+    const runRaw = () => rawBurstRun(port, tls?.caPem, CFG.n, user);
+    const runCore = () => coreBurstRun(storage, account!, CFG.n, `r${r}`);
+    let a: RunResult;
+    let b: RunResult;
+    if (r % 2 === 0) {
+      a = await runRaw();
+      b = await runCore();
+    } else {
+      b = await runCore();
+      a = await runRaw();
+    }
+    raw.push(a);
+    core.push(b);
+    if (a.errors) notes.push(`raw burst round ${r}: ${a.errors} errors (${a.firstError})`);
+    if (b.errors || b.busy)
+      notes.push(
+        `core burst round ${r}: ${b.errors} errors, ${b.busy} found no connection within ${DEFAULT_POLICY.maxInProcessWaitMs} ms (${b.firstError ?? ''})`,
+      );
+    progress(`burst: raw ${round(a.rate)} msg/s, core ${round(b.rate)} msg/s (round ${r + 1}/${CFG.rounds})`);
   }
   return {
     raw: median(raw.map((x) => x.rate)),
@@ -620,6 +749,9 @@ type ReportKey =
   | 'raw_msgs_per_s'
   | 'core_msgs_per_s'
   | 'core_raw_ratio'
+  | 'raw_burst_msgs_per_s'
+  | 'core_burst_msgs_per_s'
+  | 'core_burst_ratio'
   | 'handler_msgs_per_s'
   | 'budget_ratio'
   | 'throttle_replies'
@@ -633,11 +765,17 @@ type ReportKey =
   | 'b_p50_s'
   | 'b_p95_s'
   | 'out_of_order_share'
-  | 'next_attempt_late_s_max';
+  | 'next_attempt_late_s_max'
+  | 'relay_msgs_per_s'
+  | 'relay_p95_ms'
+  | 'relay_rss_mb';
 const report: Record<ReportKey, number | null> = {
   raw_msgs_per_s: null,
   core_msgs_per_s: null,
   core_raw_ratio: null,
+  raw_burst_msgs_per_s: null,
+  core_burst_msgs_per_s: null,
+  core_burst_ratio: null,
   handler_msgs_per_s: null,
   budget_ratio: null,
   throttle_replies: null,
@@ -652,6 +790,9 @@ const report: Record<ReportKey, number | null> = {
   b_p95_s: null,
   out_of_order_share: null,
   next_attempt_late_s_max: null,
+  relay_msgs_per_s: null,
+  relay_p95_ms: null,
+  relay_rss_mb: null,
 };
 const lines: string[] = [];
 const details: string[] = [];
@@ -668,8 +809,9 @@ const watchdog = setTimeout(() => {
 }, WATCHDOG_MINUTES * 60_000);
 watchdog.unref();
 
+let stackConnectionString: string | undefined;
 try {
-  const needsStack = ['raw', 'core', 'handler', 'budget', 'backlog', 'apprss'].some((part) => ONLY.has(part));
+  const needsStack = ['raw', 'core', 'burst', 'handler', 'budget', 'backlog', 'apprss'].some((part) => ONLY.has(part));
   if (needsStack) {
     const sinkChild = spawnChild('test/bench/sinkProcess.ts');
     cleanups.push(() => sinkChild.stop());
@@ -681,6 +823,7 @@ try {
     progress('starting Azurite and the SMTP sink');
     const azurite = await startAzurite();
     cleanups.push(() => azurite.stop());
+    stackConnectionString = azurite.connectionString;
     const storage = createStorageClients({ MailStorage: azurite.connectionString });
     await storage.ensureCreated();
 
@@ -699,6 +842,21 @@ try {
         `client CPU per message (median): raw ${rc.rawCpu.toFixed(3)} ms, core ${rc.coreCpu.toFixed(3)} ms (core/raw ${(rc.coreCpu / rc.rawCpu).toFixed(2)})`,
       );
       details.push(...rc.notes);
+    }
+
+    if (ONLY.has('burst')) {
+      progress(`burst: ${CFG.n} messages started at once, ${BURST_CONNECTIONS} connections, ${CFG.rounds} round(s)`);
+      const b = await measureBurst(sink, storage);
+      report.raw_burst_msgs_per_s = round(b.raw);
+      report.core_burst_msgs_per_s = round(b.core);
+      report.core_burst_ratio = round(b.core / b.raw, 3);
+      details.push(
+        `burst rounds (msg/s): raw ${b.rawRounds.map((r) => round(r)).join(', ')}; core ${b.coreRounds.map((r) => round(r)).join(', ')}`,
+      );
+      details.push(
+        `burst client CPU per message (median): raw ${b.rawCpu.toFixed(3)} ms, core ${b.coreCpu.toFixed(3)} ms (core/raw ${(b.coreCpu / b.rawCpu).toFixed(2)})`,
+      );
+      details.push(...b.notes);
     }
 
     if (ONLY.has('handler')) {
@@ -805,6 +963,21 @@ try {
     sinkRssPeak = (await sink.stats().catch(() => undefined))?.rssMbPeak ?? 0;
   }
 
+  if (ONLY.has('relay')) {
+    // Builds its own bundle of the relay (relay/build.mjs) into a temporary directory; uses the stack's Azurite
+    // when there is one (it clears mail-outbox, so it runs after the parts above), else starts its own.
+    progress(`relay: ${QUICK ? 400 : 1500} messages of 100 KB from devices over STARTTLS`);
+    const r = await runRelayBench({
+      ...(QUICK ? { messages: 400, warmup: 50 } : {}),
+      ...(stackConnectionString ? { connectionString: stackConnectionString } : {}),
+      progress: (text) => progress(`relay: ${text}`),
+    });
+    report.relay_msgs_per_s = r.relay_msgs_per_s;
+    report.relay_p95_ms = r.relay_p95_ms;
+    report.relay_rss_mb = r.relay_rss_mb;
+    details.push(...r.details);
+  }
+
   if (ONLY.has('bundle')) {
     progress('bundle: size and load time');
     const bundle = await measureBundle();
@@ -838,10 +1011,12 @@ lines.push(
   'What is measured:',
   `  raw       ${CFG.n} small text messages through nodemailer's pool (maxConnections ${CONNECTIONS}, XOAUTH2) to the sink, ${CLIENT_CONCURRENCY} in flight; median of ${CFG.rounds} round(s) after a warm-up`,
   `  core      the same ${CFG.n} through composeMail + AccountSender.send (${CONNECTIONS} lanes, connection slots leased in Azurite), ${CLIENT_CONCURRENCY} in flight`,
+  `  burst     ${CFG.n} messages all started at once (Promise.all): raw through nodemailer's pool (maxConnections ${BURST_CONNECTIONS}), core through AccountSender (${BURST_CONNECTIONS} connection slots in Azurite, waiting up to ${DEFAULT_POLICY.maxInProcessWaitMs / 1000} s for a connection); median of ${CFG.rounds}`,
   `  handler   ${CFG.m} messages queued on mail-outbox, then the sendMail handler (ledger, budget, results, deletes on Azurite) with ${HANDLER_CONCURRENCY} invocations in flight; first receive → last delete`,
   `  budget    ${WORKERS} worker processes, one account, sink allowing 3 connections and ${CFG.perWindow} messages per ${CFG.windowMs / 1000} s (432 4.3.2 beyond); accepted within ${DURATION_MS / 1000} s ÷ allowed (${ALLOWED})`,
   `  backlog   ${CFG.backlog} messages for account A (${BACKLOG.perMinute}/min, time-compressed to a ${BACKLOG.windowMs / 1000} s window), one for B every ${BACKLOG.bEveryMs / 1000} s, sendMail with ${HANDLER_CONCURRENCY} in flight`,
   `  apprss    peak RSS of the built bundle in plain node (no TypeScript loader) running sendMail, ${HANDLER_CONCURRENCY} in flight`,
+  `  relay     ${QUICK ? 400 : 1500} messages of 100 KB from 8 pooled STARTTLS device connections through the relay's bundle (its own process) to blob + queue on Azurite; rate, p95 latency, the relay's peak RSS`,
   `  rss       peak resident memory of the bench process and the workers (all under tsx: see the breakdown below)`,
   `  bundle    dist/index.mjs size; import() time in a fresh node process, median of ${CFG.loads}`,
   '',
@@ -863,6 +1038,19 @@ row(
   fmt(report.core_raw_ratio),
   '≥ 0.9',
   verdict(report.core_raw_ratio, (v) => v >= TARGETS.coreRatio),
+);
+row('raw burst msg/s', fmt(report.raw_burst_msgs_per_s), '', '');
+row(
+  'core burst msg/s',
+  fmt(report.core_burst_msgs_per_s),
+  `≥ ${TARGETS.burstRatio} × raw`,
+  verdict(report.core_burst_ratio, (v) => v >= TARGETS.burstRatio),
+);
+row(
+  'burst core / raw',
+  fmt(report.core_burst_ratio),
+  `≥ ${TARGETS.burstRatio}`,
+  verdict(report.core_burst_ratio, (v) => v >= TARGETS.burstRatio),
 );
 row(
   'handler msg/s',
@@ -924,6 +1112,24 @@ row(
   fmt(report.next_attempt_late_s_max, ' s'),
   '≤ 60 s',
   verdict(report.next_attempt_late_s_max, (v) => v <= 60),
+);
+row(
+  'relay msg/s',
+  fmt(report.relay_msgs_per_s),
+  `≥ ${RELAY_TARGETS.msgsPerS}`,
+  verdict(report.relay_msgs_per_s, (v) => v >= RELAY_TARGETS.msgsPerS),
+);
+row(
+  'relay p95',
+  fmt(report.relay_p95_ms, ' ms'),
+  `≤ ${RELAY_TARGETS.p95Ms} ms`,
+  verdict(report.relay_p95_ms, (v) => v <= RELAY_TARGETS.p95Ms),
+);
+row(
+  'relay RSS peak',
+  fmt(report.relay_rss_mb, ' MB'),
+  `≤ ${RELAY_TARGETS.rssMb} MB`,
+  verdict(report.relay_rss_mb, (v) => v <= RELAY_TARGETS.rssMb),
 );
 row(
   'bundle size',
