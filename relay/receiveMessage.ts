@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Device } from './config';
-import { findHeaderEnd, headerFields, senderHeaders, withoutBcc } from './mimeHeaders';
+import { findHeaderEnd, headerFields, senderHeaders, withoutBcc } from '../shared/message/mimeHeaders';
 import { mimeBlobReference, type MimeStore, type MimeUpload } from './mimeStore';
 import { REPLIES, type Reply } from './replies';
 

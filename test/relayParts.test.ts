@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { parseRelayConfig } from '../relay/config';
 import { addressBytes, bestMatch, clientKey, inRange, parseIpRange } from '../relay/ipRanges';
 import { LoginThrottle } from '../relay/loginThrottle';
-import { findHeaderEnd, headerFields, senderHeaders, withoutBcc } from '../relay/mimeHeaders';
+import { findHeaderEnd, headerFields, senderHeaders, withoutBcc } from '../shared/message/mimeHeaders';
 import { hashPassword, passwordHashProblem, verifyPassword } from '../relay/passwordHash';
 import { checkSenderHeaders } from '../relay/receiveMessage';
 import { createStorageTarget } from '../relay/storageTarget';

@@ -5,7 +5,7 @@ import { MessageError } from '../errors';
 import type { MimeMailMessage } from '../message/messageSchema';
 import { readMimeBlob } from '../storage/mimeBlobs';
 import { checkRecipientCount, checkSender, megabytes, type ComposedMail } from './composeMail';
-import { decodeEncodedWords, headerValues, readHeaderBlock, withoutHeader } from './mimeHeaders';
+import { decodeEncodedWords, fieldValues, headerFields, withoutBcc } from '../message/mimeHeaders';
 
 /**
  * A finished MIME message (`mime.blob`), checked like a JSON message and sent byte for byte: the recipient
@@ -24,21 +24,21 @@ export async function composeMimeMail(
     tooLarge: (bytes) =>
       `The MIME message "${blob}" is ${megabytes(bytes)} MB; account "${account.id}" accepts at most ${megabytes(account.limits.maxMessageBytes)} MB.`,
   });
-  const fields = readHeaderBlock(raw);
+  const fields = headerFields(raw);
 
-  const from = addressesOf(headerValues(fields, 'from'));
+  const from = addressesOf(fieldValues(raw, fields, 'from'));
   if (from.length === 0)
     throw new MessageError('invalid_message', `The MIME message "${blob}" has no From header with an address.`);
   for (const address of from) checkSender(account, 'From', address);
-  for (const address of addressesOf(headerValues(fields, 'sender'))) checkSender(account, 'Sender', address);
+  for (const address of addressesOf(fieldValues(raw, fields, 'sender'))) checkSender(account, 'Sender', address);
   checkSender(account, 'Envelope sender', envelope.from);
 
-  const subject = headerValues(fields, 'subject')[0];
-  const messageId = /<[^<>\s]+>/.exec(headerValues(fields, 'message-id')[0] ?? '')?.[0];
+  const subject = fieldValues(raw, fields, 'subject')[0];
+  const messageId = /<[^<>\s]+>/.exec(fieldValues(raw, fields, 'message-id')[0] ?? '')?.[0];
   return {
     options: {
       envelope: { from: envelope.from, to: [...envelope.to] },
-      raw: withoutHeader(raw, fields, 'bcc'),
+      raw: withoutBcc(raw, fields),
       disableFileAccess: true,
       disableUrlAccess: true,
     },

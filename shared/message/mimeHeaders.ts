@@ -1,6 +1,7 @@
 /**
- * Reads the header section of a message as received, without re-encoding anything: the sender check needs the
- * From and Sender addresses, and a Bcc field is cut out by byte range so the rest stays byte for byte.
+ * Reads the header section of a MIME message as received, without re-encoding anything: the sender checks (in
+ * the relay and the send path) need the From and Sender addresses, and a Bcc field is cut out by byte range so
+ * the rest stays byte for byte.
  */
 import addressparser from 'nodemailer/lib/addressparser';
 
@@ -70,6 +71,11 @@ export function fieldValue(header: Buffer, field: HeaderField): string {
     .trim();
 }
 
+/** The unfolded values of every field called `name` (lower case). */
+export function fieldValues(header: Buffer, fields: readonly HeaderField[], name: string): string[] {
+  return fields.filter((f) => f.name === name).map((f) => fieldValue(header, f));
+}
+
 /** The mailbox addresses of an address field (groups flattened), lower-cased. */
 export function fieldAddresses(header: Buffer, field: HeaderField): string[] {
   return addressparser(fieldValue(header, field), { flatten: true })
@@ -98,8 +104,8 @@ export function senderHeaders(header: Buffer, fields: readonly HeaderField[] = h
 }
 
 /**
- * The header without its Bcc fields, every other byte unchanged; the same Buffer when there is none. The
- * envelope carries the blind copies, so the MIME must not show them to the other recipients.
+ * The header (or the whole message) without its Bcc fields, every other byte unchanged; the same Buffer when
+ * there is none. The envelope carries the blind copies, so the MIME must not show them to the other recipients.
  */
 export function withoutBcc(header: Buffer, fields: readonly HeaderField[] = headerFields(header)): Buffer {
   const bcc = fields.filter((f) => f.name === 'bcc');
@@ -112,4 +118,46 @@ export function withoutBcc(header: Buffer, fields: readonly HeaderField[] = head
   }
   parts.push(header.subarray(at));
   return Buffer.concat(parts);
+}
+
+const ENCODED_WORD = /=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=/g;
+const CHARSETS: Record<string, BufferEncoding> = { 'utf-8': 'utf8', utf8: 'utf8', 'us-ascii': 'latin1', 'iso-8859-1': 'latin1' };
+
+/**
+ * Decodes RFC 2047 encoded words in UTF-8, US-ASCII or ISO-8859-1 (adjacent words of one charset are joined
+ * before decoding, so a character split between two words survives). Any other charset: the value as it is.
+ */
+export function decodeEncodedWords(value: string): string {
+  const matches = [...value.matchAll(ENCODED_WORD)];
+  if (matches.length === 0) return value;
+  if (matches.some((m) => !CHARSETS[m[1]!.toLowerCase().split('*')[0]!])) return value;
+  let out = '';
+  let pos = 0;
+  let pending: { encoding: BufferEncoding; bytes: Buffer[] } | undefined;
+  const flush = () => {
+    if (pending) out += Buffer.concat(pending.bytes).toString(pending.encoding);
+    pending = undefined;
+  };
+  for (const match of matches) {
+    const between = value.slice(pos, match.index);
+    const encoding = CHARSETS[match[1]!.toLowerCase().split('*')[0]!]!;
+    // Whitespace between two encoded words is not part of the text (RFC 2047 section 6.2).
+    if (!(pending && /^\s*$/.test(between) && pending.encoding === encoding)) {
+      flush();
+      out += between;
+    }
+    const text = match[3]!;
+    const bytes =
+      match[2]!.toUpperCase() === 'B'
+        ? Buffer.from(text, 'base64')
+        : Buffer.from(
+            text.replace(/_/g, ' ').replace(/=([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))),
+            'latin1',
+          );
+    pending ??= { encoding, bytes: [] };
+    pending.bytes.push(bytes);
+    pos = match.index + match[0].length;
+  }
+  flush();
+  return out + value.slice(pos);
 }
