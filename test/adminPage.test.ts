@@ -4,15 +4,14 @@ import type { HttpHandler, HttpRequest as HttpRequestType, HttpResponseInit } fr
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { Runner } from '../local/host/runner';
 import { startAzurite, type Azurite } from '../local/peers/azurite';
-import { parseReceived, startSmtpSink, type SmtpSink } from '../local/peers/smtpSink';
+import { parseReceived, type SmtpSink } from '../local/peers/smtpSink';
 import type { AccountInput } from '../shared/config';
 import { setApp } from '../shared/app';
 import type { AccountStatus } from '../shared/accounts/accountStatus';
 import { HttpRequest, InvocationContext } from './support/azureFunctions';
-import { loadTestTls } from './support/certs';
 import { browserTestsSkipped, launchChromium } from './support/chromium';
 import { serveFunctions } from './support/functionsHost';
-import { startSendHarness, testAccount, tokenFor, type SendHarness } from './support/sendHarness';
+import { startSendHarness, testAccount, type SendHarness, startTokenSink } from './support/sendHarness';
 
 const skip = browserTestsSkipped();
 const KEY = 'test-function-key_0123==';
@@ -98,16 +97,10 @@ async function authorizeStub(request: HttpRequestType): Promise<HttpResponseInit
 }
 
 before(async () => {
-  const tls = await loadTestTls();
   let served: Awaited<ReturnType<typeof serveFunctions>>;
   [azurite, sink, served] = await Promise.all([
     startAzurite(),
-    startSmtpSink({
-      security: 'starttls',
-      key: tls.key,
-      cert: tls.cert,
-      verifyToken: (user, token) => token === tokenFor(user.split('@')[0]!),
-    }),
+    startTokenSink(),
     // As registered, on the local Functions host with a key required, as in Azure: the page must carry it.
     serveFunctions({
       names: ['admin', 'authorize', 'accountTest'],

@@ -13,11 +13,10 @@ import type { FunctionDefinition } from '../local/host/functionRegistry';
 import type { HostJson } from '../local/host/hostSettings';
 import { startRunner, type Runner } from '../local/host/runner';
 import { startAzurite, type Azurite } from '../local/peers/azurite';
-import { startSmtpSink, type SmtpSink } from '../local/peers/smtpSink';
+import { type SmtpSink } from '../local/peers/smtpSink';
 import { QUEUES, STORAGE_CONNECTION } from '../shared/names';
 import { encodeQueueJson } from '../shared/message/queueJson';
-import { loadTestTls } from './support/certs';
-import { FAST_POLICY, startSendHarness, testAccount, tokenFor, type SendHarness } from './support/sendHarness';
+import { FAST_POLICY, startSendHarness, testAccount, type SendHarness, startTokenSink } from './support/sendHarness';
 
 let azurite: Azurite;
 
@@ -193,14 +192,7 @@ describe('a send slower than the message lease', () => {
   const invocations: number[] = [];
 
   before(async () => {
-    const tls = await loadTestTls();
-    sink = await startSmtpSink({
-      security: 'starttls',
-      key: tls.key,
-      cert: tls.cert,
-      verifyToken: (user, token) => token === tokenFor(user.split('@')[0]!),
-      replyDelayMs: REPLY_DELAY_MS,
-    });
+    sink = await startTokenSink({ replyDelayMs: REPLY_DELAY_MS });
     harness = await startSendHarness({
       connectionString: azurite.connectionString,
       accounts: [testAccount({ id: 'slow', port: sink.port })],

@@ -14,12 +14,11 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { QueueSASPermissions } from '@azure/storage-queue';
 import { startAzurite, type Azurite } from '../local/peers/azurite';
-import { parseReceived, startSmtpSink, type SmtpSink } from '../local/peers/smtpSink';
+import { parseReceived, type SmtpSink } from '../local/peers/smtpSink';
 import { setApp } from '../shared/app';
 import { QUEUES } from '../shared/names';
-import { loadTestTls } from './support/certs';
 import { serveFunctions } from './support/functionsHost';
-import { startSendHarness, testAccount, tokenFor, type SendHarness } from './support/sendHarness';
+import { startSendHarness, testAccount, type SendHarness, startTokenSink } from './support/sendHarness';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const EXAMPLES = path.join(REPO, 'examples');
@@ -42,16 +41,10 @@ let harness: SendHarness;
 let host: Awaited<ReturnType<typeof serveFunctions>>['runner'];
 
 before(async () => {
-  const tls = await loadTestTls();
   let served: Awaited<ReturnType<typeof serveFunctions>>;
   [azurite, sink, served] = await Promise.all([
     startAzurite(),
-    startSmtpSink({
-      security: 'starttls',
-      key: tls.key,
-      cert: tls.cert,
-      verifyToken: (user, token) => token === tokenFor(user.split('@')[0]!),
-    }),
+    startTokenSink(),
     // As registered and with a function key required, as in Azure.
     serveFunctions({ names: ['messages'], env: { LOCAL_FUNCTION_KEY: KEY } }),
   ]);

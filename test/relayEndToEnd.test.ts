@@ -5,11 +5,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startAzurite, type Azurite } from '../local/peers/azurite';
-import { parseReceived, startSmtpSink, type SmtpSink } from '../local/peers/smtpSink';
-import { loadTestTls } from './support/certs';
+import { parseReceived, type SmtpSink } from '../local/peers/smtpSink';
 import { composeMime, deviceTransport, queuedId, sendMime } from './support/relayDevice';
 import { startTestRelay, type TestRelay } from './support/relayHarness';
-import { startSendHarness, testAccount, tokenFor, type SendHarness } from './support/sendHarness';
+import { startSendHarness, testAccount, type SendHarness, startTokenSink } from './support/sendHarness';
 
 let azurite: Azurite;
 let sink: SmtpSink;
@@ -17,14 +16,8 @@ let relay: TestRelay;
 let harness: SendHarness;
 
 before(async () => {
-  const tls = await loadTestTls();
   azurite = await startAzurite();
-  sink = await startSmtpSink({
-    security: 'starttls',
-    key: tls.key,
-    cert: tls.cert,
-    verifyToken: (user, token) => token === tokenFor(user.split('@')[0]!),
-  });
+  sink = await startTokenSink();
   harness = await startSendHarness({
     connectionString: azurite.connectionString,
     accounts: [testAccount({ id: 'scans', port: sink.port, from: 'scanner@contoso.test' })],

@@ -1,23 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startAzurite, type Azurite } from '../local/peers/azurite';
-import { startSmtpSink, type SmtpSink } from '../local/peers/smtpSink';
-import { loadTestTls } from './support/certs';
-import { FAST_POLICY, startSendHarness, testAccount, tokenFor, type SendHarness } from './support/sendHarness';
+import { type SmtpSink } from '../local/peers/smtpSink';
+import { FAST_POLICY, startSendHarness, testAccount, tokenFor, type SendHarness, startTokenSink } from './support/sendHarness';
 
 let azurite: Azurite;
 let sink: SmtpSink;
 let harness: SendHarness;
 
 before(async () => {
-  const tls = await loadTestTls();
   azurite = await startAzurite();
-  sink = await startSmtpSink({
-    security: 'starttls',
-    key: tls.key,
-    cert: tls.cert,
-    verifyToken: (user, token) => token === tokenFor(user.split('@')[0]!),
-  });
+  sink = await startTokenSink();
   harness = await startSendHarness({
     connectionString: azurite.connectionString,
     accounts: [testAccount({ id: 'late', port: sink.port, default: true })],

@@ -1,30 +1,23 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startAzurite, type Azurite } from '../local/peers/azurite';
-import { parseReceived, startSmtpSink, type SmtpSink } from '../local/peers/smtpSink';
+import { parseReceived, type SmtpSink } from '../local/peers/smtpSink';
 import { composeMail } from '../shared/delivery/composeMail';
 import { CONTAINERS } from '../shared/names';
 import { DeliveryLedger } from '../shared/storage/deliveryLedger';
-import { loadTestTls } from './support/certs';
-import { startSendHarness, testAccount, tokenFor, type SendHarness } from './support/sendHarness';
+import { startSendHarness, startTokenSink, testAccount, type SendHarness } from './support/sendHarness';
 
 let azurite: Azurite;
-let tls: Awaited<ReturnType<typeof loadTestTls>>;
 
 before(async () => {
-  [azurite, tls] = await Promise.all([startAzurite(), loadTestTls()]);
+  azurite = await startAzurite();
 });
 after(async () => {
   await azurite?.stop();
 });
 
 async function sink(security: 'starttls' | 'tls'): Promise<SmtpSink> {
-  return startSmtpSink({
-    security,
-    key: tls.key,
-    cert: tls.cert,
-    verifyToken: (user, token) => token === tokenFor(user.split('@')[0]!),
-  });
+  return startTokenSink({ security });
 }
 
 for (const security of ['starttls', 'tls'] as const) {

@@ -4,10 +4,9 @@ import { accountTest } from '../functions/accountTest';
 import { admin } from '../functions/admin';
 import { statusPage } from '../shared/admin/adminPage';
 import { startAzurite, type Azurite } from '../local/peers/azurite';
-import { startSmtpSink, type SmtpSink } from '../local/peers/smtpSink';
+import { type SmtpSink } from '../local/peers/smtpSink';
 import { HttpRequest } from './support/azureFunctions';
-import { loadTestTls } from './support/certs';
-import { startSendHarness, testAccount, tokenFor, type SendHarness } from './support/sendHarness';
+import { startSendHarness, testAccount, type SendHarness, startTokenSink } from './support/sendHarness';
 
 let azurite: Azurite;
 let sink: SmtpSink;
@@ -15,14 +14,8 @@ let harness: SendHarness;
 const BASE = 'http://127.0.0.1:7071';
 
 before(async () => {
-  const tls = await loadTestTls();
   azurite = await startAzurite();
-  sink = await startSmtpSink({
-    security: 'starttls',
-    key: tls.key,
-    cert: tls.cert,
-    verifyToken: (user, token) => token === tokenFor(user.split('@')[0]!),
-  });
+  sink = await startTokenSink();
   harness = await startSendHarness({
     connectionString: azurite.connectionString,
     accounts: [testAccount({ id: 'main', port: sink.port, default: true })],

@@ -23,7 +23,8 @@ import { sendMail } from '../../functions/sendMail';
 import type { QueueClient } from '@azure/storage-queue';
 import { queueTriggerOptions, readHostJson } from '../../local/host/hostSettings';
 import { pollOnce, type QueueHandler, type QueueTriggerOptions } from '../../local/host/queueTrigger';
-import { ensureTestCaFiles } from './certs';
+import { startSmtpSink, type SmtpSink, type SmtpSinkOptions } from '../../local/peers/smtpSink';
+import { ensureTestCaFiles, loadTestTls } from './certs';
 
 export const FAST_POLICY: DeliveryPolicy = {
   ...DEFAULT_POLICY,
@@ -61,6 +62,18 @@ export function testAccount(overrides: Partial<AccountInput> & { id: string; por
 }
 
 export const tokenFor = (accountId: string) => `test-access-token-${accountId}`;
+
+/** A real SMTP server (STARTTLS unless told otherwise) that accepts exactly the tokens `tokenFor` gives each account. */
+export async function startTokenSink(options: Partial<Omit<SmtpSinkOptions, 'verifyToken'>> = {}): Promise<SmtpSink> {
+  const tls = await loadTestTls();
+  return startSmtpSink({
+    security: 'starttls',
+    key: tls.key,
+    cert: tls.cert,
+    verifyToken: (user, token) => token === tokenFor(user.split('@')[0]!),
+    ...options,
+  });
+}
 
 export interface SendHarness {
   runtime: App;
