@@ -5,9 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
-import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
 import { simpleParser, type ParsedMail } from 'mailparser';
+import { listenSmtp } from './listenSmtp';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 
 export type SmtpSinkSecurity = 'starttls' | 'tls' | 'plain';
@@ -70,8 +70,6 @@ export async function startSmtpSink(options: SmtpSinkOptions): Promise<SmtpSink>
   const received: ReceivedMail[] = [];
   const waiters = new Set<() => void>();
   let authFailures = 0;
-  let openConnections = 0;
-  let connectionsPeak = 0;
   let sequence = 0;
 
   const serverOptions: SMTPServerOptions = {
@@ -143,25 +141,8 @@ export async function startSmtpSink(options: SmtpSinkOptions): Promise<SmtpSink>
   };
 
   const server = new SMTPServer(serverOptions);
-  server.on('error', () => {}); // a client dropping mid-handshake must not take the test process down
-  const sockets = new Set<Socket>();
-  server.server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    connectionsPeak = Math.max(connectionsPeak, ++openConnections);
-    socket.once('close', () => {
-      sockets.delete(socket);
-      openConnections--;
-    });
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    server.server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.server.address() as AddressInfo).port;
+  const listening = await listenSmtp(server, host, options.port);
+  const { port } = listening;
 
   return {
     host,
@@ -171,7 +152,7 @@ export async function startSmtpSink(options: SmtpSinkOptions): Promise<SmtpSink>
       return authFailures;
     },
     get connectionsPeak() {
-      return connectionsPeak;
+      return listening.connectionsPeak;
     },
     waitForMessages(n, timeoutMs = 5_000) {
       if (received.length >= n) return Promise.resolve([...received]);
@@ -189,7 +170,7 @@ export async function startSmtpSink(options: SmtpSinkOptions): Promise<SmtpSink>
         waiters.add(wake);
       });
     },
-    stop: () => closeServer(server, sockets),
+    stop: () => listening.stop(),
   };
 }
 
@@ -210,12 +191,4 @@ function replaceFailureReply(server: SMTPServer, session: SMTPServerSession): vo
     this.send(535, '5.7.8 Username and Password not accepted', false);
     done();
   };
-}
-
-/** Closes the listener and drops every open connection; smtp-server alone would wait up to 30 s for them. */
-function closeServer(server: SMTPServer, sockets: Set<Socket>): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    for (const socket of sockets) socket.destroy();
-  });
 }

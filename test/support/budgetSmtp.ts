@@ -5,8 +5,8 @@
  * are counted; nothing is logged and message bodies are discarded, so it keeps up with thousands of
  * messages per second on loopback.
  */
-import type { AddressInfo, Socket } from 'node:net';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { listenSmtp } from '../../local/peers/listenSmtp';
 import { PROVIDER_REPLIES, type SmtpReply } from './providerReplies';
 
 export interface BudgetSmtpOptions {
@@ -101,8 +101,6 @@ export async function startBudgetSmtp(options: BudgetSmtpOptions = {}): Promise<
   let connectionThrottles = 0;
   let rateThrottles = 0;
   let authFailures = 0;
-  let openConnections = 0;
-  let connectionsPeak = 0;
   let sequence = 0;
 
   const serverOptions: SMTPServerOptions = {
@@ -178,25 +176,8 @@ export async function startBudgetSmtp(options: BudgetSmtpOptions = {}): Promise<
     },
   };
 
-  const server = new SMTPServer(serverOptions);
-  server.on('error', () => {});
-  const sockets = new Set<Socket>();
-  server.server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    connectionsPeak = Math.max(connectionsPeak, ++openConnections);
-    socket.once('close', () => {
-      sockets.delete(socket);
-      openConnections--;
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.server.address() as AddressInfo).port;
+  const listening = await listenSmtp(new SMTPServer(serverOptions), host, options.port);
+  const { port } = listening;
 
   return {
     host,
@@ -217,18 +198,14 @@ export async function startBudgetSmtp(options: BudgetSmtpOptions = {}): Promise<
       return authFailures;
     },
     get connectionsPeak() {
-      return connectionsPeak;
+      return listening.connectionsPeak;
     },
     get openConnections() {
-      return openConnections;
+      return listening.openConnections;
     },
     acceptedAt,
     peakInWindow: (ms) => peakInWindow(acceptedAt, ms),
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
-      }),
+    stop: () => listening.stop(),
   };
 }
 
