@@ -278,31 +278,42 @@ async function coreRun(storage: StorageClients, account: Account, n: number, tag
   return { rate: ((n - result.errors - busy) / ms) * 1000, cpuMsPerMsg: used / n, busy, ...result };
 }
 
-async function measureRawCore(sink: Sink, storage: StorageClients) {
+/** Raw pooled nodemailer against the product's sender, the same messages on the same sink, in alternating rounds. */
+interface Comparison {
+  accountId: string;
+  connections: number;
+  raw: (port: number, ca: string | undefined, n: number, user: string) => Promise<RunResult>;
+  core: (storage: StorageClients, account: Account, n: number, tag: string) => Promise<RunResult>;
+  /** How the round is named in notes and progress ('' or 'burst'). */
+  label: string;
+  /** What `busy` means for the core side, for the notes. */
+  busyMeans: string;
+}
+
+async function compareRawCore(sink: Sink, storage: StorageClients, c: Comparison) {
   const { port } = await sink.start({ security: SECURITY });
   const tls = SECURITY === 'starttls' ? await loadTestTls() : undefined;
   const { caPath } = await ensureTestCaFiles();
   const [account] = parseAccounts([
-    {
-      ...testAccount({
-        id: 'bench',
-        port,
-        smtp: { security: SECURITY, caFile: caPath },
-        rateLimit: { concurrentConnections: CONNECTIONS },
-      }),
-    },
+    testAccount({
+      id: c.accountId,
+      port,
+      smtp: { security: SECURITY, caFile: caPath },
+      rateLimit: { concurrentConnections: c.connections },
+    }),
   ]);
   const user = account!.user;
   // Warm-up (not counted): JIT, first connections, the leases table.
-  await rawRun(port, tls?.caPem, CFG.warmup, user);
-  await coreRun(storage, account!, CFG.warmup, 'warmup');
+  await c.raw(port, tls?.caPem, CFG.warmup, user);
+  await c.core(storage, account!, CFG.warmup, 'warmup');
   const raw: RunResult[] = [];
   const core: RunResult[] = [];
   const notes: string[] = [];
+  const named = c.label ? `${c.label} ` : '';
   for (let r = 0; r < CFG.rounds; r++) {
     // Alternate which goes first, so that a drift in the machine's other load does not favour one of them.
-    const runRaw = () => rawRun(port, tls?.caPem, CFG.n, user);
-    const runCore = () => coreRun(storage, account!, CFG.n, `r${r}`);
+    const runRaw = () => c.raw(port, tls?.caPem, CFG.n, user);
+    const runCore = () => c.core(storage, account!, CFG.n, `r${r}`);
     let a: RunResult;
     let b: RunResult;
     if (r % 2 === 0) {
@@ -314,9 +325,12 @@ async function measureRawCore(sink: Sink, storage: StorageClients) {
     }
     raw.push(a);
     core.push(b);
-    if (a.errors) notes.push(`raw round ${r}: ${a.errors} errors (${a.firstError})`);
-    if (b.errors || b.busy) notes.push(`core round ${r}: ${b.errors} errors, ${b.busy} no-lane (${b.firstError ?? ''})`);
-    progress(`raw ${round(a.rate)} msg/s, core ${round(b.rate)} msg/s (round ${r + 1}/${CFG.rounds})`);
+    if (a.errors) notes.push(`raw ${named}round ${r}: ${a.errors} errors (${a.firstError})`);
+    if (b.errors || b.busy)
+      notes.push(`core ${named}round ${r}: ${b.errors} errors, ${b.busy} ${c.busyMeans} (${b.firstError ?? ''})`);
+    progress(
+      `${c.label ? `${c.label}: ` : ''}raw ${round(a.rate)} msg/s, core ${round(b.rate)} msg/s (round ${r + 1}/${CFG.rounds})`,
+    );
   }
   return {
     raw: median(raw.map((x) => x.rate)),
@@ -328,6 +342,16 @@ async function measureRawCore(sink: Sink, storage: StorageClients) {
     notes,
   };
 }
+
+const measureRawCore = (sink: Sink, storage: StorageClients) =>
+  compareRawCore(sink, storage, {
+    accountId: 'bench',
+    connections: CONNECTIONS,
+    raw: rawRun,
+    core: coreRun,
+    label: '',
+    busyMeans: 'no-lane',
+  });
 
 /** Starts every one of `n` sends at once (a burst) and waits for all of them. */
 async function burst(
@@ -401,55 +425,15 @@ async function coreBurstRun(storage: StorageClients, account: Account, n: number
   return { rate: ((n - result.errors - result.busy) / result.ms) * 1000, ...result };
 }
 
-async function measureBurst(sink: Sink, storage: StorageClients) {
-  const { port } = await sink.start({ security: SECURITY });
-  const tls = SECURITY === 'starttls' ? await loadTestTls() : undefined;
-  const { caPath } = await ensureTestCaFiles();
-  const [account] = parseAccounts([
-    testAccount({
-      id: 'burst',
-      port,
-      smtp: { security: SECURITY, caFile: caPath },
-      rateLimit: { concurrentConnections: BURST_CONNECTIONS },
-    }),
-  ]);
-  const user = account!.user;
-  await rawBurstRun(port, tls?.caPem, CFG.warmup, user);
-  await coreBurstRun(storage, account!, CFG.warmup, 'warmup');
-  const raw: RunResult[] = [];
-  const core: RunResult[] = [];
-  const notes: string[] = [];
-  for (let r = 0; r < CFG.rounds; r++) {
-    const runRaw = () => rawBurstRun(port, tls?.caPem, CFG.n, user);
-    const runCore = () => coreBurstRun(storage, account!, CFG.n, `r${r}`);
-    let a: RunResult;
-    let b: RunResult;
-    if (r % 2 === 0) {
-      a = await runRaw();
-      b = await runCore();
-    } else {
-      b = await runCore();
-      a = await runRaw();
-    }
-    raw.push(a);
-    core.push(b);
-    if (a.errors) notes.push(`raw burst round ${r}: ${a.errors} errors (${a.firstError})`);
-    if (b.errors || b.busy)
-      notes.push(
-        `core burst round ${r}: ${b.errors} errors, ${b.busy} found no connection within ${DEFAULT_POLICY.maxInProcessWaitMs} ms (${b.firstError ?? ''})`,
-      );
-    progress(`burst: raw ${round(a.rate)} msg/s, core ${round(b.rate)} msg/s (round ${r + 1}/${CFG.rounds})`);
-  }
-  return {
-    raw: median(raw.map((x) => x.rate)),
-    core: median(core.map((x) => x.rate)),
-    rawCpu: median(raw.map((x) => x.cpuMsPerMsg)),
-    coreCpu: median(core.map((x) => x.cpuMsPerMsg)),
-    rawRounds: raw.map((x) => x.rate),
-    coreRounds: core.map((x) => x.rate),
-    notes,
-  };
-}
+const measureBurst = (sink: Sink, storage: StorageClients) =>
+  compareRawCore(sink, storage, {
+    accountId: 'burst',
+    connections: BURST_CONNECTIONS,
+    raw: rawBurstRun,
+    core: coreBurstRun,
+    label: 'burst',
+    busyMeans: `found no connection within ${DEFAULT_POLICY.maxInProcessWaitMs} ms`,
+  });
 
 async function measureHandler(sink: Sink, azurite: Azurite) {
   const { port } = await sink.start({ security: SECURITY });
