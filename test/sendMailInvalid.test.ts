@@ -5,24 +5,16 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startAzurite, type Azurite } from '../local/peers/azurite';
-import { startSmtpSink, type SmtpSink } from '../local/peers/smtpSink';
+import { type SmtpSink } from '../local/peers/smtpSink';
 import { CONTAINERS, QUEUES } from '../shared/names';
-import { loadTestTls } from './support/certs';
-import { startSendHarness, testAccount, tokenFor, type SendHarness } from './support/sendHarness';
+import { startSendHarness, startTokenSink, testAccount, type SendHarness } from './support/sendHarness';
 
 let azurite: Azurite;
 let sink: SmtpSink;
 let harness: SendHarness;
 
 before(async () => {
-  const [started, tls] = await Promise.all([startAzurite(), loadTestTls()]);
-  azurite = started;
-  sink = await startSmtpSink({
-    security: 'starttls',
-    key: tls.key,
-    cert: tls.cert,
-    verifyToken: (u, t) => t === tokenFor(u.split('@')[0]!),
-  });
+  [azurite, sink] = await Promise.all([startAzurite(), startTokenSink()]);
   harness = await startSendHarness({
     connectionString: azurite.connectionString,
     accounts: [testAccount({ id: 'main', port: sink.port })],
