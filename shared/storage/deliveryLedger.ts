@@ -74,20 +74,17 @@ export class DeliveryLedger {
   }
 
   /** The account's deferred rows (a full scan: for a new authorization, not for every message). */
-  async *waitingOf(accountId: string): AsyncIterable<DeliveryRecord> {
-    for await (const entity of this.table.listEntities<Record<string, unknown>>({
-      queryOptions: { filter: odata`account eq ${accountId} and status eq 'deferred'` },
-    })) {
-      yield fromEntity(String(entity.messageKey ?? entity.partitionKey), entity);
-    }
+  waitingOf(accountId: string): AsyncIterable<DeliveryRecord> {
+    return this.rows(odata`account eq ${accountId} and status eq 'deferred'`);
   }
 
   /** Rows updated since `since`, for the admin page's counts. */
-  async *updatedSince(since: Date): AsyncIterable<DeliveryRecord> {
-    const iso = since.toISOString();
-    for await (const entity of this.table.listEntities<Record<string, unknown>>({
-      queryOptions: { filter: `updatedAt ge '${iso}'` },
-    })) {
+  updatedSince(since: Date): AsyncIterable<DeliveryRecord> {
+    return this.rows(`updatedAt ge '${since.toISOString()}'`);
+  }
+
+  private async *rows(filter: string): AsyncIterable<DeliveryRecord> {
+    for await (const entity of this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter } })) {
       yield fromEntity(String(entity.messageKey ?? entity.partitionKey), entity);
     }
   }
