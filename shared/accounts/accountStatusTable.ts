@@ -55,13 +55,13 @@ export class AccountStatusTable {
    * Only AccountStateWriter calls this: it owns the rules of what goes together.
    */
   async patch(accountId: string, fields: StatusPatchFields): Promise<void> {
-    this.cache.delete(accountId);
     const entity: Record<string, unknown> = { partitionKey: PARTITION, rowKey: accountId, updatedAt: new Date().toISOString() };
     for (const [key, value] of Object.entries(fields)) {
       if (key === 'accountId' || value === undefined) continue;
       entity[key] = value === null ? '' : value;
     }
     await this.table.upsertEntity(entity as never, 'Merge');
+    // After the write: a read racing it would otherwise cache the old row again.
     this.cache.delete(accountId);
   }
 }
