@@ -1,6 +1,13 @@
 import type { ClientAuth } from './accountSchema';
-import type { Provider } from './presets';
-import type { SmtpSettings } from './presets';
+import type { GraphPreset, Provider, SmtpSettings } from './presets';
+
+export type Transport = 'smtp' | 'graph' | 'auto';
+
+/** Microsoft Graph sendMail for one account: the preset's figures, the base URL and the account's choices. */
+export interface GraphSettings extends GraphPreset {
+  /** JSON messages only: Graph always saves a MIME message to Sent Items. */
+  saveToSentItems: boolean;
+}
 
 /** A fully resolved account: what the rest of the code works with. */
 export interface Account {
@@ -36,4 +43,8 @@ export interface Account {
   };
   alerts: string[];
   tokenMinLifetimeSeconds: number;
+  /** Always `smtp` for Google and custom providers. */
+  transport: Transport;
+  /** Microsoft accounts only (whatever their transport: `auto` may switch to it). */
+  graph?: GraphSettings;
 }

@@ -86,6 +86,20 @@ export const accountInputSchema = z
     alerts: z.array(email).optional(),
     /** A token with less life left than this is refreshed before use (Exchange refuses tokens near expiry). */
     tokenMinLifetimeSeconds: z.number().int().min(0).max(3000).optional(),
+    /**
+     * Microsoft only: how mail leaves. `smtp` (default), `graph` (Microsoft Graph sendMail), or `auto` (SMTP until the
+     * server says SMTP AUTH is disabled, then Graph).
+     */
+    transport: z.enum(['smtp', 'graph', 'auto']).optional(),
+    /** Microsoft Graph, JSON messages: keep a copy in Sent Items (default true; MIME messages are always saved). */
+    saveToSentItems: z.boolean().optional(),
+    graph: z
+      .object({
+        /** Default https://graph.microsoft.com; http only for a local stand-in on loopback. */
+        baseUrl: z.url().optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

@@ -1,4 +1,4 @@
-export type { Account } from './account';
+export type { Account, GraphSettings, Transport } from './account';
 export type { AccountInput, ClientAuth } from './accountSchema';
 export type { Provider, SmtpSettings } from './presets';
 export { PRESETS } from './presets';

@@ -69,7 +69,8 @@ function checkAccount(a: AccountInput): string[] {
   if (a.provider === 'microsoft' && !a.tenantId) problems.push('tenantId: required for provider "microsoft"');
   if (a.provider !== 'custom' && a.oauth?.scopes)
     problems.push(`oauth.scopes: scopes for provider "${a.provider}" come from the preset; remove this field`);
-  if (a.provider !== 'custom' && a.oauth?.issuer)
+  // A local stand-in of Microsoft's sign-in (the local stack's Graph demo) may replace the preset issuer; nothing else.
+  if (a.provider !== 'custom' && a.oauth?.issuer && !(a.provider === 'microsoft' && isLoopbackUrl(a.oauth.issuer)))
     problems.push(`oauth.issuer: the issuer for provider "${a.provider}" comes from the preset; remove this field`);
   if (a.provider === 'custom' && !a.oauth?.issuer)
     problems.push('oauth.issuer: required for provider "custom" (its discovery URL base)');
@@ -87,10 +88,35 @@ function checkAccount(a: AccountInput): string[] {
     problems.push('smtp.security: "plain" (no TLS) is allowed only for a local server on loopback');
   if (a.clientAuth?.type === 'none' && a.provider !== 'custom')
     problems.push(`clientAuth: provider "${a.provider}" needs a confidential client (secret, certificate or managed_identity)`);
+  problems.push(...checkGraph(a));
   const from = (a.from ?? a.user).toLowerCase();
   if (a.allowedFrom && !a.allowedFrom.some((addr) => addr.toLowerCase() === from))
     problems.push(`allowedFrom: must include the default From address ${from}`);
   return problems;
+}
+
+/** Microsoft Graph is Microsoft's: Google and custom providers send by SMTP only. */
+function checkGraph(a: AccountInput): string[] {
+  const problems: string[] = [];
+  if (a.provider !== 'microsoft') {
+    const onlyMicrosoft = `only provider "microsoft" can send through Microsoft Graph; provider "${a.provider}" sends by SMTP`;
+    if (a.transport !== undefined && a.transport !== 'smtp') problems.push(`transport: ${onlyMicrosoft}`);
+    if (a.saveToSentItems !== undefined) problems.push(`saveToSentItems: ${onlyMicrosoft}; remove this field`);
+    if (a.graph !== undefined) problems.push(`graph: ${onlyMicrosoft}; remove this field`);
+    return problems;
+  }
+  const baseUrl = a.graph?.baseUrl;
+  if (baseUrl && new URL(baseUrl).protocol !== 'https:' && !isLoopbackUrl(baseUrl))
+    problems.push('graph.baseUrl: must use https (plain http only for a local stand-in on loopback)');
+  return problems;
+}
+
+function isLoopbackUrl(url: string): boolean {
+  try {
+    return LOOPBACK.test(new URL(url).hostname);
+  } catch {
+    return false;
+  }
 }
 
 function resolveAccount(input: AccountInput, isDefault: boolean, extraAlerts: string[]): Account {
@@ -135,6 +161,16 @@ function resolveAccount(input: AccountInput, isDefault: boolean, extraAlerts: st
     },
     alerts: [...new Set([...(input.alerts ?? []), ...extraAlerts])],
     tokenMinLifetimeSeconds: input.tokenMinLifetimeSeconds ?? DEFAULT_TOKEN_MIN_LIFETIME_SECONDS,
+    transport: input.transport ?? 'smtp',
+    ...(preset.graph
+      ? {
+          graph: {
+            ...preset.graph,
+            baseUrl: (input.graph?.baseUrl ?? preset.graph.baseUrl).replace(/\/+$/, ''),
+            saveToSentItems: input.saveToSentItems ?? true,
+          },
+        }
+      : {}),
   };
 }
 

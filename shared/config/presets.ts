@@ -22,6 +22,26 @@ export interface ProviderPreset {
   maxMessageBytes: number;
   /** For app-only tokens: what the decoded token must carry before we open an SMTP connection. */
   appOnlyToken?: { audience: string; role: string };
+  /** Microsoft Graph sendMail, the second transport (Microsoft only). */
+  graph?: GraphPreset;
+}
+
+export interface GraphPreset {
+  baseUrl: string;
+  /** The token audience Graph accepts; Entra also writes Graph's application id there. */
+  audience: string;
+  audienceIds: string[];
+  /** Delegated: asked for at sign-in and in its own token request, never together with the SMTP scope. */
+  delegatedScope: string;
+  /** App-only: the application permission Mail.Send, limited to the sending mailboxes by RBAC for Applications. */
+  appOnlyScope: string;
+  /** What the token must carry: `scp` (delegated) or `roles` (app-only). */
+  permission: string;
+  /** Per app and mailbox: 4 requests at once, 10,000 per 10 minutes; Exchange's sending limits still apply. */
+  concurrentRequests: number;
+  requestsPerTenMinutes: number;
+  /** A sendMail request of about 4 MB at most (JSON with inline attachments, or base64 MIME). */
+  maxRequestBytes: number;
 }
 
 const MB = 1024 * 1024;
@@ -38,6 +58,17 @@ export const PRESETS: Record<Provider, ProviderPreset> = {
     maxRecipientsPerMessage: 500,
     maxMessageBytes: 25 * MB,
     appOnlyToken: { audience: 'https://outlook.office365.com', role: 'SMTP.SendAsApp' },
+    graph: {
+      baseUrl: 'https://graph.microsoft.com',
+      audience: 'https://graph.microsoft.com',
+      audienceIds: ['https://graph.microsoft.com', '00000003-0000-0000-c000-000000000000'],
+      delegatedScope: 'https://graph.microsoft.com/Mail.Send',
+      appOnlyScope: 'https://graph.microsoft.com/.default',
+      permission: 'Mail.Send',
+      concurrentRequests: 4,
+      requestsPerTenMinutes: 10_000,
+      maxRequestBytes: 4 * MB,
+    },
   },
   google: {
     smtp: { host: 'smtp.gmail.com', port: 465, security: 'tls' },
