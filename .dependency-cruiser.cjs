@@ -52,9 +52,9 @@ module.exports = {
       name: 'building-blocks-do-not-call-use-cases',
       severity: 'error',
       comment:
-        'config, storage, message, log, web, limits, smtp and oauth are building blocks; account state, tokens, ' +
+        'config, storage, message, log, web, limits, smtp, graph and oauth are building blocks; account state, tokens, ' +
         'delivery, authorization and admin are built on them, never the other way round.',
-      from: { path: '^shared/(config|storage|message|log|web|limits|smtp|oauth)/' },
+      from: { path: '^shared/(config|storage|message|log|web|limits|smtp|graph|oauth)/' },
       to: { path: '^shared/(accounts|tokens|delivery|authorization|admin)/' },
     },
     {
