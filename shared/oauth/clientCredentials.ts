@@ -2,6 +2,7 @@ import { decodeJwt } from 'jose';
 import * as client from 'openid-client';
 import type { Account } from '../config/account';
 import { AccountError } from '../errors';
+import { graphTokenProblem, graphTokenScopes, type TokenAudience } from './graphToken';
 import { providerConfiguration, type OAuthContext } from './providerClient';
 import { accessTokenExpiry } from './tokenSet';
 
@@ -17,17 +18,35 @@ export interface AppOnlyToken {
   scope?: string;
 }
 
-/** Obtains an app-only token and checks its audience, and its roles if it has any (`checkAppOnlyToken`), before use. */
-export async function fetchAppOnlyToken(context: OAuthContext, account: Account): Promise<AppOnlyToken> {
+/**
+ * Obtains an app-only token and checks its audience, and its roles if it has any, before use: for SMTP
+ * (`checkAppOnlyToken`), or with `audience: 'graph'` for Microsoft Graph (`https://graph.microsoft.com/.default`,
+ * `graphTokenProblem`), each in a token request of its own.
+ */
+export async function fetchAppOnlyToken(
+  context: OAuthContext,
+  account: Account,
+  audience: TokenAudience = 'smtp',
+): Promise<AppOnlyToken> {
   if (account.flow !== 'client_credentials') {
     throw new AccountError(
       'config_error',
       `Account "${account.id}" uses flow ${account.flow}; app-only tokens need flow client_credentials.`,
     );
   }
+  const graph = audience === 'graph' ? account.graph : undefined;
+  if (audience === 'graph' && !graph)
+    throw new AccountError(
+      'config_error',
+      `Account "${account.id}" (provider ${account.provider}) has no Microsoft Graph transport.`,
+    );
+  const scopes = graph ? graphTokenScopes(account, graph) : account.oauth.scopes;
   const config = await providerConfiguration(context, account);
-  const response = await client.clientCredentialsGrant(config, { scope: account.oauth.scopes.join(' ') });
-  checkAppOnlyToken(account, response.access_token);
+  const response = await client.clientCredentialsGrant(config, { scope: scopes.join(' ') });
+  if (graph) {
+    const problem = graphTokenProblem(account, { accessToken: response.access_token });
+    if (problem) throw new AccountError('config_error', problem);
+  } else checkAppOnlyToken(account, response.access_token);
   return {
     accessToken: response.access_token,
     expiresAt: accessTokenExpiry(response),

@@ -6,6 +6,7 @@ import type { Account } from '../config/account';
 import { AccountError, OutboxError, TransientError } from '../errors';
 import type { Logger } from '../log/logger';
 import { fetchAppOnlyToken } from '../oauth/clientCredentials';
+import { graphTokenProblem, graphTokenScopes, type TokenAudience } from '../oauth/graphToken';
 import { providerConfiguration, type ProviderClients } from '../oauth/providerClient';
 import { classifyTokenEndpointError, providerErrorLabel } from '../oauth/tokenEndpointErrors';
 import { toTokenSet, type AccessTokenRecord, type TokenSet } from '../oauth/tokenSet';
@@ -42,22 +43,35 @@ export class ProviderTokenRefresher implements TokenRefresher {
     private readonly waitMs = 30_000,
   ) {}
 
-  async refresh(account: Account, reason: 'expiring' | 'rejected', rejectedToken?: string): Promise<AccessTokenRecord> {
+  async refresh(
+    account: Account,
+    reason: 'expiring' | 'rejected',
+    rejectedToken?: string,
+    audience: TokenAudience = 'smtp',
+  ): Promise<AccessTokenRecord> {
     const outcome = await this.refreshIfNeeded(account, {
       needValidUntil: Date.now() + account.tokenMinLifetimeSeconds * 1000,
       ...(reason === 'rejected' && rejectedToken ? { rejectedToken } : {}),
+      audience,
     });
     return outcome.record;
   }
 
-  /** Refreshes unless the stored token stays valid past `needValidUntil` (and is not the rejected one). */
-  async refreshIfNeeded(account: Account, need: { needValidUntil: number; rejectedToken?: string }): Promise<RefreshOutcome> {
+  /**
+   * Refreshes unless the stored token stays valid past `needValidUntil` (and is not the rejected one). Both audiences
+   * share the account's lease: they share its refresh token, which each refresh may rotate.
+   */
+  async refreshIfNeeded(
+    account: Account,
+    need: { needValidUntil: number; rejectedToken?: string; audience?: TokenAudience },
+  ): Promise<RefreshOutcome> {
+    const audience = need.audience ?? 'smtp';
     const outcome = await this.deps.refreshLease.withLease(account.id, this.waitMs, async (): Promise<RefreshOutcome> => {
-      const stored = await this.deps.tokenStore.readAccessToken(account.id);
+      const stored = await this.deps.tokenStore.readAccessToken(account.id, audience);
       if (stored && stored.accessToken !== need.rejectedToken && stored.expiresAt > need.needValidUntil) {
         return { record: stored, refreshed: false };
       }
-      return { record: await this.refreshNow(account), refreshed: true };
+      return { record: await this.refreshNow(account, audience), refreshed: true };
     });
     if (!outcome) {
       throw new TransientError(
@@ -68,7 +82,7 @@ export class ProviderTokenRefresher implements TokenRefresher {
     return outcome;
   }
 
-  private async refreshNow(account: Account): Promise<AccessTokenRecord> {
+  private async refreshNow(account: Account, audience: TokenAudience): Promise<AccessTokenRecord> {
     const { deps } = this;
     const status = await deps.accountStatus.get(account.id);
     if (status?.state === 'reauthorization_required') {
@@ -83,7 +97,7 @@ export class ProviderTokenRefresher implements TokenRefresher {
     let tokens: TokenSet;
     try {
       if (account.flow === 'client_credentials') {
-        tokens = await fetchAppOnlyToken(deps, account);
+        tokens = await fetchAppOnlyToken(deps, account, audience);
       } else {
         previousRefreshToken = await deps.tokenStore.readRefreshToken(account.id);
         if (!previousRefreshToken) {
@@ -93,17 +107,27 @@ export class ProviderTokenRefresher implements TokenRefresher {
           );
         }
         const config = await providerConfiguration(deps, account);
-        const parameters = account.provider === 'microsoft' ? { scope: account.oauth.scopes.join(' ') } : undefined;
+        const scope = scopesFor(account, audience).join(' ');
+        const parameters = account.provider === 'microsoft' || audience !== 'smtp' ? { scope } : undefined;
         tokens = toTokenSet(await client.refreshTokenGrant(config, previousRefreshToken, parameters));
+        if (audience === 'graph') {
+          const problem = graphTokenProblem(account, tokens);
+          if (problem) {
+            // The grant works (keep its rotated refresh token); it only lacks the Graph permission.
+            await deps.tokenStore.save(account.id, tokens, previousRefreshToken, audience);
+            throw new AccountError('config_error', problem);
+          }
+        }
       }
     } catch (error) {
       throw await this.recordFailure(account, status, error);
     }
     // Rotated refresh token first: once the provider issued it, the old one may already be dead.
-    await deps.tokenStore.save(account.id, tokens, previousRefreshToken);
+    await deps.tokenStore.save(account.id, tokens, previousRefreshToken, audience);
     await deps.accountStates.markRefreshed(account, tokens.expiresAt, status);
     deps.log.info('token.refreshed', {
       account: account.id,
+      ...(audience === 'smtp' ? {} : { audience }),
       expiresAt: new Date(tokens.expiresAt).toISOString(),
       rotated: Boolean(tokens.refreshToken && tokens.refreshToken !== previousRefreshToken),
     });
@@ -160,4 +184,11 @@ export class ProviderTokenRefresher implements TokenRefresher {
     );
     return new AccountError(failure.kind === 'reauthorize' ? 'needs_reauthorization' : 'config_error', failure.reason, details);
   }
+}
+
+/** SMTP's scopes are the account's; Graph's come from the preset, in a token request of their own. */
+function scopesFor(account: Account, audience: TokenAudience): string[] {
+  if (audience === 'smtp') return account.oauth.scopes;
+  if (!account.graph) throw new AccountError('config_error', `Account "${account.id}" has no Microsoft Graph transport.`);
+  return graphTokenScopes(account, account.graph);
 }

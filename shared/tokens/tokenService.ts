@@ -1,5 +1,6 @@
 import type { Account } from '../config';
 import { AccountError } from '../errors';
+import type { TokenAudience } from '../oauth/graphToken';
 import type { AccessTokenRecord, TokenStore } from './tokenStore';
 
 /**
@@ -9,12 +10,19 @@ import type { AccessTokenRecord, TokenStore } from './tokenStore';
  */
 export interface TokenRefresher {
   /** Obtains a new token for the account (refresh grant or client credentials), saves it, and returns it. */
-  refresh(account: Account, reason: 'expiring' | 'rejected', rejectedToken?: string): Promise<AccessTokenRecord>;
+  refresh(
+    account: Account,
+    reason: 'expiring' | 'rejected',
+    rejectedToken?: string,
+    audience?: TokenAudience,
+  ): Promise<AccessTokenRecord>;
 }
 
 export interface TokenRequest {
   /** The server refused this token: do not hand it out again. */
   rejectedToken?: string;
+  /** Whose token: SMTP (default) or Microsoft Graph, each from its own token request. */
+  audience?: TokenAudience;
 }
 
 export class TokenService {
@@ -32,12 +40,14 @@ export class TokenService {
       record.accessToken !== request.rejectedToken &&
       record.expiresAt - this.now() > account.tokenMinLifetimeSeconds * 1000;
 
-    const cached = this.cache.get(account.id);
+    const audience = request.audience ?? 'smtp';
+    const key = cacheKey(account.id, audience);
+    const cached = this.cache.get(key);
     if (usable(cached)) return cached;
 
-    const stored = await this.store.readAccessToken(account.id);
+    const stored = await this.store.readAccessToken(account.id, audience);
     if (usable(stored)) {
-      this.cache.set(account.id, stored);
+      this.cache.set(key, stored);
       return stored;
     }
     if (!this.refresher) {
@@ -48,17 +58,28 @@ export class TokenService {
           : `Account "${account.id}" has not been authorized yet: open its authorize link.`,
       );
     }
-    const fresh = await this.refresher.refresh(account, request.rejectedToken ? 'rejected' : 'expiring', request.rejectedToken);
-    this.cache.set(account.id, fresh);
+    const reason = request.rejectedToken ? 'rejected' : 'expiring';
+    const fresh =
+      audience === 'smtp'
+        ? await this.refresher.refresh(account, reason, request.rejectedToken)
+        : await this.refresher.refresh(account, reason, request.rejectedToken, audience);
+    this.cache.set(key, fresh);
     return fresh;
   }
 
   /** Puts a token obtained elsewhere (authorization, timer) into the cache. */
-  remember(accountId: string, record: AccessTokenRecord): void {
-    this.cache.set(accountId, record);
+  remember(accountId: string, record: AccessTokenRecord, audience: TokenAudience = 'smtp'): void {
+    this.cache.set(cacheKey(accountId, audience), record);
   }
 
+  /** Forgets every audience's token of the account (a new grant replaces them all). */
   forget(accountId: string): void {
     this.cache.delete(accountId);
+    this.cache.delete(cacheKey(accountId, 'graph'));
   }
+}
+
+/** The SMTP token keeps the bare account id as its key, as before audiences existed. */
+function cacheKey(accountId: string, audience: TokenAudience): string {
+  return audience === 'smtp' ? accountId : `${accountId}#${audience}`;
 }

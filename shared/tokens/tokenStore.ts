@@ -1,3 +1,4 @@
+import type { TokenAudience } from '../oauth/graphToken';
 import type { AccessTokenRecord, TokenSet } from '../oauth/tokenSet';
 import type { SecretStore } from '../storage/secretStore';
 
@@ -5,13 +6,15 @@ export type { AccessTokenRecord, TokenSet };
 
 /** What we keep per account in Key Vault: two secrets, so that an unchanged refresh token is never rewritten. */
 export const refreshTokenSecretName = (accountId: string) => `${accountId}-refresh-token`;
-export const accessTokenSecretName = (accountId: string) => `${accountId}-access-token`;
+export const accessTokenSecretName = (accountId: string, audience: TokenAudience = 'smtp') =>
+  // A suffix, not an infix: `<id>-graph-access-token` would be the SMTP token of an account called `<id>-graph`.
+  audience === 'smtp' ? `${accountId}-access-token` : `${accountId}-access-token-${audience}`;
 
 export class TokenStore {
   constructor(private readonly secrets: SecretStore) {}
 
-  async readAccessToken(accountId: string): Promise<AccessTokenRecord | undefined> {
-    const raw = await this.secrets.get(accessTokenSecretName(accountId));
+  async readAccessToken(accountId: string, audience: TokenAudience = 'smtp'): Promise<AccessTokenRecord | undefined> {
+    const raw = await this.secrets.get(accessTokenSecretName(accountId, audience));
     if (!raw) return undefined;
     try {
       const parsed = JSON.parse(raw) as Partial<AccessTokenRecord>;
@@ -30,7 +33,12 @@ export class TokenStore {
    * Saves a token response. The rotated refresh token is written first: if the access-token write then fails,
    * the new refresh token is already safe (losing it would kill the grant once the old one is revoked).
    */
-  async save(accountId: string, tokens: TokenSet, previousRefreshToken?: string): Promise<void> {
+  async save(
+    accountId: string,
+    tokens: TokenSet,
+    previousRefreshToken?: string,
+    audience: TokenAudience = 'smtp',
+  ): Promise<void> {
     if (tokens.refreshToken && tokens.refreshToken !== previousRefreshToken) {
       await this.secrets.set(refreshTokenSecretName(accountId), tokens.refreshToken, { contentType: 'oauth-refresh-token' });
     }
@@ -39,6 +47,8 @@ export class TokenStore {
       expiresAt: tokens.expiresAt,
       ...(tokens.scope ? { scope: tokens.scope } : {}),
     };
-    await this.secrets.set(accessTokenSecretName(accountId), JSON.stringify(record), { contentType: 'application/json' });
+    await this.secrets.set(accessTokenSecretName(accountId, audience), JSON.stringify(record), {
+      contentType: 'application/json',
+    });
   }
 }
