@@ -158,6 +158,8 @@ const VIEW_KEYS = [
   'pausedUntil',
   'counts',
   'links',
+  'transport',
+  'graphNotice',
 ].sort();
 
 describe('GET /api/accounts and /api/accounts/{id}', () => {

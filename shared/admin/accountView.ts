@@ -1,6 +1,7 @@
-import type { Account, Provider } from '../config';
+import type { Account, Provider, Transport } from '../config';
 import type { AccountState, AccountStatus } from '../accounts/accountStatus';
 import { effectiveState } from '../accounts/accountRules';
+import { graphConsentMissing } from './graphConsent';
 import { NO_DELIVERIES, type DeliveryCounts, type DeliveryProblem, type DeliverySummary } from './deliveryCounts';
 import { STATE_LABELS, stateSentence, type StateTone } from './stateText';
 
@@ -21,6 +22,10 @@ export interface AccountView {
   allowedFrom: string[];
   /** client_credentials: the app gets its own token; there is no sign-in and no Authorize link. */
   appOnly: boolean;
+  /** How mail leaves: `smtp`, `graph` (Microsoft Graph sendMail) or `auto`. */
+  transport: Transport;
+  /** "Re-authorize to enable Graph …" when the grant lacks Graph's Mail.Send; else null. */
+  graphNotice: string | null;
   status: {
     /** The state to act on: the stored one, or `stale` when the grant has not been proven for over a day. */
     state: AccountState;
@@ -68,6 +73,8 @@ export function accountView(
     from: account.from,
     allowedFrom: [...account.allowedFrom],
     appOnly,
+    transport: account.transport,
+    graphNotice: graphConsentMissing(account, status) ?? null,
     status: { state, storedState, ...STATE_LABELS[state], sentence: stateSentence(state, account, status, now) },
     authorizedUser: status?.authorizedUser ?? null,
     authorizedAt: status?.authorizedAt ?? null,

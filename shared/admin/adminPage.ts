@@ -95,9 +95,12 @@ function accountCard(view: AccountView, functionKey: string | undefined, now: nu
     <h2>${view.displayName} <code>${view.id}</code>${view.isDefault ? html`<span class="badge">default</span>` : ''}</h2>
     <p class="status"><span class="state tone-${status.tone}">${status.label}</span></p>
     <p class="sentence">${status.sentence}</p>
+    ${view.graphNotice ? html`<p class="sentence" data-notice="graph-consent">${view.graphNotice}</p>` : ''}
     <dl>
       <dt>Provider</dt>
       <dd>${view.provider}, ${view.appOnly ? 'app-only (client credentials)' : 'delegated (authorization code)'}</dd>
+      <dt>Transport</dt>
+      <dd>${TRANSPORT_TEXT[view.transport]}</dd>
       <dt>Signs in as</dt>
       <dd>${view.user}</dd>
       <dt>Sends from</dt>
@@ -225,3 +228,9 @@ export function statusPageFailure(): SafeHtml {
     body: html`<p>Reading the account status or the deliveries table failed. The function's log has the details.</p>`,
   });
 }
+
+const TRANSPORT_TEXT: Record<AccountView['transport'], string> = {
+  smtp: 'SMTP',
+  graph: 'Microsoft Graph (sendMail)',
+  auto: 'SMTP, Microsoft Graph once SMTP AUTH is disabled',
+};

@@ -6,6 +6,7 @@ import { callbackUrl } from '../web/routes';
 import { TABLES } from '../names';
 import type { AuthorizationContext } from './authorizationContext';
 import { AuthRequestTable, newBrowserSecret } from './authRequests';
+import { graphSignInScopes } from '../oauth/graphToken';
 import { providerConfiguration } from '../oauth/providerClient';
 
 /** The redirect URI registered with the providers: built from the configured public URL, never from request headers. */
@@ -107,7 +108,8 @@ export async function startAuthorization(
   const redirectTo = client.buildAuthorizationUrl(config, {
     redirect_uri: redirectUri,
     response_type: 'code',
-    scope: account.oauth.scopes.join(' '),
+    // SMTP's scopes first: Microsoft issues the code's token for the first resource; Graph's comes by refresh.
+    scope: [...account.oauth.scopes, ...graphSignInScopes(account)].join(' '),
     state,
     nonce,
     code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),

@@ -62,3 +62,12 @@ function consentAdvice(account: Account, graph: GraphSettings): string {
     ? `Give the app the application permission ${graph.permission} (Microsoft Graph) with admin consent and limit it to the sending mailboxes with RBAC for Applications, or assign it the role "Application ${graph.permission}" in Exchange (docs/provider-microsoft.md).`
     : `Re-authorize the account so that ${account.user} consents to ${graph.delegatedScope}.`;
 }
+
+/**
+ * The Graph scope a delegated account asks for at sign-in, beside its SMTP scopes, when its transport can be Graph
+ * (`graph` or `auto`). Microsoft lets one sign-in consent to both resources; each token is then requested apart.
+ */
+export function graphSignInScopes(account: Account): string[] {
+  if (!account.graph || account.flow !== 'authorization_code' || account.transport === 'smtp') return [];
+  return [account.graph.delegatedScope];
+}

@@ -1,3 +1,4 @@
+import { graphSignInScopes } from '../../oauth/graphToken';
 import { toTokenSet } from '../../oauth/tokenSet';
 import { need, type CallbackContext } from './context';
 import { failure, START_AGAIN, type AuthorizationResult } from './result';
@@ -13,7 +14,9 @@ export async function storeAuthorization(context: CallbackContext): Promise<Auth
   const request = need(context, 'request');
   const authorizedAt = new Date();
   const tokens = toTokenSet(need(context, 'tokens'), authorizedAt.getTime());
-  const scopes = tokens.scope ?? account.oauth.scopes.join(' ');
+  // Microsoft's token response names only the first resource's scopes. Its consent covers every requested one or
+  // the sign-in fails, so the Graph scope asked for at sign-in was granted too (graphConsentMissing reads this).
+  const scopes = [tokens.scope ?? account.oauth.scopes.join(' '), ...graphSignInScopes(account)].join(' ');
   try {
     // Under the refresh lease: a refresh of the old grant finishing now would overwrite the new tokens with
     // the old grant's rotated ones.
