@@ -34,10 +34,13 @@ export function accessTokenVerifier(
   async function verifyJwtAccessToken(token: string): Promise<VerifiedAccessToken | undefined> {
     try {
       const { payload } = await jwtVerify(token, publicKey, { issuer, typ: 'at+jwt', algorithms: [SIGNING_ALG] });
-      const { sub, client_id: clientId, scope, exp, aud, roles } = payload;
+      const { sub, client_id: clientId, scope, exp, aud, roles, scp } = payload;
       if (typeof sub !== 'string' || typeof clientId !== 'string' || typeof exp !== 'number') return undefined;
+      const email = sub !== clientId ? users.byId(sub)?.email : undefined;
       return {
         sub,
+        ...(email ? { email } : {}),
+        ...(typeof scp === 'string' ? { scp } : {}),
         clientId,
         scope: typeof scope === 'string' ? scope : '',
         exp,

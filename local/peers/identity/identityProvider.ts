@@ -71,6 +71,7 @@ export async function startIdentityProvider(options: IdentityProviderOptions): P
     refreshTokenTtlSeconds: options.refreshTokenTtlSeconds ?? 90 * 24 * 60 * 60,
     rotateRefreshTokens: options.rotateRefreshTokens ?? true,
     appRoles: options.appRoles ?? [],
+    appRolesByAudience: options.appRolesByAudience ?? {},
     cookieKey: randomBytes(32).toString('base64url'),
   });
 

@@ -72,6 +72,7 @@ declare module 'oidc-provider' {
     grantId?: string;
     scope?: string;
     aud?: string | string[];
+    resourceServer?: { audience?: string };
     extra?: Record<string, unknown>;
     destroy(): Promise<void>;
   }

@@ -9,6 +9,8 @@ import { escapeHtml, page } from './interactions';
 import type { IdentityProviderClient } from './types';
 
 export const SIGNING_ALG = 'RS256';
+/** Microsoft Graph's user tokens are JWTs with an `scp` claim, as Entra issues them (Exchange's stay opaque here). */
+export const GRAPH_RESOURCE = 'https://graph.microsoft.com';
 const DAY = 24 * 60 * 60;
 
 export interface ProviderSettings {
@@ -21,11 +23,12 @@ export interface ProviderSettings {
   refreshTokenTtlSeconds: number;
   rotateRefreshTokens: boolean;
   appRoles: string[];
+  appRolesByAudience: Record<string, string[]>;
   cookieKey: string;
 }
 
 export function createProvider(settings: ProviderSettings): Provider {
-  const { issuer, users, resources, signingJwk, appRoles, cookieKey } = settings;
+  const { issuer, users, resources, signingJwk, appRoles, appRolesByAudience, cookieKey } = settings;
   const accessTokenTtl = settings.accessTokenTtlSeconds;
   const refreshTokenTtl = settings.refreshTokenTtlSeconds;
   const policy = interactionPolicy.base();
@@ -38,7 +41,7 @@ export function createProvider(settings: ProviderSettings): Provider {
     cookies: { keys: [cookieKey] },
     scopes: ['openid', 'offline_access', 'email', 'profile'],
     claims: {
-      openid: ['sub'],
+      openid: ['sub', 'tid', 'oid'],
       email: ['email', 'email_verified'],
       profile: ['name', 'preferred_username'],
     },
@@ -57,6 +60,7 @@ export function createProvider(settings: ProviderSettings): Provider {
             email_verified: true,
             name: user.name ?? user.email,
             preferred_username: user.email,
+            ...(user.tenantId ? { tid: user.tenantId, oid: user.objectId ?? user.id } : {}),
           };
         },
       };
@@ -82,7 +86,17 @@ export function createProvider(settings: ProviderSettings): Provider {
     },
     rotateRefreshToken: settings.rotateRefreshTokens,
     async extraTokenClaims(_ctx, token) {
-      return token.kind === 'ClientCredentials' && appRoles.length > 0 ? { roles: appRoles } : undefined;
+      const audience = token.resourceServer?.audience ?? [token.aud].flat()[0];
+      if (token.kind === 'ClientCredentials') {
+        const roles = (audience !== undefined ? appRolesByAudience[audience] : undefined) ?? appRoles;
+        return roles.length > 0 ? { roles } : undefined;
+      }
+      if (audience === GRAPH_RESOURCE) {
+        const prefix = `${GRAPH_RESOURCE}/`;
+        const scp = [...token.scopes].filter((s) => s.startsWith(prefix)).map((s) => s.slice(prefix.length));
+        return { scp: scp.join(' ') };
+      }
+      return undefined;
     },
     pkce: { required: () => true },
     interactions: { policy },
@@ -113,7 +127,9 @@ export function createProvider(settings: ProviderSettings): Provider {
       resourceIndicators: {
         enabled: true,
         async defaultResource(ctx, _client, oneOf) {
-          if (oneOf) return oneOf[0];
+          // A refresh of a grant for several resources: the requested scope picks one, as with Microsoft (a
+          // refresh with a Graph scope gives a Graph token); without one, the first resource.
+          if (oneOf) return resources.note(ctx.oidc.params?.scope).find((r) => oneOf.includes(r)) ?? oneOf[0];
           const found = resources.note(ctx.oidc.params?.scope);
           return found.length > 1 ? found : found[0];
         },
@@ -125,9 +141,9 @@ export function createProvider(settings: ProviderSettings): Provider {
           return {
             scope: resources.scopesOf(resource).join(' '),
             audience: resource,
-            // User tokens stay opaque so that revocation is observable by verifyAccessToken.
-            accessTokenFormat: appOnly ? 'jwt' : 'opaque',
-            ...(appOnly ? { jwt: { sign: { alg: SIGNING_ALG } } } : {}),
+            // User tokens stay opaque so that revocation is observable by verifyAccessToken; Graph's are JWTs.
+            accessTokenFormat: appOnly || resource === GRAPH_RESOURCE ? 'jwt' : 'opaque',
+            ...(appOnly || resource === GRAPH_RESOURCE ? { jwt: { sign: { alg: SIGNING_ALG } } } : {}),
           };
         },
       },

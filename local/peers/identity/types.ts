@@ -26,6 +26,9 @@ export interface IdentityProviderUser {
   email: string;
   name?: string;
   password: string;
+  /** Microsoft-shaped users: the id_token carries `tid` (this) and `oid` (`objectId`, default: the id). */
+  tenantId?: string;
+  objectId?: string;
 }
 
 export interface IdentityProviderOptions {
@@ -43,6 +46,8 @@ export interface IdentityProviderOptions {
   rotateRefreshTokens?: boolean;
   /** `roles` claim of client_credentials access tokens, e.g. ['SMTP.SendAsApp']. */
   appRoles?: string[];
+  /** `roles` per token audience, over `appRoles`: e.g. `{ 'https://graph.microsoft.com': ['Mail.Send'] }`. */
+  appRolesByAudience?: Record<string, string[]>;
 }
 
 export interface VerifiedAccessToken {
@@ -55,6 +60,8 @@ export interface VerifiedAccessToken {
   exp: number;
   aud?: string | string[];
   roles?: string[];
+  /** Microsoft Graph user tokens: the delegated permissions, short names (`Mail.Send`). */
+  scp?: string;
 }
 
 /**
