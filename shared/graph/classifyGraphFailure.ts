@@ -76,31 +76,6 @@ export const GRAPH_FAILURE_RULES: readonly Rule[] = [
       ),
   },
   {
-    when: 'access denied: 403 ErrorAccessDenied, Authorization_RequestDenied',
-    match: (f) => f.status === 403 || code('ErrorAccessDenied', 'Authorization_RequestDenied', 'AccessDenied')(f),
-    verdict: (_f, said) =>
-      config(
-        `Microsoft Graph denied access to the mailbox (${said}). Delegated: the signed-in user must have consented to Mail.Send (re-authorize the account). App-only: the app needs the Mail.Send application permission, and with RBAC for Applications a role assignment "Application Mail.Send" whose scope holds this mailbox (docs/provider-microsoft.md).`,
-      ),
-  },
-  {
-    when: 'unknown sending mailbox: 404 ErrorInvalidUser, ResourceNotFound',
-    match: (f) => f.status === 404,
-    verdict: (_f, said) =>
-      config(
-        `Microsoft Graph does not know the sending mailbox (${said}). Check the account's "user": it must be the mailbox's address in this tenant.`,
-      ),
-  },
-  {
-    when: 'message too large: 413, ErrorMessageSizeExceeded, ErrorRequestEntityTooLarge',
-    match: (f) => f.status === 413 || code('ErrorMessageSizeExceeded', 'ErrorRequestEntityTooLarge', 'RequestEntityTooLarge')(f),
-    verdict: (_f, said) => ({
-      kind: 'permanent',
-      code: 'too_large',
-      reason: `Microsoft Graph refused the message as too large (${said}). A sendMail request carries about 4 MB at most; send large messages by SMTP (transport "smtp" or "auto").`,
-    }),
-  },
-  {
     when: 'mailbox full: ErrorQuotaExceeded',
     match: code('ErrorQuotaExceeded', 'ErrorQuotaExceededOnDelete'),
     verdict: (_f, said) => ({
@@ -121,6 +96,15 @@ export const GRAPH_FAILURE_RULES: readonly Rule[] = [
     }),
   },
   {
+    when: 'message too large: 413, ErrorMessageSizeExceeded, ErrorRequestEntityTooLarge',
+    match: (f) => f.status === 413 || code('ErrorMessageSizeExceeded', 'ErrorRequestEntityTooLarge', 'RequestEntityTooLarge')(f),
+    verdict: (_f, said) => ({
+      kind: 'permanent',
+      code: 'too_large',
+      reason: `Microsoft Graph refused the message as too large (${said}). A sendMail request carries about 4 MB at most; send large messages by SMTP (transport "smtp" or "auto").`,
+    }),
+  },
+  {
     when: 'recipient errors: ErrorInvalidRecipients, ErrorRecipientNotFound',
     match: code('ErrorInvalidRecipients', 'ErrorRecipientNotFound', 'ErrorInvalidEmailAddress'),
     verdict: (_f, said) => ({ kind: 'permanent', code: 'recipient_rejected', reason: `A recipient was refused (${said}).` }),
@@ -133,6 +117,22 @@ export const GRAPH_FAILURE_RULES: readonly Rule[] = [
       code: 'message_rejected',
       reason: `Microsoft Graph could not read the MIME message (${said}). Check that it is a complete RFC 5322 message with CRLF line ends.`,
     }),
+  },
+  {
+    when: 'access denied: 403 ErrorAccessDenied, Authorization_RequestDenied',
+    match: (f) => f.status === 403 || code('ErrorAccessDenied', 'Authorization_RequestDenied', 'AccessDenied')(f),
+    verdict: (_f, said) =>
+      config(
+        `Microsoft Graph denied access to the mailbox (${said}). Delegated: the signed-in user must have consented to Mail.Send (re-authorize the account). App-only: the app needs the Mail.Send application permission, and with RBAC for Applications a role assignment "Application Mail.Send" whose scope holds this mailbox (docs/provider-microsoft.md).`,
+      ),
+  },
+  {
+    when: 'unknown sending mailbox: 404 ErrorInvalidUser, ResourceNotFound',
+    match: (f) => f.status === 404,
+    verdict: (_f, said) =>
+      config(
+        `Microsoft Graph does not know the sending mailbox (${said}). Check the account's "user": it must be the mailbox's address in this tenant.`,
+      ),
   },
   {
     when: 'other 4xx: the request was refused as it is',
