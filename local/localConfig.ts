@@ -23,6 +23,8 @@ export interface LocalPorts {
   smtp: number;
   /** The SMTP relay for devices (STARTTLS, AUTH PLAIN/LOGIN). */
   relay: number;
+  /** The Microsoft Graph stand-in (`POST /v1.0/users/{user}/sendMail`). */
+  graph: number;
   blob: number;
   queue: number;
   table: number;
@@ -44,6 +46,7 @@ export interface LocalConfig {
   outboxUrl: string;
   idpUrl: string;
   mailboxUrl: string;
+  graphUrl: string;
 }
 
 /** The demo mailbox that `npm start` configures unless MAIL_ACCOUNTS or MAIL_ACCOUNTS_FILE is set. */
@@ -56,6 +59,10 @@ export const DEMO = {
   clientSecretName: 'demo-client-secret',
   /** The local provider stands in for Microsoft: same scopes, same token audience. */
   mailScope: 'https://outlook.office.com/SMTP.Send',
+  /** The second demo account: a Microsoft-shaped account of the same mailbox that sends through Microsoft Graph. */
+  graphAccountId: 'demo-graph',
+  /** The demo user's tenant, for the Microsoft-shaped sign-in (the id_token's `tid`). */
+  tenantId: '7d0a3c52-4b1e-4f8a-9c6d-2e5f8a1b3c4d',
 } as const;
 
 const PORT_SETTINGS: Record<keyof LocalPorts, { name: string; fallback: number }> = {
@@ -64,6 +71,7 @@ const PORT_SETTINGS: Record<keyof LocalPorts, { name: string; fallback: number }
   mailbox: { name: 'MAILBOX_PORT', fallback: 7081 },
   smtp: { name: 'SMTP_PORT', fallback: 2525 },
   relay: { name: 'RELAY_PORT', fallback: 2587 },
+  graph: { name: 'GRAPH_PORT', fallback: 7082 },
   blob: { name: 'AZURITE_BLOB_PORT', fallback: 10000 },
   queue: { name: 'AZURITE_QUEUE_PORT', fallback: 10001 },
   table: { name: 'AZURITE_TABLE_PORT', fallback: 10002 },
@@ -101,6 +109,7 @@ export function readLocalConfig(env: Env = process.env): LocalConfig {
     outboxUrl: `http://${LOCAL_HOST}:${ports.outbox}`,
     idpUrl: `http://${LOCAL_HOST}:${ports.idp}`,
     mailboxUrl: `http://${LOCAL_HOST}:${ports.mailbox}`,
+    graphUrl: `http://${LOCAL_HOST}:${ports.graph}`,
   };
 }
 

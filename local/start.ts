@@ -25,6 +25,7 @@ import { DEMO, readLocalConfig, settingOf, type LocalConfig } from './localConfi
 import { startMailboxPage } from './peers/mailboxPage';
 import { LOCAL_FUNCTION_KEY, startRunner } from './host/runner';
 import { startSmtpSink } from './peers/smtpSink';
+import { startGraphStandIn } from './peers/graphStandIn';
 import { startLocalRelay } from '../relay/localRelay';
 
 const USAGE = `Usage: npm start [-- --no-functions]
@@ -32,7 +33,7 @@ const USAGE = `Usage: npm start [-- --no-functions]
 Starts Azurite, a local OpenID provider, a local SMTP server with a mailbox page, and the functions.
   --no-functions   everything but the functions (run them with \`func start\` instead)
 
-Ports: OUTBOX_PORT (7071), IDP_PORT (7080), MAILBOX_PORT (7081), SMTP_PORT (2525),
+Ports: OUTBOX_PORT (7071), IDP_PORT (7080), MAILBOX_PORT (7081), SMTP_PORT (2525), GRAPH_PORT (7082),
        AZURITE_BLOB_PORT (10000), AZURITE_QUEUE_PORT (10001), AZURITE_TABLE_PORT (10002).
 Data:  OUTBOX_DATA_DIR (.local). Your own accounts: MAIL_ACCOUNTS or MAIL_ACCOUNTS_FILE.
 Keys:  LOCAL_FUNCTION_KEY: when set, routes that need a function key in Azure need this one (?code= or x-functions-key).`;
@@ -86,9 +87,18 @@ async function main(): Promise<void> {
     const idp = await startIdentityProvider({
       port: ports.idp,
       clients: [{ clientId: DEMO.clientId, clientSecret, redirectUris: [callbackUrl(runtime.publicBaseUrl)] }],
-      users: [{ id: DEMO.accountId, email: DEMO.user, name: DEMO.name, password: DEMO.password }],
+      users: [{ id: DEMO.accountId, email: DEMO.user, name: DEMO.name, password: DEMO.password, tenantId: DEMO.tenantId }],
     });
     stops.push({ name: 'the identity provider', stop: idp.stop });
+
+    // Microsoft Graph's sendMail, for accounts with transport graph or auto; it keeps mail where the SMTP server does.
+    const graph = await startGraphStandIn({
+      host,
+      port: ports.graph,
+      verifyAccessToken: (token) => idp.verifyAccessToken(token),
+      mailDir: config.paths.mail,
+    });
+    stops.push({ name: 'the Graph stand-in', stop: graph.stop });
 
     const [key, cert] = await Promise.all([readFile(tls.serverKeyPath, 'utf8'), readFile(tls.serverCertPath, 'utf8')]);
     const sink = await startSmtpSink({
@@ -170,6 +180,21 @@ async function writeDemoAccounts(config: LocalConfig, caFile: string): Promise<v
       oauth: { issuer: config.idpUrl, scopes: ['openid', 'email', 'profile', 'offline_access', DEMO.mailScope] },
       smtp: { host: config.host, port: config.ports.smtp, security: 'starttls', caFile },
     },
+    {
+      // The same mailbox as a Microsoft account that sends through Microsoft Graph (the local stand-in): its sign-in
+      // asks for SMTP.Send and Graph's Mail.Send, and each token is then requested on its own.
+      id: DEMO.graphAccountId,
+      displayName: 'Local demo mailbox, through Microsoft Graph',
+      provider: 'microsoft',
+      tenantId: DEMO.tenantId,
+      clientId: DEMO.clientId,
+      clientAuth: { type: 'secret', secretName: DEMO.clientSecretName },
+      user: DEMO.user,
+      transport: 'graph',
+      oauth: { issuer: config.idpUrl },
+      graph: { baseUrl: config.graphUrl },
+      smtp: { host: config.host, port: config.ports.smtp, security: 'starttls', caFile },
+    },
   ];
   await writeFile(config.paths.accounts, `${JSON.stringify(accounts, null, 2)}\n`);
 }
@@ -222,7 +247,7 @@ async function lockDataDir(dataDir: string): Promise<void> {
       throw new ConfigError(
         `The local stack is already running on ${shown}/ (npm start, process ${holder.pid}, since ${holder.startedAt}). ` +
           'Use that one, or stop it with Ctrl-C first. To run a second stack, give it its own data folder and ports, ' +
-          'e.g. OUTBOX_DATA_DIR=.local-2 OUTBOX_PORT=8071 IDP_PORT=8080 MAILBOX_PORT=8081 SMTP_PORT=2526 ' +
+          'e.g. OUTBOX_DATA_DIR=.local-2 OUTBOX_PORT=8071 IDP_PORT=8080 MAILBOX_PORT=8081 SMTP_PORT=2526 GRAPH_PORT=8082 ' +
           'AZURITE_BLOB_PORT=11000 AZURITE_QUEUE_PORT=11001 AZURITE_TABLE_PORT=11002 npm start.',
       );
     }
@@ -288,6 +313,7 @@ function printBanner(
     `  Azurite             http://${config.host}:${ports.blob} (blobs), :${ports.queue} (queues), :${ports.table} (tables)`,
     `  Identity provider   ${config.idpUrl} (sign-ins live in memory: after a restart, authorize again)`,
     `  SMTP server         ${config.host}:${ports.smtp} (STARTTLS, XOAUTH2 only; mail kept in ${shown(paths.mail)}/)`,
+    `  Microsoft Graph     ${config.graphUrl}/v1.0/users/{user}/sendMail (stand-in; mail kept in the same folder)`,
     ...(run.relayLine ? [run.relayLine] : []),
     `  Mailbox             ${config.mailboxUrl}/`,
   ];
@@ -320,7 +346,10 @@ function printBanner(
   if (adminUrl) lines.push(`  1. Admin page: ${adminUrl}  (press Authorize for "${account.id}")`);
   else if (authorizeUrl) lines.push(`  1. Authorize the mailbox: ${authorizeUrl}`);
   if (run.ownAccounts) lines.push('  2. Sign in with your provider (your own accounts are configured).');
-  else lines.push(`  2. Sign in as ${DEMO.user} / ${DEMO.password} and allow access.`);
+  else
+    lines.push(
+      `  2. Sign in as ${DEMO.user} / ${DEMO.password} and allow access. Authorize "${DEMO.graphAccountId}" too: it sends through Microsoft Graph.`,
+    );
   lines.push(
     '  3. Then: npm run enqueue -- --to someone@example.com --subject Hello',
     `  4. Read it at ${config.mailboxUrl}/ and see the outcomes with: npm run results`,

@@ -64,6 +64,10 @@ describe('npm start', { timeout: 120_000 }, () => {
     const out = stack.output();
     assert.match(out, new RegExp(`Mailbox +http://127\\.0\\.0\\.1:${stack.ports.MAILBOX_PORT}/`));
     assert.match(out, /Sign in as demo@example\.com \/ demo/);
+    assert.match(
+      out,
+      new RegExp(`Microsoft Graph +http://127\\.0\\.0\\.1:${stack.ports.GRAPH_PORT}/v1\\.0/users/\\{user\\}/sendMail`),
+    );
     assert.match(out, /npm run enqueue -- --to someone@example\.com --subject Hello/);
     assert.match(out, /function keys checked: LOCAL_FUNCTION_KEY is the key/);
     assert.doesNotMatch(out, /[a-z]\.\.(\s|$)/m, 'no doubled full stop');
@@ -71,6 +75,31 @@ describe('npm start', { timeout: 120_000 }, () => {
       out.includes(`Admin page: http://127.0.0.1:${stack.ports.OUTBOX_PORT}/api/status?code=${FUNCTION_KEY} `),
       'the admin page with its key',
     );
+  });
+
+  test('lists a second demo account that sends through Microsoft Graph', async () => {
+    const reply = await fetch(`http://127.0.0.1:${stack.ports.OUTBOX_PORT}/api/accounts?code=${FUNCTION_KEY}`);
+    const { accounts } = (await reply.json()) as { accounts: Array<{ id: string; provider: string; transport: string }> };
+    assert.deepEqual(
+      accounts.map((a) => [a.id, a.provider, a.transport]),
+      [
+        ['demo', 'custom', 'smtp'],
+        ['demo-graph', 'microsoft', 'graph'],
+      ],
+    );
+  });
+
+  test('the Graph demo account signs in the Microsoft way, asking for SMTP.Send and Graph Mail.Send at once', async () => {
+    const start = await fetch(authorizeUrlOf(stack, 'demo-graph'), { redirect: 'manual' });
+    const scopes = new URL(start.headers.get('location')!).searchParams.get('scope')?.split(' ');
+    assert.deepEqual(
+      scopes?.filter((s) => s.startsWith('https://')),
+      ['https://outlook.office.com/SMTP.Send', 'https://graph.microsoft.com/Mail.Send'],
+    );
+    await authorizeWithoutBrowser(stack, 'demo-graph');
+    const reply = await fetch(`http://127.0.0.1:${stack.ports.OUTBOX_PORT}/api/accounts/demo-graph?code=${FUNCTION_KEY}`);
+    const view = (await reply.json()) as { status: { state: string }; graphNotice: string | null };
+    assert.deepEqual([view.status.state, view.graphNotice], ['ready', null]);
   });
 
   test('refuses the admin page and the authorize route without the function key, as Azure does', async () => {
@@ -282,6 +311,7 @@ async function startStack(options: { env?: NodeJS.ProcessEnv; dataDir?: string; 
     'IDP_PORT',
     'MAILBOX_PORT',
     'SMTP_PORT',
+    'GRAPH_PORT',
     'AZURITE_BLOB_PORT',
     'AZURITE_QUEUE_PORT',
     'AZURITE_TABLE_PORT',
@@ -372,8 +402,8 @@ async function stopStack(stack: Stack): Promise<void> {
   kill((await interruptStack(stack)).left);
 }
 
-async function authorizeWithoutBrowser(stack: Stack): Promise<void> {
-  const start = await fetch(authorizeUrlOf(stack), { redirect: 'manual' });
+async function authorizeWithoutBrowser(stack: Stack, accountId = 'demo'): Promise<void> {
+  const start = await fetch(authorizeUrlOf(stack, accountId), { redirect: 'manual' });
   assert.equal(start.status, 302);
   const cookie = start.headers
     .getSetCookie()
@@ -384,8 +414,8 @@ async function authorizeWithoutBrowser(stack: Stack): Promise<void> {
   assert.equal(callback.status, 200, await callback.text());
 }
 
-function authorizeUrlOf(stack: Stack): string {
-  return `http://127.0.0.1:${stack.ports.OUTBOX_PORT}/api/accounts/demo/authorize?code=${FUNCTION_KEY}`;
+function authorizeUrlOf(stack: Stack, accountId = 'demo'): string {
+  return `http://127.0.0.1:${stack.ports.OUTBOX_PORT}/api/accounts/${accountId}/authorize?code=${FUNCTION_KEY}`;
 }
 
 function connectionOf(stack: Stack): string {
