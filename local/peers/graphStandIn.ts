@@ -42,6 +42,8 @@ export interface GraphStandInOptions {
   sendAs?: Record<string, string[]>;
   /** App-only tokens: the mailboxes the app may use (RBAC for Applications); default every mailbox. */
   appMailboxes?: string[];
+  /** Default true; false keeps only the count (`taken`), for long runs such as the benchmark. */
+  keepReceived?: boolean;
 }
 
 export interface GraphReceived {
@@ -67,6 +69,8 @@ export interface GraphStandIn {
   readonly received: GraphReceived[];
   /** Every sendMail request that reached the server, whatever its answer. */
   readonly requests: number;
+  /** Messages taken, whether kept in `received` or not. */
+  readonly taken: number;
   /** Answers the next requests with these, in order. */
   reply(...replies: ScriptedReply[]): void;
   waitForMessages(n: number, timeoutMs?: number): Promise<GraphReceived[]>;
@@ -89,6 +93,7 @@ export async function startGraphStandIn(options: GraphStandInOptions): Promise<G
   const script: ScriptedReply[] = [];
   const waiters = new Set<() => void>();
   let requests = 0;
+  let taken = 0;
   let sequence = 0;
 
   const server = createServer((req, res) => {
@@ -296,7 +301,8 @@ export async function startGraphStandIn(options: GraphStandInOptions): Promise<G
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       await writeFile(path.join(options.mailDir, `${stamp}-${id}.eml`), mail.raw);
     }
-    received.push({ id, ...mail });
+    taken++;
+    if (options.keepReceived !== false) received.push({ id, ...mail });
     for (const wake of [...waiters]) wake();
   }
 
@@ -306,6 +312,9 @@ export async function startGraphStandIn(options: GraphStandInOptions): Promise<G
     received,
     get requests() {
       return requests;
+    },
+    get taken() {
+      return taken;
     },
     reply(...replies) {
       script.push(...replies);

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --starttls] [-- --stages] [-- --only=raw,core,burst,handler,budget,backlog,apprss,relay,bundle]`
+ * `npm run bench [-- --quick] [-- --starttls] [-- --stages] [-- --only=raw,core,burst,handler,budget,backlog,apprss,relay,graph,bundle]`
  *
  * Throughput, limits, memory and bundle of the send path on this machine, everything on loopback:
  * Azurite (child process), the XOAUTH2 budget sink (child process, test/support/budgetSmtp.ts) and, for the
@@ -49,6 +49,7 @@ import { measureBacklog } from './backlog';
 import { measureAppRss } from './appRss';
 import { countStorageOps } from './storageOps';
 import { RELAY_TARGETS, runRelayBench } from './relayBench';
+import { runGraphBench } from './graphBench';
 
 // ---- settings ------------------------------------------------------------------------------------------
 
@@ -59,7 +60,7 @@ const STAGES = argv.includes('--stages');
 const ONLY = new Set(
   (
     argv.find((a) => a.startsWith('--only='))?.slice('--only='.length) ??
-    'raw,core,burst,handler,budget,backlog,apprss,relay,bundle'
+    'raw,core,burst,handler,budget,backlog,apprss,relay,graph,bundle'
   )
     .split(',')
     .filter(Boolean),
@@ -752,7 +753,12 @@ type ReportKey =
   | 'next_attempt_late_s_max'
   | 'relay_msgs_per_s'
   | 'relay_p95_ms'
-  | 'relay_rss_mb';
+  | 'relay_rss_mb'
+  | 'graph_raw_msgs_per_s'
+  | 'graph_core_msgs_per_s'
+  | 'graph_core_raw_ratio'
+  | 'graph_budget_ratio'
+  | 'graph_throttle_replies';
 const report: Record<ReportKey, number | null> = {
   raw_msgs_per_s: null,
   core_msgs_per_s: null,
@@ -777,6 +783,12 @@ const report: Record<ReportKey, number | null> = {
   relay_msgs_per_s: null,
   relay_p95_ms: null,
   relay_rss_mb: null,
+  graph_raw_msgs_per_s: null,
+  graph_core_msgs_per_s: null,
+  graph_core_raw_ratio: null,
+  // Both need the send pipeline on the Graph transport (several workers against the stand-in's limits).
+  graph_budget_ratio: null,
+  graph_throttle_replies: null,
 };
 const lines: string[] = [];
 const details: string[] = [];
@@ -962,6 +974,21 @@ try {
     details.push(...r.details);
   }
 
+  if (ONLY.has('graph')) {
+    progress(`graph: ${CFG.n} messages to the Graph stand-in, raw fetch vs GraphSender, ${CFG.rounds} round(s)`);
+    const g = await runGraphBench({
+      messages: CFG.n,
+      warmup: CFG.warmup,
+      rounds: CFG.rounds,
+      ...(stackConnectionString ? { connectionString: stackConnectionString } : {}),
+      progress: (text) => progress(`graph: ${text}`),
+    });
+    report.graph_raw_msgs_per_s = g.graph_raw_msgs_per_s;
+    report.graph_core_msgs_per_s = g.graph_core_msgs_per_s;
+    report.graph_core_raw_ratio = g.graph_core_raw_ratio;
+    details.push(...g.details);
+  }
+
   if (ONLY.has('bundle')) {
     progress('bundle: size and load time');
     const bundle = await measureBundle();
@@ -1002,6 +1029,7 @@ lines.push(
   `  apprss    peak RSS of the built bundle in plain node (no TypeScript loader) running sendMail, ${HANDLER_CONCURRENCY} in flight`,
   `  relay     ${QUICK ? 400 : 1500} messages of 100 KB from 8 pooled STARTTLS device connections through the relay's bundle (its own process) to blob + queue on Azurite; rate, p95 latency, the relay's peak RSS`,
   `  rss       peak resident memory of the bench process and the workers (all under tsx: see the breakdown below)`,
+  `  graph     ${CFG.n} small JSON messages to the Graph stand-in (real app-only tokens): raw a plain fetch loop (4 in flight), core composeMail + buildGraphRequest + GraphSender (4 slots in Azurite, 64 in flight); median of ${CFG.rounds}`,
   `  bundle    dist/index.mjs size; import() time in a fresh node process, median of ${CFG.loads}`,
   '',
   `${'metric'.padEnd(22)}${'value'.padStart(14)}  ${'target'.padEnd(14)}status`,
@@ -1114,6 +1142,25 @@ row(
   fmt(report.relay_rss_mb, ' MB'),
   `≤ ${RELAY_TARGETS.rssMb} MB`,
   verdict(report.relay_rss_mb, (v) => v <= RELAY_TARGETS.rssMb),
+);
+row('graph raw msg/s', fmt(report.graph_raw_msgs_per_s), '', '');
+row(
+  'graph core msg/s',
+  fmt(report.graph_core_msgs_per_s),
+  '≥ 0.9 × raw',
+  verdict(report.graph_core_raw_ratio, (v) => v >= TARGETS.coreRatio),
+);
+row(
+  'graph budget ratio',
+  fmt(report.graph_budget_ratio),
+  `≥ ${TARGETS.budgetRatio}`,
+  verdict(report.graph_budget_ratio, (v) => v >= TARGETS.budgetRatio),
+);
+row(
+  'graph throttle replies',
+  fmt(report.graph_throttle_replies),
+  '0',
+  verdict(report.graph_throttle_replies, (v) => v <= TARGETS.throttleReplies),
 );
 row(
   'bundle size',
