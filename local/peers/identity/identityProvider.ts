@@ -12,7 +12,11 @@
  *   are accepted for any host: the URL's origin becomes the token's audience;
  * - client_credentials: a JWT access token (`typ: at+jwt`, signed with the id_token key)
  *   whose `aud` is the origin of the requested scope (`https://outlook.office365.com/.default`)
- *   and whose `roles` are `appRoles`.
+ *   and whose `roles` are `appRolesByAudience[aud]`, else `appRoles`;
+ * - Microsoft Graph: a user's token for `https://graph.microsoft.com` is a JWT with `scp` (`Mail.Send`);
+ *   a grant over several resources gives the code's token for the first, and a refresh gets a token for
+ *   the resource its `scope` names (one refresh token, one token request per audience);
+ * - users given a `tenantId` get Microsoft's `tid` and `oid` in their id_token.
  *
  * Endpoints: discovery at `/.well-known/openid-configuration`; authorization `/auth`,
  * token `/token`, revocation `/token/revocation`, introspection `/token/introspection`,
