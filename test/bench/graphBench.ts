@@ -1,26 +1,20 @@
 /**
  * `--only=graph`: Microsoft Graph sendMail on loopback. The Graph stand-in (local/peers/graphStandIn.ts) checks
- * real app-only tokens of the local identity provider, keeping messages in memory. Two clients send the same
+ * real app-only tokens of the local identity provider, both in a child process (graphPeersProcess.ts). Two clients
+ * in this process send the same
  * small JSON messages to it, in alternating rounds after a warm-up:
  *   raw   a plain fetch loop, 4 requests in flight (Graph's limit per mailbox), the token fetched once;
  *   core  composeMail + buildGraphRequest + GraphSender (4 lanes holding slots leased in Azurite), 64 in flight.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { startAzurite } from '../../local/peers/azurite';
-import { startGraphStandIn } from '../../local/peers/graphStandIn';
-import { startIdentityProvider } from '../../local/peers/identity/identityProvider';
 import { parseAccounts, type Account } from '../../shared/config';
 import { composeMail } from '../../shared/delivery/composeMail';
-import { fetchAppOnlyToken } from '../../shared/oauth/clientCredentials';
-import { ProviderClients } from '../../shared/oauth/providerClient';
 import { buildGraphRequest } from '../../shared/graph/graphRequest';
 import { GraphSender, graphSlotsKey, type GraphToken } from '../../shared/graph/graphSender';
 import { ConnectionSlots } from '../../shared/limits/connectionSlots';
 import { TABLES } from '../../shared/names';
 import { createStorageClients, type StorageClients } from '../../shared/storage/storageClients';
-import { FileSecretStore } from '../../shared/storage/fileSecretStore';
+import { spawnChild } from './ipc';
 
 export interface GraphBenchResult {
   graph_raw_msgs_per_s: number;
@@ -52,21 +46,9 @@ export async function runGraphBench(options: {
     }
     const storage = createStorageClients({ MailStorage: connectionString });
     await storage.ensureCreated();
-    const idp = await startIdentityProvider({
-      clients: [
-        {
-          clientId: 'bench-graph',
-          clientSecret: 'bench-graph-secret',
-          authMethod: 'client_secret_post',
-          grantTypes: ['client_credentials'],
-        },
-      ],
-      users: [],
-      appRolesByAudience: { 'https://graph.microsoft.com': ['Mail.Send'] },
-    });
-    stops.push(() => idp.stop());
-    const standIn = await startGraphStandIn({ verifyAccessToken: (token) => idp.verifyAccessToken(token), keepReceived: false });
-    stops.push(() => standIn.stop());
+    const peers = spawnChild('test/bench/graphPeersProcess.ts');
+    stops.push(() => peers.stop());
+    const started = await peers.request<{ url: string; accessToken: string }>('start');
     const [account] = parseAccounts([
       {
         id: 'bench-graph',
@@ -74,20 +56,14 @@ export async function runGraphBench(options: {
         tenantId: TENANT,
         flow: 'client_credentials',
         clientId: 'bench-graph',
-        clientAuth: { type: 'secret', secretName: 'bench-graph-secret' },
         user: MAILBOX,
         transport: 'graph',
-        oauth: { issuer: idp.issuer },
-        graph: { baseUrl: standIn.url },
+        graph: { baseUrl: started.url },
       },
     ]);
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'outbox-graph-bench-'));
-    stops.push(() => rm(dir, { recursive: true, force: true }));
-    const secrets = new FileSecretStore(path.join(dir, 'secrets.json'));
-    await secrets.set('bench-graph-secret', 'bench-graph-secret');
-    const token = await fetchAppOnlyToken({ providers: new ProviderClients({ secrets, env: {} }) }, account!, 'graph');
+    const token: GraphToken = { accessToken: started.accessToken, expiresAt: Date.now() + 3_600_000 };
 
-    const url = `${standIn.url}/v1.0/users/${encodeURIComponent(MAILBOX)}/sendMail`;
+    const url = `${started.url}/v1.0/users/${encodeURIComponent(MAILBOX)}/sendMail`;
     const raw = (n: number) => rawRun(url, token.accessToken, n);
     const core = (n: number, tag: string) => coreRun(storage, account!, token, n, tag);
     await raw(options.warmup);
@@ -106,10 +82,11 @@ export async function runGraphBench(options: {
         details.push(`graph round ${r}: raw ${c.errors} errors, core ${b.errors} errors (${b.firstError ?? c.firstError ?? ''})`);
       options.progress(`raw ${Math.round(c.rate)} msg/s, core ${Math.round(b.rate)} msg/s (round ${r + 1}/${options.rounds})`);
     }
+    const stats = await peers.request<{ taken: number; requests: number }>('stats');
     const rawRate = median(rawRates);
     const coreRate = median(coreRates);
     details.unshift(
-      `graph rounds (msg/s): raw ${rawRates.map(Math.round).join(', ')}; core ${coreRates.map(Math.round).join(', ')}; stand-in took ${standIn.taken} messages in ${standIn.requests} requests`,
+      `graph rounds (msg/s): raw ${rawRates.map(Math.round).join(', ')}; core ${coreRates.map(Math.round).join(', ')}; stand-in took ${stats.taken} messages in ${stats.requests} requests`,
     );
     return {
       graph_raw_msgs_per_s: Math.round(rawRate * 10) / 10,
