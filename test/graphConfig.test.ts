@@ -1,6 +1,12 @@
-/** The Graph settings of an account: Microsoft only, refused by field name elsewhere, with the preset's figures. */
+/**
+ * The Graph settings of an account: Microsoft only, refused by field name elsewhere, with the preset's figures; and
+ * what the status page says of them.
+ */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { AccountStatus } from '../shared/accounts/accountStatus';
+import { accountView } from '../shared/admin/accountView';
+import { statusPage } from '../shared/admin/adminPage';
 import { parseAccounts } from '../shared/config';
 import { ConfigError } from '../shared/errors';
 
@@ -76,4 +82,23 @@ test('a Microsoft issuer may point at a stand-in on loopback only', () => {
       error instanceof ConfigError &&
       /oauth\.issuer: the issuer for provider "microsoft" comes from the preset/.test(error.message),
   );
+});
+
+test('the status page says "Re-authorize to enable Graph" for a grant without Mail.Send, and shows the transport', () => {
+  const [account] = parseAccounts([{ ...microsoft, transport: 'auto' }]);
+  const status: AccountStatus = {
+    accountId: 'm365',
+    state: 'ready',
+    authorizedAt: '2026-12-01T10:00:00.000Z',
+    scopes: 'https://outlook.office.com/SMTP.Send offline_access openid profile email',
+  };
+  const now = Date.parse('2026-12-07T10:00:00.000Z');
+  const view = accountView(account!, status, undefined, 'https://outbox.example.com', now);
+  assert.equal(view.transport, 'auto');
+  assert.match(view.graphNotice ?? '', /^Re-authorize to enable Graph: notify@contoso\.com consented to SMTP only/);
+  const page = String(statusPage({ views: [view], now }));
+  assert.match(page, /data-notice="graph-consent">Re-authorize to enable Graph/);
+  assert.match(page, /SMTP, Microsoft Graph once SMTP AUTH is disabled/);
+  const granted = { ...status, scopes: `${status.scopes} https://graph.microsoft.com/Mail.Send` };
+  assert.equal(accountView(account!, granted, undefined, 'https://outbox.example.com', now).graphNotice, null);
 });
