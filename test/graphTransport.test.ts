@@ -20,8 +20,8 @@ import { classifyGraphFailure } from '../shared/graph/classifyGraphFailure';
 import { clientRequestIdOf } from '../shared/graph/clientRequestId';
 import { GraphFailure } from '../shared/graph/graphFailure';
 import { buildGraphRequest, GraphRequestError } from '../shared/graph/graphRequest';
-import { GraphSender, graphSlotsKey, type GraphLane, type GraphToken } from '../shared/graph/graphSender';
-import { ConnectionSlots } from '../shared/limits/connectionSlots';
+import type { GraphLane, GraphSender, GraphToken } from '../shared/graph/graphSender';
+import { GraphSenderPool } from '../shared/graph/graphSenderPool';
 import { TABLES } from '../shared/names';
 import { authorizeViaCallback } from './support/authorizeDirect';
 import { startSendHarness, testAccount, type SendHarness } from './support/sendHarness';
@@ -42,7 +42,7 @@ let wrongRoleIdp: IdentityProvider;
 let standIn: GraphStandIn;
 let harness: SendHarness;
 /** One sender per account, as the pipeline keeps them: each holds the mailbox's slots while they are idle. */
-const senders = new Map<string, GraphSender>();
+let pool: GraphSenderPool;
 
 const account = (id: string): Account => {
   const found = harness.accounts.find((a) => a.id === id);
@@ -51,17 +51,7 @@ const account = (id: string): Account => {
 };
 
 function senderFor(target: Account): GraphSender {
-  const known = senders.get(target.id);
-  if (known) return known;
-  const slots = new ConnectionSlots(
-    harness.runtime.storage.table(TABLES.leases),
-    graphSlotsKey(target),
-    () => target.graph!.concurrentRequests,
-    `graph-test-${target.id}`,
-  );
-  const sender = new GraphSender(target, slots, { timeoutMs: 5_000, idleMs: 60_000 });
-  senders.set(target.id, sender);
-  return sender;
+  return pool.senderFor(target);
 }
 
 async function withLane<T>(sender: GraphSender, use: (lane: GraphLane) => Promise<T>): Promise<T> {
@@ -137,6 +127,7 @@ before(async () => {
       }),
     ],
   });
+  pool = new GraphSenderPool(harness.runtime.storage.table(TABLES.leases), 'graph-test', { timeoutMs: 5_000, idleMs: 60_000 });
   await harness.runtime.secrets.set('graph-client-secret', CLIENT_SECRET);
   await harness.runtime.secrets.set('graph-app-secret', APP_SECRET);
   const page = await authorizeViaCallback(harness.runtime, 'graph', { login: SENDER.email, password: SENDER.password });
@@ -144,7 +135,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const sender of senders.values()) await sender.close();
+  await pool?.close();
   await harness?.stop();
   await standIn?.stop();
   await wrongRoleIdp?.stop();
@@ -257,6 +248,28 @@ describe('sendMail through the stand-in', () => {
     assert.equal(got?.tokenKind, 'app');
     assert.equal(got.user, 'reports@contoso.test');
     assert.equal(got.json?.saveToSentItems, false);
+  });
+});
+
+describe('4 requests at a time per app and mailbox, across instances', () => {
+  test('a second instance gets no lane while the first holds all 4, and gets one once a slot is given back', async () => {
+    const leases = harness.runtime.storage.table(TABLES.leases);
+    const first = new GraphSenderPool(leases, 'instance-a', { timeoutMs: 5_000, idleMs: 60_000 });
+    const second = new GraphSenderPool(leases, 'instance-b', { timeoutMs: 5_000, idleMs: 60_000 });
+    // A mailbox of its own, whose slots no other test holds.
+    const target: Account = { ...account('daemon'), id: 'slots', user: 'slots@contoso.test' };
+    try {
+      const lanes = await Promise.all([1, 2, 3, 4].map(() => first.senderFor(target).acquire(5_000)));
+      assert.equal(lanes.filter(Boolean).length, 4);
+      assert.equal(await second.senderFor(target).acquire(300), undefined);
+      await first.close();
+      const lane = await second.senderFor(target).acquire(5_000);
+      assert.ok(lane, 'a slot given back is taken by the other instance');
+      lane.release();
+    } finally {
+      await first.close();
+      await second.close();
+    }
   });
 });
 
