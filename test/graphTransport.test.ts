@@ -235,6 +235,21 @@ describe('sendMail through the stand-in', () => {
     assert.deepEqual(got.recipients.sort(), ['envelope.only@example.com', 'visible@example.com']);
   });
 
+  test('a JSON message with a header that Graph JSON cannot carry goes as MIME, its Bcc still a recipient', async () => {
+    const sender = senderFor(account('graph'));
+    const headers = { 'List-Unsubscribe': '<mailto:leave@contoso.test>' };
+    const composed = composeMail(account('graph'), 'json-mime-1', jsonMail({ headers }), []);
+    const request = await buildGraphRequest(account('graph'), 'json-mime-1', composed);
+    assert.equal(request.format, 'mime');
+    const before = standIn.received.length;
+    await withLane(sender, async (lane) => lane.send(request, await graphToken('graph')));
+    const [got] = standIn.received.slice(before);
+    assert.deepEqual(got?.recipients.sort(), ['ann@example.com', 'cc@example.com', 'hidden@example.com']);
+    const kept = got.raw.toString('utf8');
+    assert.match(kept, /^List-Unsubscribe: <mailto:leave@contoso\.test>\r$/m);
+    assert.doesNotMatch(kept, /^Bcc:/im);
+  });
+
   test('an app-only token (roles Mail.Send) sends for its mailbox, with saveToSentItems false from the account', async () => {
     const daemon = account('daemon');
     const sender = senderFor(daemon);
