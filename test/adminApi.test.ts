@@ -72,7 +72,7 @@ before(async () => {
     ['r1', 'reauth', 'deferred'],
   ];
   for (const [id, account, status] of rows) {
-    await ledger.record({ id, account, status, attempts: 1, deferrals: 0, firstSeenAt: iso(-HOUR) });
+    await ledger.write({ id, account, status, attempts: 1, deferrals: 0, firstSeenAt: iso(-HOUR) });
   }
   // Older than the 24-hour window: written directly, since the ledger stamps updatedAt itself.
   await ledger.table.upsertEntity({

@@ -65,10 +65,10 @@ describe('storage operations per message', () => {
     };
     for (let i = 0; i < 20; i++) await h.enqueue(mail(`ops-${i}`, 'ops'));
     let claims = 0;
-    const put = h.services.ledger.put.bind(h.services.ledger);
-    h.services.ledger.put = (row, etag) => {
-      if (!etag) claims++;
-      return put(row, etag);
+    const write = h.services.ledger.write.bind(h.services.ledger);
+    h.services.ledger.write = (row) => {
+      if (!row.etag) claims++;
+      return write(row);
     };
     const ops = countStorageOps();
     try {
@@ -130,10 +130,10 @@ describe('a mailbox and its budget', () => {
       { id: 'box-two', user: 'shared.box@example.com', rateLimit: { messagesPerMinute: 3 } },
     ]);
     const puts: Array<{ id: string; status: string }> = [];
-    const put = h.services.ledger.put.bind(h.services.ledger);
-    h.services.ledger.put = (row, etag) => {
+    const write = h.services.ledger.write.bind(h.services.ledger);
+    h.services.ledger.write = (row) => {
       puts.push({ id: row.id, status: row.status });
-      return put(row, etag);
+      return write(row);
     };
     const before = sink.accepted;
     for (let i = 0; i < 3; i++) {
@@ -214,7 +214,7 @@ describe('a message that waited too long', () => {
 
   test('its copy comes back with budget: the claim finds the old row and fails it as expired, unsent', async () => {
     const h = await harness([{ id: 'old-budget' }]);
-    await h.services.ledger.record(waitingRow('old-1', 'old-budget'));
+    await h.services.ledger.write(waitingRow('old-1', 'old-budget'));
     const before = sink.accepted;
     await h.enqueue(mail('old-1', 'old-budget'));
     await h.drain();
@@ -226,7 +226,7 @@ describe('a message that waited too long', () => {
 
   test('its copy meets an account that cannot send: failed as expired, not deferred again', async () => {
     const h = await harness([{ id: 'old-gate' }], {}, false);
-    await h.services.ledger.record(waitingRow('old-2', 'old-gate'));
+    await h.services.ledger.write(waitingRow('old-2', 'old-gate'));
     await h.enqueue(mail('old-2', 'old-gate'));
     await h.drain();
     const row = await h.ledger('old-2');

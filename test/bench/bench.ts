@@ -269,8 +269,13 @@ async function coreRun(storage: StorageClients, account: Account, n: number, tag
   const cpu = process.cpuUsage();
   const result = await runLimited(n, CLIENT_CONCURRENCY, async (i) => {
     const composed = composeMail(account, `core-${tag}-${i}`, messages[i]!, []);
-    const sent = await sender.send(composed.options, token, DEFAULT_POLICY.maxInProcessWaitMs);
-    if (!sent.ok) busy++;
+    const lane = await sender.acquire(DEFAULT_POLICY.maxInProcessWaitMs);
+    if (!lane) return void busy++;
+    try {
+      await lane.send(composed.options, token);
+    } finally {
+      lane.release();
+    }
   });
   const ms = performance.now() - started;
   const used = cpuMs(process.cpuUsage(cpu));
@@ -418,8 +423,14 @@ async function coreBurstRun(storage: StorageClients, account: Account, n: number
   const messages = Array.from({ length: n }, (_, i) => message(i));
   const result = await burst(n, async (i) => {
     const composed = composeMail(account, `burst-${tag}-${i}`, messages[i]!, []);
-    const sent = await sender.send(composed.options, token, DEFAULT_POLICY.maxInProcessWaitMs);
-    return sent.ok;
+    const lane = await sender.acquire(DEFAULT_POLICY.maxInProcessWaitMs);
+    if (!lane) return false;
+    try {
+      await lane.send(composed.options, token);
+      return true;
+    } finally {
+      lane.release();
+    }
   });
   await sender.close();
   return { rate: ((n - result.errors - result.busy) / result.ms) * 1000, ...result };
@@ -477,14 +488,13 @@ async function measureHandler(sink: Sink, azurite: Azurite) {
   if (timings) {
     const account = harness.accounts[0]!;
     timings.wrap(services.ledger, 'get', 'ledger.get');
-    timings.wrap(services.ledger, 'put', 'ledger.put (claim)');
-    timings.wrap(services.ledger, 'record', 'ledger.record');
+    timings.wrap(services.ledger, 'write', 'ledger.write (claim, outcome)');
     timings.wrap(services.gate, 'check', 'gate.check');
     timings.wrap(services.tokens, 'get', 'tokens.get');
     timings.wrap(services.budgetFor(account), 'acquire', 'budget.acquire');
-    timings.wrap(services.senderFor(account), 'send', 'smtp send (lane wait + SMTP)');
+    timings.wrap(services.senderFor(account), 'acquire', 'lane wait');
     timings.wrap(services.results, 'sendMessage', 'results.sendMessage');
-    timings.wrap(services.outbox, 'sendMessage', 'outbox.sendMessage (defer)');
+    timings.wrap(services.outbox.client, 'sendMessage', 'outbox.sendMessage (defer)');
     const leases = runtime.storage.table(TABLES.leases);
     timings.wrap(leases, 'getEntity', 'leases.getEntity (budget read)');
     timings.wrap(leases, 'updateEntity', 'leases.updateEntity (budget write)');

@@ -14,14 +14,22 @@ import { deliverMessage, type DeliveryServices } from '../../shared/delivery/del
 import { decodeQueueJson, encodeQueueJson } from '../../shared/message/queueJson';
 import type { ResultEvent } from '../../shared/message/resultEvent';
 import { DeliveryLedger } from '../../shared/storage/deliveryLedger';
+import { OutboxQueue } from '../../shared/message/outboxQueue';
+import type { QueueClient } from '@azure/storage-queue';
+import type { AccountSender } from '../../shared/smtp/accountSender';
 import type { SmtpSink } from '../../local/peers/smtpSink';
 
 export const CRASH_POINTS = ['none', 'afterClaim', 'after250', 'afterEvent', 'beforeOutcome', 'storageError'] as const;
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 
+/** Passing trouble once per run: no connection free for one copy, or one SMTP `451` (both defer a copy). */
+export const TROUBLES = ['none', 'laneBusy', 'smtp451'] as const;
+export type Trouble = (typeof TROUBLES)[number];
+
 export interface RaceCase {
   copies: number;
   crash: CrashPoint;
+  trouble: Trouble;
   /** The `sending` claim's life: 0 makes every claim look dead to the other copies at once. */
   leaseMs: number;
 }
@@ -80,6 +88,7 @@ export function raceCaseArbitrary(copies: { min: number; max: number } = { min: 
   return fc.record({
     copies: fc.integer(copies),
     crash: fc.constantFrom(...CRASH_POINTS),
+    trouble: fc.constantFrom(...TROUBLES),
     leaseMs: fc.constantFrom(0, 60_000),
   });
 }
@@ -97,6 +106,12 @@ export async function runRace(
   id: string,
 ): Promise<RaceOutcome> {
   let crashUsed = race.crash === 'none';
+  let troubleUsed = race.trouble === 'none';
+  const troubleNow = (trouble: Trouble): boolean => {
+    if (troubleUsed || race.trouble !== trouble) return false;
+    troubleUsed = true;
+    return true;
+  };
   const events: ResultEvent[] = [];
   let copySequence = 0;
   const copies: Array<{ messageId: string; text: string; deleted: boolean }> = [];
@@ -156,10 +171,14 @@ export async function runRace(
     return {
       ...base,
       ledger: new DeliveryLedger(table),
-      outbox: outbox as unknown as DeliveryServices['outbox'],
+      outbox: new OutboxQueue(outbox as unknown as QueueClient),
       results: results as unknown as DeliveryServices['results'],
       unrecorded: instance.unrecorded,
-      senderFor: (account) => gatedSender(base.senderFor(account), instance, step, () => crashNow(instance, 'after250')),
+      senderFor: (account) =>
+        gatedSender(base.senderFor(account), instance, step, {
+          after250: () => crashNow(instance, 'after250'),
+          trouble: troubleNow,
+        }),
     };
   };
 
@@ -279,18 +298,39 @@ function gatedTable(
   });
 }
 
-/** The account's real sender with its SMTP send gated; `after250` may kill the instance once the server said 250. */
-function gatedSender<S extends object>(sender: S, instance: Instance, step: Step, after250: () => boolean): S {
+/** The account's real sender with each lane's SMTP send gated; `after250` may kill the instance once the server said 250. */
+function gatedSender(
+  sender: AccountSender,
+  instance: Instance,
+  step: Step,
+  faults: { after250: () => boolean; trouble: (trouble: Trouble) => boolean },
+): AccountSender {
   return new Proxy(sender, {
     get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver) as unknown;
-      if (property !== 'send' || typeof value !== 'function') return value;
-      return async (...args: unknown[]) => {
-        const result = await step(instance, 'smtp.send', () =>
-          (value as (...a: unknown[]) => Promise<unknown>).apply(target, args),
-        );
-        if ((result as { ok?: boolean }).ok && after250()) throw new Crash();
-        return result;
+      if (property !== 'acquire') return Reflect.get(target, property, receiver) as unknown;
+      return async (maxWaitMs: number) => {
+        if (faults.trouble('laneBusy')) return undefined;
+        const lane = await target.acquire(maxWaitMs);
+        if (!lane) return lane;
+        return {
+          release: () => lane.release(),
+          send: async (...args: Parameters<typeof lane.send>) => {
+            const sent = await step(instance, 'smtp.send', () => {
+              if (faults.trouble('smtp451'))
+                return Promise.reject(
+                  Object.assign(new Error('451 4.3.0 Temporary server error'), {
+                    code: 'EMESSAGE',
+                    responseCode: 451,
+                    response: '451 4.3.0 Temporary server error, please try again later',
+                    command: 'DATA',
+                  }),
+                );
+              return lane.send(...args);
+            });
+            if (faults.after250()) throw new Crash();
+            return sent;
+          },
+        };
       };
     },
   });
