@@ -8,7 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import type { TableClient } from '@azure/data-tables';
 import { startAzurite, type Azurite } from '../local/peers/azurite';
 import { createApp } from '../shared/app';
+import { deliverMessage } from '../shared/delivery/deliverMessage';
 import { ConfigError } from '../shared/errors';
+import { encodeQueueJson } from '../shared/message/queueJson';
 import { RateBudget } from '../shared/limits/rateBudget';
 import { TABLES } from '../shared/names';
 import { createStorageClients } from '../shared/storage/storageClients';
@@ -162,6 +164,37 @@ describe('a mailbox and its budget', () => {
 });
 
 describe('the waiting line', () => {
+  test('a message keeps its place through a deferral for a busy connection, and a newcomer still queues behind it', async () => {
+    const h = await harness([{ id: 'keep-place', rateLimit: { messagesPerMinute: 1, concurrentConnections: 1 } }]);
+    const deliver = (id: string) =>
+      deliverMessage(h.services, encodeQueueJson(mail(id, 'keep-place')), {
+        queueMessageId: `q-${id}-${Date.now()}`,
+        dequeueCount: 1,
+      });
+    assert.equal(await deliver('keep-first'), 'sent', 'the window is used up');
+    assert.equal(await deliver('keep-a'), 'deferred');
+    const placed = await h.ledger('keep-a');
+    assert.equal(placed?.code, 'rate_limited');
+    assert.ok(placed?.lineSlot, 'a place in the line');
+
+    // Its copy comes back while the only connection is busy elsewhere.
+    const sender = h.services.senderFor(h.accounts[0]!);
+    const acquire = sender.acquire.bind(sender);
+    sender.acquire = async () => undefined;
+    try {
+      assert.equal(await deliver('keep-a'), 'deferred');
+    } finally {
+      sender.acquire = acquire;
+    }
+    const waiting = await h.ledger('keep-a');
+    assert.equal(waiting?.code, 'connection_limit');
+    assert.equal(waiting?.lineSlot, placed.lineSlot, 'the place is kept');
+
+    assert.equal(await deliver('keep-b'), 'deferred');
+    const newcomer = await h.ledger('keep-b');
+    assert.ok(Date.parse(newcomer!.lineSlot!) > Date.parse(placed.lineSlot), 'the newcomer queues behind it');
+  });
+
   const limits = () => ({ perWindow: 2, windowMs: 2_000 });
 
   test('callers refused budget get places one send slot apart, in arrival order; a newcomer queues behind them', async () => {

@@ -31,12 +31,15 @@ export async function writeIfUnchanged<T extends object>(
   table: TableClient,
   entity: TableEntity<T>,
   etag: string | undefined,
+  /** `Merge` keeps the fields the entity does not name. */
+  mode: 'Replace' | 'Merge' = 'Replace',
 ): Promise<string | undefined> {
   try {
-    const response = etag ? await table.updateEntity(entity, 'Replace', { etag }) : await table.createEntity(entity);
+    const response = etag ? await table.updateEntity(entity, mode, { etag }) : await table.createEntity(entity);
     return response.etag ?? '';
   } catch (error) {
-    if (lostRace(error)) return undefined;
+    // An insert loses to a row that appeared (409); a replace to a row changed (412) or deleted (404) meanwhile.
+    if (etag ? isStatus(error, 412) || isStatus(error, 404) : isStatus(error, 409)) return undefined;
     throw error;
   }
 }
@@ -52,14 +55,9 @@ export async function deleteIfUnchanged(
     await table.deleteEntity(partitionKey, rowKey, { etag });
     return true;
   } catch (error) {
-    if (lostRace(error)) return false;
+    if (isStatus(error, 412) || isStatus(error, 404)) return false;
     throw error;
   }
-}
-
-/** A conditional write refused because the row changed, appeared or went away since it was read. */
-export function lostRace(error: unknown): boolean {
-  return isStatus(error, 409) || isStatus(error, 412) || isStatus(error, 404);
 }
 
 function isStatus(error: unknown, status: number): boolean {
