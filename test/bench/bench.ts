@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --starttls] [-- --stages] [-- --only=raw,core,burst,handler,budget,backlog,apprss,relay,bundle]`
+ * `npm run bench [-- --quick] [-- --starttls] [-- --stages] [-- --only=raw,core,burst,handler,budget,backlog,apprss,race,relay,bundle]`
  *
  * Throughput, limits, memory and bundle of the send path on this machine, everything on loopback:
  * Azurite (child process), the XOAUTH2 budget sink (child process, test/support/budgetSmtp.ts) and, for the
@@ -49,6 +49,7 @@ import { measureBacklog } from './backlog';
 import { measureAppRss } from './appRss';
 import { countStorageOps } from './storageOps';
 import { RELAY_TARGETS, runRelayBench } from './relayBench';
+import { measureRace, runRaceProperty } from './race';
 
 // ---- settings ------------------------------------------------------------------------------------------
 
@@ -59,7 +60,7 @@ const STAGES = argv.includes('--stages');
 const ONLY = new Set(
   (
     argv.find((a) => a.startsWith('--only='))?.slice('--only='.length) ??
-    'raw,core,burst,handler,budget,backlog,apprss,relay,bundle'
+    'raw,core,burst,handler,budget,backlog,apprss,race,relay,bundle'
   )
     .split(',')
     .filter(Boolean),
@@ -762,7 +763,11 @@ type ReportKey =
   | 'next_attempt_late_s_max'
   | 'relay_msgs_per_s'
   | 'relay_p95_ms'
-  | 'relay_rss_mb';
+  | 'relay_rss_mb'
+  | 'race_ids'
+  | 'race_duplicates'
+  | 'race_property_runs'
+  | 'race_property_failed';
 const report: Record<ReportKey, number | null> = {
   raw_msgs_per_s: null,
   core_msgs_per_s: null,
@@ -787,6 +792,10 @@ const report: Record<ReportKey, number | null> = {
   relay_msgs_per_s: null,
   relay_p95_ms: null,
   relay_rss_mb: null,
+  race_ids: null,
+  race_duplicates: null,
+  race_property_runs: null,
+  race_property_failed: null,
 };
 const lines: string[] = [];
 const details: string[] = [];
@@ -796,7 +805,7 @@ let sinkRssPeak = 0;
 let failure: unknown;
 const benchStarted = performance.now();
 // The full run has the backlog (about 100 s) and the bundle's memory run besides the rest.
-const WATCHDOG_MINUTES = QUICK ? 6 : 10;
+const WATCHDOG_MINUTES = QUICK ? 8 : 16;
 const watchdog = setTimeout(() => {
   progress(`the benchmark took more than ${WATCHDOG_MINUTES} minutes: aborting`);
   void cleanup().finally(() => process.exit(1));
@@ -805,7 +814,7 @@ watchdog.unref();
 
 let stackConnectionString: string | undefined;
 try {
-  const needsStack = ['raw', 'core', 'burst', 'handler', 'budget', 'backlog', 'apprss'].some((part) => ONLY.has(part));
+  const needsStack = ['raw', 'core', 'burst', 'handler', 'budget', 'backlog', 'apprss', 'race'].some((part) => ONLY.has(part));
   if (needsStack) {
     const sinkChild = spawnChild('test/bench/sinkProcess.ts');
     cleanups.push(() => sinkChild.stop());
@@ -954,6 +963,20 @@ try {
         `app RSS: ${a.completed} invocations (${a.errors} errors) of the bundle's sendMail in ${round(a.ms / 1000)} s; RSS ${round(a.rssMbAfterLoad)} MB after load, peak ${round(a.rssMbPeak)} MB`,
       );
     }
+    if (ONLY.has('race')) {
+      const burstSize = QUICK ? 500 : 2_000;
+      progress(`race: copies of one id at the same moment, idle and inside a ${burstSize}-message burst`);
+      const race = await measureRace(azurite.connectionString, burstSize);
+      report.race_ids = race.ids;
+      report.race_duplicates = race.duplicates;
+      details.push(...race.details);
+      const runs = QUICK ? 300 : 3_000;
+      progress(`race: the interleaving property, ${runs} runs`);
+      const property = await runRaceProperty(runs);
+      report.race_property_runs = property.runs;
+      report.race_property_failed = property.ok ? 0 : 1;
+      if (!property.ok) details.push(`race property FAILED:\n${property.output.split('\n').slice(-40).join('\n')}`);
+    }
     sinkRssPeak = (await sink.stats().catch(() => undefined))?.rssMbPeak ?? 0;
   }
 
@@ -1010,6 +1033,7 @@ lines.push(
   `  budget    ${WORKERS} worker processes, one account, sink allowing 3 connections and ${CFG.perWindow} messages per ${CFG.windowMs / 1000} s (432 4.3.2 beyond); accepted within ${DURATION_MS / 1000} s ÷ allowed (${ALLOWED})`,
   `  backlog   ${CFG.backlog} messages for account A (${BACKLOG.perMinute}/min, time-compressed to a ${BACKLOG.windowMs / 1000} s window), one for B every ${BACKLOG.bEveryMs / 1000} s, sendMail with ${HANDLER_CONCURRENCY} in flight`,
   `  apprss    peak RSS of the built bundle in plain node (no TypeScript loader) running sendMail, ${HANDLER_CONCURRENCY} in flight`,
+  `  race      50 ids × 3 copies and 10 ids × 8 copies enqueued at the same moment through sendMail (16 in flight), idle and inside a ${QUICK ? 500 : 2_000}-message burst; then the interleaving property (test/exactlyOnce.test.ts) for ${QUICK ? 300 : 3_000} runs`,
   `  relay     ${QUICK ? 400 : 1500} messages of 100 KB from 8 pooled STARTTLS device connections through the relay's bundle (its own process) to blob + queue on Azurite; rate, p95 latency, the relay's peak RSS`,
   `  rss       peak resident memory of the bench process and the workers (all under tsx: see the breakdown below)`,
   `  bundle    dist/index.mjs size; import() time in a fresh node process, median of ${CFG.loads}`,
@@ -1124,6 +1148,19 @@ row(
   fmt(report.relay_rss_mb, ' MB'),
   `≤ ${RELAY_TARGETS.rssMb} MB`,
   verdict(report.relay_rss_mb, (v) => v <= RELAY_TARGETS.rssMb),
+);
+row('race ids', fmt(report.race_ids), '', '');
+row(
+  'race duplicates',
+  fmt(report.race_duplicates),
+  '0',
+  verdict(report.race_duplicates, (v) => v === 0),
+);
+row(
+  'race property runs',
+  fmt(report.race_property_runs),
+  'all hold',
+  verdict(report.race_property_failed, (v) => v === 0),
 );
 row(
   'bundle size',
