@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ticketOf } from '../shared/delivery/sendAttempt';
 import { decideGrants, type BudgetCaller, type BudgetRow } from '../shared/limits/rateBudget';
+import type { OutcomeCode } from '../shared/outcomeCodes';
 import type { DeliveryRecord } from '../shared/storage/deliveryLedger';
 
 /** decideGrants is the budget's whole decision, without storage: who gets budget, who waits, who gets a place. */
@@ -86,7 +87,7 @@ describe('decideGrants', () => {
 });
 
 describe('a place in the line survives every passing deferral', () => {
-  const row = (code: string): DeliveryRecord => ({
+  const row = (code: OutcomeCode): DeliveryRecord => ({
     id: 'm',
     status: 'deferred',
     attempts: 0,
@@ -96,7 +97,7 @@ describe('a place in the line survives every passing deferral', () => {
     code,
     lineSlot: new Date(NOW + 30_000).toISOString(),
   });
-  for (const code of ['rate_limited', 'connection_limit', 'in_progress', 'not_authorized', 'transient']) {
+  for (const code of ['rate_limited', 'connection_limit', 'in_progress', 'not_authorized', 'transient'] as const) {
     test(`a message deferred for ${code} after it got a place still presents it`, () => {
       const ticket = ticketOf({ existing: row(code), draft: { id: 'm', attempts: 0, deferrals: 2, firstSeenAt: '' } });
       assert.deepEqual(ticket, { known: true, reservedAt: NOW + 30_000 });

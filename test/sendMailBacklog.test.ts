@@ -243,7 +243,7 @@ describe('a message that waited too long', () => {
     status: 'deferred' as const,
     attempts: 0,
     deferrals: 40,
-    code: 'rate_limited',
+    code: 'rate_limited' as const,
     reason: 'The budget is used up.',
     firstSeenAt: eightDaysAgo(),
     nextAttemptAt: new Date().toISOString(),

@@ -4,7 +4,7 @@ import { publishResult } from '../message/resultEvent';
 import type { SentInfo } from '../smtp/accountSender';
 import type { DeliveryRecord } from '../storage/deliveryLedger';
 import type { DeliveryOutcome, DeliveryServices, RecordDraft } from './deliveryServices';
-import type { DeferredCode, FailedCode } from './outcomeCodes';
+import type { DeferredCode, FailedCode, SentCode } from '../outcomeCodes';
 import { describeMaxAge } from './policy';
 
 /**
@@ -168,7 +168,7 @@ export async function finish(services: DeliveryServices, record: DeliveryRecord)
       attempts: record.attempts,
       at: new Date().toISOString(),
       ...(record.account ? { account: record.account } : {}),
-      ...(record.code ? { code: record.code } : {}),
+      ...(record.code ? { code: record.code as SentCode | FailedCode } : {}),
       ...(record.reason ? { reason: record.reason } : {}),
       ...(record.smtpReply ? { smtpReply: record.smtpReply } : {}),
       ...(record.messageId ? { messageId: record.messageId } : {}),

@@ -1,7 +1,7 @@
 import type { Logger } from '../log/logger';
 import type { OutboxQueue } from '../message/outboxQueue';
 import type { DeliveryLedger } from '../storage/deliveryLedger';
-import type { DeferredCode } from './outcomeCodes';
+import type { DeferredCode } from '../outcomeCodes';
 
 /** Codes of messages that wait for an admin to act on their account; a new authorization ends the wait. */
 const WAITING_FOR_ADMIN = new Set<DeferredCode>([

@@ -1,4 +1,5 @@
 import { odata, type TableClient } from '@azure/data-tables';
+import type { OutcomeCode } from '../outcomeCodes';
 import { readRow, writeIfUnchanged } from './conditionalWrite';
 
 /**
@@ -14,7 +15,7 @@ export interface DeliveryRecord {
   /** SMTP attempts (throttling and account waits are not attempts). */
   attempts: number;
   deferrals: number;
-  code?: string;
+  code?: OutcomeCode;
   reason?: string;
   smtpReply?: string;
   /** The RFC 5322 Message-ID we gave the mail. */

@@ -39,19 +39,23 @@ export async function measureRace(connectionString: string, burstSize: number): 
         const tag = `${runId}-${background ? 'burst' : 'idle'}-${ids}x${copies}`;
         const raceIds = Array.from({ length: ids }, (_, i) => `race-${tag}-${i}`);
         const send = (id: string) =>
-          outbox.sendMessage(encodeQueueJson({ id, account: 'race', to: ['race@example.com'], subject: id, text: `race ${id}` }));
+          outbox.sendMessage(
+            encodeQueueJson({ id, account: 'race', to: ['race@example.com'], subject: id, text: `race [${id}]` }),
+          );
         const burst = Array.from({ length: background }, (_, i) => `burst-${tag}-${i}`);
         // The burst first, then every copy of every id at the same moment, then the rest of the burst behind them.
         await Promise.all(burst.slice(0, background / 2).map(send));
         await Promise.all(raceIds.flatMap((id) => Array.from({ length: copies }, () => send(id))));
         await Promise.all(burst.slice(background / 2).map(send));
+        const started = performance.now();
         await harness.drain(300_000);
+        const seconds = Math.round((performance.now() - started) / 100) / 10;
 
         const events = await harness.results();
         let duplicates = 0;
         let unfinished = 0;
         for (const id of raceIds) {
-          const mails = sink.received.filter((mail) => mail.raw.includes(`race ${id}`)).length;
+          const mails = sink.received.filter((mail) => mail.raw.includes(`race [${id}]`)).length;
           if (mails > 1) duplicates += mails - 1;
           const row = await harness.ledger(id);
           const final = row?.status === 'sent' || row?.status === 'failed';
@@ -62,7 +66,7 @@ export async function measureRace(connectionString: string, burstSize: number): 
         figures.duplicates += duplicates;
         figures.unfinished += unfinished;
         figures.details.push(
-          `race ${ids} ids × ${copies} copies${background ? ` inside a ${background}-message burst` : ', idle'}: ${duplicates} duplicate mail(s), ${unfinished} without a final row and its event, ${eventIds.size} ids with result events`,
+          `race ${ids} ids × ${copies} copies${background ? ` inside a ${background}-message burst` : ', idle'}: ${duplicates} duplicate mail(s), ${unfinished} without a final row and its event, ${eventIds.size} ids with result events; drained in ${seconds} s`,
         );
       }
     }

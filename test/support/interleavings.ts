@@ -183,7 +183,7 @@ export async function runRace(
   };
 
   const fresh = (): Instance => ({ dead: false, unrecorded: new Map() });
-  const payload = encodeQueueJson({ id, account: accountId, to: ['race@example.com'], subject: id, text: `race ${id}` });
+  const payload = encodeQueueJson({ id, account: accountId, to: ['race@example.com'], subject: id, text: `race [${id}]` });
   let pending: Invocation[] = Array.from({ length: race.copies }, (_, i) => ({
     queueMessageId: `q-${id}-${i}`,
     dequeueCount: 1,
@@ -261,7 +261,7 @@ export function brokenInvariants(race: RaceCase, outcome: RaceOutcome): string[]
 }
 
 function countMails(sink: SmtpSink, id: string): number {
-  return sink.received.filter((mail) => mail.raw.includes(`race ${id}`)).length;
+  return sink.received.filter((mail) => mail.raw.includes(`race [${id}]`)).length;
 }
 
 type Step = <T>(instance: Instance, label: string, op: () => Promise<T>) => Promise<T>;
