@@ -12,6 +12,7 @@ import { parseAccounts } from '../shared/config';
 import { ConnectionSlots } from '../shared/limits/connectionSlots';
 import { TABLES } from '../shared/names';
 import { AccountSender, type SmtpToken } from '../shared/smtp/accountSender';
+import { classifySmtpFailure, type SmtpFailure } from '../shared/smtp/classifyReply';
 import { createStorageClients } from '../shared/storage/storageClients';
 import { ensureTestCaFiles, loadTestTls } from './support/certs';
 import { startScriptedSmtp } from './support/scriptedSmtp';
@@ -107,4 +108,43 @@ test('a connection is kept for more than 100 messages', async () => {
   }
   assert.equal(server.accepted.length, 120);
   assert.equal(server.connections, 1, 'one connection for all 120 messages');
+});
+
+test('messages waiting for a connection when the server refuses a token do not each present it again', async () => {
+  const sink = await startSmtpSink({
+    security: 'starttls',
+    key: tls.key,
+    cert: tls.cert,
+    verifyToken: (_user, token) => token !== 'refused-token',
+  });
+  cleanups.push(() => sink.stop());
+  const { sender } = senderFor('refused', sink.port, 1);
+  cleanups.push(() => sender.close());
+  const refused = { accessToken: 'refused-token', expiresAt: Date.now() + 3_600_000 };
+  const outcomes = await Promise.all(
+    Array.from({ length: 5 }, async (_, i) => {
+      const lane = await sender.acquire(20_000);
+      assert.ok(lane);
+      try {
+        await lane.send(mail(i), refused);
+        return 'sent';
+      } catch (error) {
+        return classifySmtpFailure(error as SmtpFailure).kind;
+      } finally {
+        lane.release();
+      }
+    }),
+  );
+  assert.deepEqual(outcomes, Array(5).fill('auth_rejected'), 'every message learns the token was refused');
+  assert.equal(sink.authFailures, 1, 'the server saw the refused token once');
+
+  // A fresh token goes out at once.
+  const lane = await sender.acquire(5_000);
+  assert.ok(lane);
+  try {
+    await lane.send(mail(9), TOKEN);
+  } finally {
+    lane.release();
+  }
+  assert.equal(sink.received.length, 1);
 });
