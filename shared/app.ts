@@ -8,6 +8,7 @@ import type { AccountViewSources } from './admin/loadAccountViews';
 import { AccountGate } from './delivery/accountGate';
 import type { DeliveryServices } from './delivery/deliveryServices';
 import { policyFromSettings, type DeliveryPolicy } from './delivery/policy';
+import { OutboxQueue } from './message/outboxQueue';
 import { releaseWaiting } from './delivery/releaseWaiting';
 import { SenderPool } from './delivery/senderPool';
 import { ConfigError } from './errors';
@@ -99,7 +100,7 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
   const delivery: DeliveryServices = {
     accounts,
     ledger: overrides.ledger?.(deliveriesTable) ?? new DeliveryLedger(deliveriesTable),
-    outbox,
+    outbox: new OutboxQueue(outbox),
     results: storage.queue(QUEUES.results),
     attachments: storage.container(CONTAINERS.attachments),
     mime: storage.container(CONTAINERS.mime),

@@ -12,6 +12,7 @@ import { parseAccounts } from '../shared/config';
 import { ConnectionSlots } from '../shared/limits/connectionSlots';
 import { TABLES } from '../shared/names';
 import { AccountSender, type SmtpToken } from '../shared/smtp/accountSender';
+import { classifySmtpFailure, type SmtpFailure } from '../shared/smtp/classifyReply';
 import { createStorageClients } from '../shared/storage/storageClients';
 import { ensureTestCaFiles, loadTestTls } from './support/certs';
 import { startScriptedSmtp } from './support/scriptedSmtp';
@@ -56,6 +57,17 @@ function senderFor(id: string, port: number, connections: number): { sender: Acc
 
 const mail = (i: number) => ({ from: 'lanes@example.com', to: 'rcpt@example.com', subject: `m${i}`, text: 'x' });
 
+/** acquire → send → release, as the send path does; `ok: false` when no connection came free in time. */
+async function sendOnce(sender: AccountSender, message: ReturnType<typeof mail>, maxWaitMs: number) {
+  const lane = await sender.acquire(maxWaitMs);
+  if (!lane) return { ok: false as const };
+  try {
+    return { ok: true as const, value: await lane.send(message, TOKEN) };
+  } finally {
+    lane.release();
+  }
+}
+
 async function slotRows(id: string): Promise<number> {
   let rows = 0;
   for await (const _ of leases.listEntities({ queryOptions: { filter: `PartitionKey eq 'slots-${id}'` } })) rows++;
@@ -69,7 +81,7 @@ test('40 sends started at once on an account allowed 4 connections use all 4, an
   let closed = false;
   cleanups.push(() => (closed ? Promise.resolve() : sender.close()));
 
-  const results = await Promise.all(Array.from({ length: 40 }, (_, i) => sender.send(mail(i), TOKEN, 20_000)));
+  const results = await Promise.all(Array.from({ length: 40 }, (_, i) => sendOnce(sender, mail(i), 20_000)));
   assert.deepEqual(
     results.filter((r) => !r.ok),
     [],
@@ -91,9 +103,48 @@ test('a connection is kept for more than 100 messages', async () => {
   const { sender } = senderFor('long-lived', server.port, 1);
   cleanups.push(() => sender.close());
   for (let i = 0; i < 120; i++) {
-    const result = await sender.send(mail(i), TOKEN, 5_000);
+    const result = await sendOnce(sender, mail(i), 5_000);
     assert.ok(result.ok, JSON.stringify(result));
   }
   assert.equal(server.accepted.length, 120);
   assert.equal(server.connections, 1, 'one connection for all 120 messages');
+});
+
+test('messages waiting for a connection when the server refuses a token do not each present it again', async () => {
+  const sink = await startSmtpSink({
+    security: 'starttls',
+    key: tls.key,
+    cert: tls.cert,
+    verifyToken: (_user, token) => token !== 'refused-token',
+  });
+  cleanups.push(() => sink.stop());
+  const { sender } = senderFor('refused', sink.port, 1);
+  cleanups.push(() => sender.close());
+  const refused = { accessToken: 'refused-token', expiresAt: Date.now() + 3_600_000 };
+  const outcomes = await Promise.all(
+    Array.from({ length: 5 }, async (_, i) => {
+      const lane = await sender.acquire(20_000);
+      assert.ok(lane);
+      try {
+        await lane.send(mail(i), refused);
+        return 'sent';
+      } catch (error) {
+        return classifySmtpFailure(error as SmtpFailure).kind;
+      } finally {
+        lane.release();
+      }
+    }),
+  );
+  assert.deepEqual(outcomes, Array(5).fill('auth_rejected'), 'every message learns the token was refused');
+  assert.equal(sink.authFailures, 1, 'the server saw the refused token once');
+
+  // A fresh token goes out at once.
+  const lane = await sender.acquire(5_000);
+  assert.ok(lane);
+  try {
+    await lane.send(mail(9), TOKEN);
+  } finally {
+    lane.release();
+  }
+  assert.equal(sink.received.length, 1);
 });

@@ -72,7 +72,7 @@ before(async () => {
     ['r1', 'reauth', 'deferred'],
   ];
   for (const [id, account, status] of rows) {
-    await ledger.record({ id, account, status, attempts: 1, deferrals: 0, firstSeenAt: iso(-HOUR) });
+    await ledger.write({ id, account, status, attempts: 1, deferrals: 0, firstSeenAt: iso(-HOUR) });
   }
   // Older than the 24-hour window: written directly, since the ledger stamps updatedAt itself.
   await ledger.table.upsertEntity({
@@ -196,7 +196,8 @@ describe('GET /api/accounts and /api/accounts/{id}', () => {
       sentence: 'Ready to send as main@example.com.',
     });
     assert.equal(view.authorizedUser, 'main@example.com');
-    assert.ok(Date.parse(view.tokenExpiresAt!) > Date.now());
+    const status = await harness.runtime.accountStatus.get('main');
+    assert.equal(view.tokenExpiresAt, status?.tokenExpiresAt, 'the expiry the status table holds');
     assert.equal(view.lastError, null);
     assert.deepEqual(
       view.counts,

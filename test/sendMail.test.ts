@@ -128,12 +128,12 @@ describe('idempotency', () => {
   test("a failure after the server's 250 and before the ledger update, retried, still gives one email", async () => {
     let failNextSentWrite = true;
     class FlakyLedger extends DeliveryLedger {
-      override async record(record: Parameters<DeliveryLedger['record']>[0]): Promise<void> {
+      override async write(record: Parameters<DeliveryLedger['write']>[0]): Promise<string | undefined> {
         if (record.status === 'sent' && failNextSentWrite) {
           failNextSentWrite = false;
           throw new Error('storage went away after the 250');
         }
-        return super.record(record);
+        return super.write(record);
       }
     }
     const harness = await startSendHarness({
@@ -157,9 +157,9 @@ describe('idempotency', () => {
 
   test('a retry on an instance that lost the outcome does not resend and says so', async () => {
     class LosingLedger extends DeliveryLedger {
-      override async record(record: Parameters<DeliveryLedger['record']>[0]): Promise<void> {
+      override async write(record: Parameters<DeliveryLedger['write']>[0]): Promise<string | undefined> {
         if (record.status === 'sent') throw new Error('the instance died after the 250');
-        return super.record(record);
+        return super.write(record);
       }
     }
     const first = await startSendHarness({

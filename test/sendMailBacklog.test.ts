@@ -8,7 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import type { TableClient } from '@azure/data-tables';
 import { startAzurite, type Azurite } from '../local/peers/azurite';
 import { createApp } from '../shared/app';
+import { deliverMessage } from '../shared/delivery/deliverMessage';
 import { ConfigError } from '../shared/errors';
+import { encodeQueueJson } from '../shared/message/queueJson';
 import { RateBudget } from '../shared/limits/rateBudget';
 import { TABLES } from '../shared/names';
 import { createStorageClients } from '../shared/storage/storageClients';
@@ -65,10 +67,10 @@ describe('storage operations per message', () => {
     };
     for (let i = 0; i < 20; i++) await h.enqueue(mail(`ops-${i}`, 'ops'));
     let claims = 0;
-    const put = h.services.ledger.put.bind(h.services.ledger);
-    h.services.ledger.put = (row, etag) => {
-      if (!etag) claims++;
-      return put(row, etag);
+    const write = h.services.ledger.write.bind(h.services.ledger);
+    h.services.ledger.write = (row) => {
+      if (!row.etag && row.status === 'sending') claims++;
+      return write(row);
     };
     const ops = countStorageOps();
     try {
@@ -78,7 +80,11 @@ describe('storage operations per message', () => {
     }
     assert.equal(reads, 0, 'no ledger read for a new message');
     assert.equal(claims, 20, 'one insert per message');
-    assert.equal(ops.counts['table.upsertEntity'], 20, JSON.stringify(ops.counts));
+    assert.equal(
+      ops.counts['table.updateEntity'],
+      20,
+      `one conditional outcome write per message: ${JSON.stringify(ops.counts)}`,
+    );
     assert.equal(ops.counts['queue.sendMessage'], 20, JSON.stringify(ops.counts));
     assert.ok(ops.total() <= 3 * 20 + 4, `at most 3 per message and a connection's slot: ${JSON.stringify(ops.counts)}`);
     assert.equal((await h.ledger('ops-7'))?.status, 'sent');
@@ -129,11 +135,11 @@ describe('a mailbox and its budget', () => {
       { id: 'box-one', user: 'Shared.Box@example.com', rateLimit: { messagesPerMinute: 3 } },
       { id: 'box-two', user: 'shared.box@example.com', rateLimit: { messagesPerMinute: 3 } },
     ]);
-    const puts: Array<{ id: string; status: string }> = [];
-    const put = h.services.ledger.put.bind(h.services.ledger);
-    h.services.ledger.put = (row, etag) => {
-      puts.push({ id: row.id, status: row.status });
-      return put(row, etag);
+    const claimed: Array<{ id: string; status: string }> = [];
+    const write = h.services.ledger.write.bind(h.services.ledger);
+    h.services.ledger.write = (row) => {
+      if (row.status === 'sending') claimed.push({ id: row.id, status: row.status });
+      return write(row);
     };
     const before = sink.accepted;
     for (let i = 0; i < 3; i++) {
@@ -152,12 +158,43 @@ describe('a mailbox and its budget', () => {
     for (const row of waiting) {
       assert.equal(row!.code, 'rate_limited');
       assert.equal(row!.attempts, 0);
-      assert.ok(!puts.some((p) => p.id === row!.id), `${row!.id} was never claimed: no budget, no sending row`);
+      assert.ok(!claimed.some((p) => p.id === row!.id), `${row!.id} was never claimed: no budget, no sending row`);
     }
   });
 });
 
 describe('the waiting line', () => {
+  test('a message keeps its place through a deferral for a busy connection, and a newcomer still queues behind it', async () => {
+    const h = await harness([{ id: 'keep-place', rateLimit: { messagesPerMinute: 1, concurrentConnections: 1 } }]);
+    const deliver = (id: string) =>
+      deliverMessage(h.services, encodeQueueJson(mail(id, 'keep-place')), {
+        queueMessageId: `q-${id}-${Date.now()}`,
+        dequeueCount: 1,
+      });
+    assert.equal(await deliver('keep-first'), 'sent', 'the window is used up');
+    assert.equal(await deliver('keep-a'), 'deferred');
+    const placed = await h.ledger('keep-a');
+    assert.equal(placed?.code, 'rate_limited');
+    assert.ok(placed?.lineSlot, 'a place in the line');
+
+    // Its copy comes back while the only connection is busy elsewhere.
+    const sender = h.services.senderFor(h.accounts[0]!);
+    const acquire = sender.acquire.bind(sender);
+    sender.acquire = async () => undefined;
+    try {
+      assert.equal(await deliver('keep-a'), 'deferred');
+    } finally {
+      sender.acquire = acquire;
+    }
+    const waiting = await h.ledger('keep-a');
+    assert.equal(waiting?.code, 'connection_limit');
+    assert.equal(waiting?.lineSlot, placed.lineSlot, 'the place is kept');
+
+    assert.equal(await deliver('keep-b'), 'deferred');
+    const newcomer = await h.ledger('keep-b');
+    assert.ok(Date.parse(newcomer!.lineSlot!) > Date.parse(placed.lineSlot), 'the newcomer queues behind it');
+  });
+
   const limits = () => ({ perWindow: 2, windowMs: 2_000 });
 
   test('callers refused budget get places one send slot apart, in arrival order; a newcomer queues behind them', async () => {
@@ -206,7 +243,7 @@ describe('a message that waited too long', () => {
     status: 'deferred' as const,
     attempts: 0,
     deferrals: 40,
-    code: 'rate_limited',
+    code: 'rate_limited' as const,
     reason: 'The budget is used up.',
     firstSeenAt: eightDaysAgo(),
     nextAttemptAt: new Date().toISOString(),
@@ -214,7 +251,7 @@ describe('a message that waited too long', () => {
 
   test('its copy comes back with budget: the claim finds the old row and fails it as expired, unsent', async () => {
     const h = await harness([{ id: 'old-budget' }]);
-    await h.services.ledger.record(waitingRow('old-1', 'old-budget'));
+    await h.services.ledger.write(waitingRow('old-1', 'old-budget'));
     const before = sink.accepted;
     await h.enqueue(mail('old-1', 'old-budget'));
     await h.drain();
@@ -226,7 +263,7 @@ describe('a message that waited too long', () => {
 
   test('its copy meets an account that cannot send: failed as expired, not deferred again', async () => {
     const h = await harness([{ id: 'old-gate' }], {}, false);
-    await h.services.ledger.record(waitingRow('old-2', 'old-gate'));
+    await h.services.ledger.write(waitingRow('old-2', 'old-gate'));
     await h.enqueue(mail('old-2', 'old-gate'));
     await h.drain();
     const row = await h.ledger('old-2');

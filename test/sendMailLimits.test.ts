@@ -246,3 +246,30 @@ describe('ConnectionSlots', () => {
     }
   });
 });
+
+describe('two account ids of one mailbox', () => {
+  test('never hold more SMTP connections together than the mailbox allows', async () => {
+    const box = await startBudgetSmtp({ maxConnections: 10, messagesPerWindow: 1_000, windowMs: 60_000, latencyMs: 100 });
+    const accounts = ['alias-one', 'alias-two'].map((id) =>
+      testAccount({
+        id,
+        user: 'Shared.Mailbox@example.com',
+        port: box.port,
+        smtp: { security: 'plain' },
+        rateLimit: { messagesPerMinute: 1_000, concurrentConnections: 2 },
+      }),
+    );
+    const h = await startSendHarness({ connectionString: azurite.connectionString, accounts, install: false });
+    try {
+      for (let i = 0; i < 12; i++)
+        for (const account of ['alias-one', 'alias-two'])
+          await h.enqueue({ id: `alias-${account}-${i}`, account, to: ['rcpt@example.com'], subject: 'x', text: 'x' });
+      await h.drain(60_000);
+      assert.equal(box.accepted, 24);
+      assert.equal(box.connectionsPeak, 2, 'the two ids share the mailbox limit of 2 (and both slots were used)');
+    } finally {
+      await h.stop();
+      await box.stop();
+    }
+  });
+});

@@ -80,6 +80,16 @@ const CASES: Array<[string, SmtpFailure, string]> = [
     'account:config_error',
   ],
   [
+    '530 5.7.0 STARTTLS first: a session in clear text, not a refused token',
+    { code: 'EAUTH', command: 'AUTH XOAUTH2', ...reply('530 5.7.0 Must issue a STARTTLS command first') },
+    'account:config_error',
+  ],
+  [
+    '530 5.7.0 authentication required: still a token matter',
+    { code: 'EAUTH', command: 'AUTH XOAUTH2', ...reply('530 5.7.0 Authentication required') },
+    'auth_rejected',
+  ],
+  [
     '535 5.7.3 token refused',
     { code: 'EAUTH', command: 'AUTH XOAUTH2', ...reply('535 5.7.3 Authentication unsuccessful') },
     'auth_rejected',

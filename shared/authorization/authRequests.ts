@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { odata, type TableClient } from '@azure/data-tables';
+import { readRow, writeIfUnchanged } from '../storage/conditionalWrite';
 import type { Provider } from '../config';
 
 /**
@@ -85,28 +86,24 @@ export class AuthRequestTable {
   }
 
   async find(state: string): Promise<StoredAuthRequest | undefined> {
-    try {
-      const entity = await this.table.getEntity<Record<string, unknown>>(PARTITION, stateKey(state));
-      const text = (key: string) => (typeof entity[key] === 'string' ? (entity[key] as string) : '');
-      return {
-        rowKey: stateKey(state),
-        etag: entity.etag,
-        accountId: text('accountId'),
-        provider: text('provider') as Provider,
-        issuer: text('issuer'),
-        nonce: text('nonce'),
-        redirectUri: text('redirectUri'),
-        browserHash: text('browserHash'),
-        verifierCipher: text('verifierCipher'),
-        createdAt: text('createdAt'),
-        expiresAt: text('expiresAt'),
-        ...(text('usedAt') ? { usedAt: text('usedAt') } : {}),
-        ...(text('startedBy') ? { startedBy: text('startedBy') } : {}),
-      };
-    } catch (error) {
-      if ((error as { statusCode?: number }).statusCode === 404) return undefined;
-      throw error;
-    }
+    const entity = await readRow<Record<string, unknown>>(this.table, PARTITION, stateKey(state));
+    if (!entity) return undefined;
+    const text = (key: string) => (typeof entity[key] === 'string' ? (entity[key] as string) : '');
+    return {
+      rowKey: stateKey(state),
+      etag: entity.etag,
+      accountId: text('accountId'),
+      provider: text('provider') as Provider,
+      issuer: text('issuer'),
+      nonce: text('nonce'),
+      redirectUri: text('redirectUri'),
+      browserHash: text('browserHash'),
+      verifierCipher: text('verifierCipher'),
+      createdAt: text('createdAt'),
+      expiresAt: text('expiresAt'),
+      ...(text('usedAt') ? { usedAt: text('usedAt') } : {}),
+      ...(text('startedBy') ? { startedBy: text('startedBy') } : {}),
+    };
   }
 
   /**
@@ -114,18 +111,8 @@ export class AuthRequestTable {
    * callback got there first: of two racing callbacks with the same state, exactly one proceeds.
    */
   async markUsed(request: StoredAuthRequest): Promise<boolean> {
-    try {
-      await this.table.updateEntity(
-        { partitionKey: PARTITION, rowKey: request.rowKey, usedAt: new Date(this.now()).toISOString() },
-        'Merge',
-        { etag: request.etag },
-      );
-      return true;
-    } catch (error) {
-      const status = (error as { statusCode?: number }).statusCode;
-      if (status === 412 || status === 404) return false;
-      throw error;
-    }
+    const used = { partitionKey: PARTITION, rowKey: request.rowKey, usedAt: new Date(this.now()).toISOString() };
+    return (await writeIfUnchanged(this.table, used, request.etag, 'Merge')) !== undefined;
   }
 
   isExpired(request: StoredAuthRequest): boolean {

@@ -6,7 +6,7 @@ import { loadAttachments } from './attachments';
 import { composeMail, type ComposedMail } from './composeMail';
 import { composeMimeMail } from './composeMime';
 import type { DeliveryOutcome, DeliveryServices, QueueMeta, RecordDraft } from './deliveryServices';
-import { LedgerView } from './ledgerCheck';
+import { LedgerView, MAX_DECISIONS } from './ledgerCheck';
 import { defer, deferForError, expire, fail, recordSent } from './outcomes';
 import { settleRefusal } from './refusedAttempt';
 import { attemptSend, type Settle } from './sendAttempt';
@@ -36,11 +36,24 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
   const ledger = new LedgerView(services, decoded, id, meta, now);
   /** What this attempt learned of the message, laid over the ledger's row. */
   const fields: Partial<RecordDraft> = {};
-  /** Ends the message other than by a send: after the ledger was read (a duplicate ends here). */
+  /**
+   * Ends the message other than by a send: after the ledger was read (a duplicate ends here), with a write
+   * conditional on what was read; when that write loses, the row is read again and the end decided again.
+   */
   const settle: Settle = async (end) => {
-    const known = await ledger.check();
+    for (let decision = 0; decision < MAX_DECISIONS; decision++) {
+      const known = decision === 0 ? await ledger.check() : await ledger.recheck();
+      if (known.done) return known.done;
+      const ended = await end({ ...known.draft, ...fields }, known.existing);
+      if (ended !== 'lost') return ended;
+    }
+    throw new Error(`The ledger row of message ${id} kept changing; the host retries the message.`);
+  };
+  /** After this attempt's claim, its outcome write lost: another attempt ended the message (its claim had expired). */
+  const afterLost = async (): Promise<DeliveryOutcome> => {
+    const known = await ledger.recheck();
     if (known.done) return known.done;
-    return end({ ...known.draft, ...fields }, known.existing);
+    throw new Error(`The ledger row of message ${id} changed under this attempt's claim; the host retries the message.`);
   };
   // An outcome this instance could not record yet: the ledger check records it.
   if (services.unrecorded.has(id)) return settle(() => Promise.reject(new Error('unreachable: recorded above')));
@@ -107,13 +120,11 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
     return settle((record) => deferForError(services, message, record, error));
   }
 
-  const attempt = await attemptSend(services, account, message, { ledger, fields, settle }, composed, token);
-  switch (attempt.kind) {
-    case 'done':
-      return attempt.outcome;
-    case 'sent':
-      return recordSent(services, attempt.claim, attempt.sent);
-    case 'refused':
-      return settleRefusal(services, account, message, attempt.claim, attempt);
-  }
+  const attempt = await attemptSend(services, account, message, { ledger, fields, settle, afterLost }, composed, token);
+  if (attempt.kind === 'done') return attempt.outcome;
+  const ended =
+    attempt.kind === 'sent'
+      ? await recordSent(services, attempt.claim, attempt.sent)
+      : await settleRefusal(services, account, message, attempt.claim, attempt);
+  return ended === 'lost' ? afterLost() : ended;
 }

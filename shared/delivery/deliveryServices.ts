@@ -4,6 +4,7 @@ import type { AccountStateWriter } from '../accounts/accountStateWriter';
 import type { Account } from '../config/account';
 import type { RateBudget } from '../limits/rateBudget';
 import type { Logger } from '../log/logger';
+import type { OutboxQueue } from '../message/outboxQueue';
 import type { AccountSender } from '../smtp/accountSender';
 import type { DeliveryLedger, DeliveryRecord } from '../storage/deliveryLedger';
 import type { TokenService } from '../tokens/tokenService';
@@ -14,7 +15,8 @@ import type { DeliveryPolicy } from './policy';
 export interface DeliveryServices {
   accounts: readonly Account[];
   ledger: DeliveryLedger;
-  outbox: QueueClient;
+  /** Queue `mail-outbox`: the waiting copies of deferred messages go back there. */
+  outbox: OutboxQueue;
   results: QueueClient;
   attachments: ContainerClient;
   /** Finished MIME messages (`mime.blob`). */

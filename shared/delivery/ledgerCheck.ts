@@ -1,7 +1,7 @@
 import type { Decoded } from '../message/decodeQueueMessage';
 import type { DeliveryRecord } from '../storage/deliveryLedger';
 import type { DeliveryOutcome, DeliveryServices, QueueMeta, RecordDraft } from './deliveryServices';
-import { defer, fail, finish } from './outcomes';
+import { fail, finish } from './outcomes';
 
 export type LedgerCheck =
   { done: DeliveryOutcome } | { done?: undefined; existing: DeliveryRecord | undefined; draft: RecordDraft };
@@ -47,12 +47,23 @@ export class LedgerView {
     });
     return this.checked;
   }
+
+  /** Reads the row again: a conditional write lost, so what this attempt decided on is out of date. */
+  recheck(): Promise<LedgerCheck> {
+    this.checked = undefined;
+    this.result = undefined;
+    return this.check();
+  }
 }
+
+/** How often a decision is taken again after its write lost, before the invocation fails and the host retries. */
+export const MAX_DECISIONS = 8;
 
 /**
  * What the ledger already knows of this message id, before anything else happens: sent or failed (a duplicate:
  * acknowledged, never sent again), an outcome this instance could not record yet, or a `sending` claim of
- * another attempt (still running: look again later; dead: the mail may have gone out, so it is not resent).
+ * another attempt (still running: a copy waits on the queue without touching the row; dead: the mail may have
+ * gone out, so it is not resent).
  */
 export async function checkLedger(
   services: DeliveryServices,
@@ -62,58 +73,63 @@ export async function checkLedger(
   now: number,
 ): Promise<LedgerCheck> {
   const { ledger, log } = services;
-  const existing = await ledger.get(id);
-  if (existing?.status === 'sent' || existing?.status === 'failed') {
-    log.info('mail.duplicate', { messageId: id, account: existing.account, status: existing.status });
-    return { done: 'duplicate' };
-  }
-  const unrecorded = services.unrecorded.get(id);
-  if (unrecorded) {
-    await finish(services, unrecorded);
-    services.unrecorded.delete(id);
-    return { done: unrecorded.status === 'sent' ? 'sent' : 'failed' };
-  }
+  for (let decision = 0; decision < MAX_DECISIONS; decision++) {
+    const existing = await ledger.get(id);
+    if (existing?.status === 'sent' || existing?.status === 'failed') {
+      services.unrecorded.delete(id);
+      log.info('mail.duplicate', { messageId: id, account: existing.account, status: existing.status });
+      return { done: 'duplicate' };
+    }
+    const unrecorded = services.unrecorded.get(id);
+    if (unrecorded && existing?.status === 'sending') {
+      if (!(await finish(services, { ...unrecorded, etag: existing.etag }))) continue;
+      services.unrecorded.delete(id);
+      return { done: unrecorded.status === 'sent' ? 'sent' : 'failed' };
+    }
 
-  const draft: RecordDraft = {
-    id,
-    attempts: existing?.attempts ?? 0,
-    deferrals: existing?.deferrals ?? 0,
-    firstSeenAt: existing?.firstSeenAt ?? (meta.insertedAt ?? new Date(now)).toISOString(),
-    queueMessageId: meta.queueMessageId,
-    ...(existing?.account ? { account: existing.account } : {}),
-  };
-  if (existing?.status !== 'sending') return { existing, draft };
-
-  const sameQueueMessage = existing.queueMessageId === meta.queueMessageId;
-  const leaseLive = existing.sendingUntil !== undefined && Date.parse(existing.sendingUntil) > now;
-  if (!sameQueueMessage && leaseLive) {
-    // A second copy of a message another attempt is sending: look again once that attempt is over.
-    if (!decoded.ok) return { done: 'duplicate' };
-    return {
-      done: await defer(
-        services,
-        decoded.message,
-        { ...draft, ...withoutBookkeeping(existing) },
-        {
-          delayMs: Date.parse(existing.sendingUntil!) - now + 1_000,
-          code: 'in_progress',
-          reason: 'Another attempt is sending this message.',
-        },
-      ),
+    const draft: RecordDraft = {
+      id,
+      attempts: existing?.attempts ?? 0,
+      deferrals: existing?.deferrals ?? 0,
+      firstSeenAt: existing?.firstSeenAt ?? (meta.insertedAt ?? new Date(now)).toISOString(),
+      queueMessageId: meta.queueMessageId,
+      ...(existing?.account ? { account: existing.account } : {}),
+      ...(existing?.lineSlot ? { lineSlot: existing.lineSlot } : {}),
+      ...(existing?.etag ? { etag: existing.etag } : {}),
     };
-  }
-  // The attempt that claimed this message died between handing it to the server and recording the outcome.
-  return {
-    done: await fail(
+    if (existing?.status !== 'sending') return { existing, draft };
+
+    const sameQueueMessage = existing.queueMessageId === meta.queueMessageId;
+    const leaseLive = existing.sendingUntil !== undefined && Date.parse(existing.sendingUntil) > now;
+    if (!sameQueueMessage && leaseLive) {
+      // A second copy of a message another attempt is sending. The row is the claim's: this copy waits on the queue
+      // without writing, and comes back once that attempt is over to find its outcome.
+      if (!decoded.ok) return { done: 'duplicate' };
+      const { seconds } = await services.outbox.requeue(decoded.message, id, Date.parse(existing.sendingUntil!) - now + 1_000);
+      log.info('mail.deferred', {
+        messageId: id,
+        account: existing.account,
+        outcome: 'deferred',
+        errorCode: 'in_progress',
+        reason: 'Another attempt is sending this message.',
+        retryInSeconds: seconds,
+        countedAsAttempt: false,
+      });
+      return { done: 'deferred' };
+    }
+    // The attempt that claimed this message died between handing it to the server and recording the outcome.
+    const ended = await fail(
       services,
-      { ...draft, ...withoutBookkeeping(existing) },
+      { ...draft, ...withoutBookkeeping(existing), etag: existing.etag },
       'delivery_unconfirmed',
       'An earlier attempt was interrupted after the message was handed to the SMTP server; it may have been delivered. It was not sent again, to avoid a duplicate. Enqueue it with a new id to send it anyway.',
-    ),
-  };
+    );
+    if (ended !== 'lost') return { done: ended };
+  }
+  throw new Error(`The ledger row of message ${id} kept changing while it was read; the host retries the message.`);
 }
 
 function withoutBookkeeping(existing: DeliveryRecord): Partial<DeliveryRecord> {
-  const { etag: _etag, updatedAt: _updatedAt, status: _status, ...rest } = existing;
+  const { updatedAt: _updatedAt, status: _status, ...rest } = existing;
   return rest;
 }

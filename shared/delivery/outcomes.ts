@@ -1,14 +1,18 @@
 import { AccountError, OutboxError, TransientError } from '../errors';
 import type { MailMessage } from '../message/messageSchema';
-import { encodeQueueJson } from '../message/queueJson';
 import { publishResult } from '../message/resultEvent';
 import type { SentInfo } from '../smtp/accountSender';
 import type { DeliveryRecord } from '../storage/deliveryLedger';
 import type { DeliveryOutcome, DeliveryServices, RecordDraft } from './deliveryServices';
-import type { DeferredCode, FailedCode } from './outcomeCodes';
+import type { DeferredCode, FailedCode, SentCode } from '../outcomeCodes';
 import { describeMaxAge } from './policy';
 
-/** The three ends of an attempt: sent, failed for good, or deferred (still queued, back after a delay). */
+/**
+ * The three ends of an attempt: sent, failed for good, or deferred (still queued, back after a delay). Each is a
+ * conditional write of the ledger row (with the ETag in `record.etag`, or an insert when there was none): `lost`
+ * means another attempt wrote the row first, and the caller reads it again and decides again.
+ */
+export type Ended = DeliveryOutcome | 'lost';
 
 export interface DeferOptions {
   delayMs: number;
@@ -16,24 +20,25 @@ export interface DeferOptions {
   reason: string;
   /** A transient SMTP failure counts towards maxAttempts; waiting for budget, a connection or an admin does not. */
   countedAsAttempt?: boolean;
+  /** The place in the mailbox's waiting line that the rate budget reserved for the message (epoch ms). */
+  lineSlot?: number;
 }
 
-/** Re-enqueues a copy (with its id) to be seen again after `delayMs`, so waiting never uses up the host's dequeue count. */
+/**
+ * Re-enqueues a copy (with its id) to be seen again after `delayMs`, so waiting never uses up the host's dequeue
+ * count, and records it. The copy goes first: a crash between the two leaves a copy that finds the row as it was.
+ * If the row changed meanwhile, the copy is taken back and the caller decides again.
+ */
 export async function defer(
   services: DeliveryServices,
   message: MailMessage,
   record: RecordDraft,
   options: DeferOptions,
-): Promise<DeliveryOutcome> {
+): Promise<Ended> {
   const { code, reason } = options;
   // Waited long enough: a message's age is judged on its ledger row, which a copy on the queue does not carry.
   if (Date.now() - Date.parse(record.firstSeenAt) > services.policy.maxAgeMs) return expire(services, record, reason);
-  const seconds = Math.min(7 * 24 * 3600 - 60, Math.max(1, Math.ceil(options.delayMs / 1000)));
-  const nextAttemptAt = new Date(Date.now() + seconds * 1000).toISOString();
-  const copy = await services.outbox.sendMessage(encodeQueueJson({ ...message, id: record.id }), {
-    visibilityTimeout: seconds,
-    messageTimeToLive: -1,
-  });
+  const { copy, nextAttemptAt, seconds } = await services.outbox.requeue(message, record.id, options.delayMs);
   const deferred: Omit<DeliveryRecord, 'updatedAt'> = {
     ...record,
     status: 'deferred',
@@ -41,10 +46,14 @@ export async function defer(
     code,
     reason,
     nextAttemptAt,
-    waitingCopy: `${copy.messageId} ${copy.popReceipt}`,
+    waitingCopy: copy,
+    ...(options.lineSlot !== undefined ? { lineSlot: new Date(options.lineSlot).toISOString() } : {}),
   };
   delete deferred.sendingUntil;
-  await services.ledger.record(deferred);
+  if ((await services.ledger.write(deferred)) === undefined) {
+    await services.outbox.remove(copy);
+    return 'lost';
+  }
   services.log.info('mail.deferred', {
     messageId: record.id,
     account: record.account,
@@ -63,7 +72,7 @@ export function deferForError(
   message: MailMessage,
   record: RecordDraft,
   error: unknown,
-): Promise<DeliveryOutcome> {
+): Promise<Ended> {
   if (error instanceof AccountError) {
     // The token service has just recorded why the account cannot send: the next messages must meet that at the
     // gate, not a cached "ready" that sends them to the SMTP server with a dead token.
@@ -90,12 +99,7 @@ export function deferForError(
   throw error;
 }
 
-export async function fail(
-  services: DeliveryServices,
-  record: RecordDraft,
-  code: FailedCode,
-  reason: string,
-): Promise<DeliveryOutcome> {
+export async function fail(services: DeliveryServices, record: RecordDraft, code: FailedCode, reason: string): Promise<Ended> {
   const failed: DeliveryRecord = { ...record, status: 'failed', code, reason, updatedAt: '' };
   delete failed.sendingUntil;
   services.log.warn('mail.failed', {
@@ -106,12 +110,11 @@ export async function fail(
     reason,
     smtpCode: Number(record.smtpReply?.slice(0, 3)) || undefined,
   });
-  await finish(services, failed);
-  return 'failed';
+  return (await finish(services, failed)) ? 'failed' : 'lost';
 }
 
 /** Fails a message that waited longer than the policy allows. */
-export function expire(services: DeliveryServices, record: RecordDraft, lastReason?: string): Promise<DeliveryOutcome> {
+export function expire(services: DeliveryServices, record: RecordDraft, lastReason?: string): Promise<Ended> {
   return fail(
     services,
     record,
@@ -121,7 +124,8 @@ export function expire(services: DeliveryServices, record: RecordDraft, lastReas
   );
 }
 
-export async function recordSent(services: DeliveryServices, claim: RecordDraft, sent: SentInfo): Promise<DeliveryOutcome> {
+/** Records a mail the server accepted, on the claim's row; `lost` when another attempt ended the message meanwhile. */
+export async function recordSent(services: DeliveryServices, claim: RecordDraft, sent: SentInfo): Promise<Ended> {
   const done: DeliveryRecord = {
     ...claim,
     status: 'sent',
@@ -141,17 +145,19 @@ export async function recordSent(services: DeliveryServices, claim: RecordDraft,
     attempts: done.attempts,
   });
   try {
-    await finish(services, done);
+    return (await finish(services, done)) ? 'sent' : 'lost';
   } catch (error) {
     // The server has the mail: the retry of this invocation must record it, never send it again.
     services.unrecorded.set(done.id, done);
     throw error;
   }
-  return 'sent';
 }
 
-/** The end of a message: the result event first, then the ledger (a crash between them repeats the event, never the mail). */
-export async function finish(services: DeliveryServices, record: DeliveryRecord): Promise<void> {
+/**
+ * The end of a message: the result event first, then the ledger (a crash between them repeats the event, never
+ * the mail). False when the row changed since `record.etag`: another attempt ended the message first.
+ */
+export async function finish(services: DeliveryServices, record: DeliveryRecord): Promise<boolean> {
   if (record.status !== 'sent' && record.status !== 'failed') throw new Error('finish() needs a final status');
   const publish = services.resultEvents === 'all' || (services.resultEvents === 'failures' && record.status === 'failed');
   if (publish)
@@ -162,11 +168,11 @@ export async function finish(services: DeliveryServices, record: DeliveryRecord)
       attempts: record.attempts,
       at: new Date().toISOString(),
       ...(record.account ? { account: record.account } : {}),
-      ...(record.code ? { code: record.code } : {}),
+      ...(record.code ? { code: record.code as SentCode | FailedCode } : {}),
       ...(record.reason ? { reason: record.reason } : {}),
       ...(record.smtpReply ? { smtpReply: record.smtpReply } : {}),
       ...(record.messageId ? { messageId: record.messageId } : {}),
     });
-  const { updatedAt: _updatedAt, etag: _etag, ...row } = record;
-  await services.ledger.record(row);
+  const { updatedAt: _updatedAt, ...row } = record;
+  return (await services.ledger.write(row)) !== undefined;
 }

@@ -2,8 +2,8 @@ import type { Account } from '../config/account';
 import type { MailMessage } from '../message/messageSchema';
 import { appOnlyRefusalHint } from '../oauth/clientCredentials';
 import type { ReplyClass } from '../smtp/classifyReply';
-import type { DeliveryOutcome, DeliveryServices, RecordDraft } from './deliveryServices';
-import { defer, fail } from './outcomes';
+import type { DeliveryServices, RecordDraft } from './deliveryServices';
+import { defer, fail, type Ended } from './outcomes';
 
 /**
  * What an SMTP refusal means for the message and its account: permanent replies fail the message; throttling
@@ -16,7 +16,7 @@ export async function settleRefusal(
   message: MailMessage,
   claim: RecordDraft,
   refusal: { failure: ReplyClass; smtpReply?: string; accessToken?: string },
-): Promise<DeliveryOutcome> {
+): Promise<Ended> {
   const { failure: reply } = refusal;
   const failed = { ...claim, ...(refusal.smtpReply ? { smtpReply: refusal.smtpReply } : {}) };
   // Only a transient SMTP failure counts as an attempt.

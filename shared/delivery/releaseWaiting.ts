@@ -1,7 +1,7 @@
-import type { QueueClient } from '@azure/storage-queue';
 import type { Logger } from '../log/logger';
+import type { OutboxQueue } from '../message/outboxQueue';
 import type { DeliveryLedger } from '../storage/deliveryLedger';
-import type { DeferredCode } from './outcomeCodes';
+import type { DeferredCode } from '../outcomeCodes';
 
 /** Codes of messages that wait for an admin to act on their account; a new authorization ends the wait. */
 const WAITING_FOR_ADMIN = new Set<DeferredCode>([
@@ -17,7 +17,7 @@ const WAITING_FOR_ADMIN = new Set<DeferredCode>([
  * copy already picked up or gone is skipped. Returns how many were released.
  */
 export async function releaseWaiting(
-  deps: { ledger: DeliveryLedger; outbox: QueueClient; log: Logger },
+  deps: { ledger: DeliveryLedger; outbox: OutboxQueue; log: Logger },
   accountId: string,
   now = new Date(),
 ): Promise<number> {
@@ -25,15 +25,9 @@ export async function releaseWaiting(
   for await (const record of deps.ledger.waitingOf(accountId)) {
     if (!record.waitingCopy || !WAITING_FOR_ADMIN.has(record.code as DeferredCode)) continue;
     if (record.nextAttemptAt && Date.parse(record.nextAttemptAt) <= now.getTime()) continue;
-    const [messageId, popReceipt] = record.waitingCopy.split(' ');
-    if (!messageId || !popReceipt) continue;
-    try {
-      await deps.outbox.updateMessage(messageId, popReceipt, undefined, 0);
-      released += 1;
-    } catch (error) {
-      // 404: the copy was picked up (its receipt changed) or deleted meanwhile; it is on its way anyway.
-      if ((error as { statusCode?: number }).statusCode !== 404) throw error;
-    }
+    // A copy picked up (its receipt changed) or deleted meanwhile is on its way anyway. The ledger row is not
+    // written: the copy decides when it comes back, with the row as it then is.
+    if (await deps.outbox.release(record.waitingCopy)) released += 1;
   }
   if (released > 0) deps.log.info('mail.released', { account: accountId, released });
   return released;

@@ -1,4 +1,4 @@
-import type { QueueClient } from '@azure/storage-queue';
+import type { OutboxQueue } from '../message/outboxQueue';
 import type { Account } from '../config/account';
 import type { Logger } from '../log/logger';
 import { describeMessageIssues } from '../message/decodeQueueMessage';
@@ -13,7 +13,7 @@ export type TestEmailResult = { ok: true; id: string; queueMessageId: string } |
  * message's does (the ledger row under its id, the mail-results queue, the status page's counts).
  */
 export async function sendTestEmail(
-  deps: { outbox: QueueClient; log: Logger },
+  deps: { outbox: OutboxQueue; log: Logger },
   account: Account,
   to: string,
   now = new Date(),

@@ -1,4 +1,5 @@
-import { RestError, type TableClient } from '@azure/data-tables';
+import type { TableClient } from '@azure/data-tables';
+import { deleteIfUnchanged, readRow, writeIfUnchanged } from '../storage/conditionalWrite';
 
 /**
  * Cross-instance connection slots: an account may hold at most `limit` SMTP connections across all instances
@@ -49,17 +50,11 @@ export class ConnectionSlots {
       const row = rows.get(slot);
       if (row && row.expiresAt > now) continue;
       const entity = { partitionKey, rowKey: String(slot), holder: this.holder, expiresAt: now + this.leaseMs };
-      try {
-        const response = row
-          ? await this.table.updateEntity(entity, 'Replace', { etag: row.etag })
-          : await this.table.createEntity(entity);
-        this.held.set(slot, response.etag ?? '*');
-        this.startRenewing();
-        return slot;
-      } catch (error) {
-        if (error instanceof RestError && (error.statusCode === 409 || error.statusCode === 412)) continue;
-        throw error;
-      }
+      const etag = await writeIfUnchanged(this.table, entity, row?.etag);
+      if (etag === undefined) continue; // taken by another instance meanwhile: try the next slot
+      this.held.set(slot, etag || '*');
+      this.startRenewing();
+      return slot;
     }
     return undefined;
   }
@@ -71,21 +66,18 @@ export class ConnectionSlots {
     if (etag === undefined) return;
     this.held.delete(slot);
     if (this.held.size === 0) this.stopRenewing();
-    try {
-      await this.table.deleteEntity(this.partition(), String(slot), { etag });
-    } catch (error) {
-      if (!(error instanceof RestError) || error.statusCode !== 412) return; // gone: nothing to give back
-      // Changed since: still ours (a renewal raced the release), or taken over after our lease expired.
-      await this.deleteIfStillOurs(slot);
-    }
+    if (await deleteIfUnchanged(this.table, this.partition(), String(slot), etag)) return;
+    // Changed or gone since: still ours (a renewal raced the release), taken over after our lease expired, or
+    // already deleted. Read again and delete it only if it is still ours.
+    await this.deleteIfStillOurs(slot);
   }
 
   private async deleteIfStillOurs(slot: number): Promise<void> {
     try {
-      const row = await this.table.getEntity<{ holder?: string }>(this.partition(), String(slot));
-      if (row.holder === this.holder) await this.table.deleteEntity(this.partition(), String(slot), { etag: row.etag });
+      const row = await readRow<{ holder?: string }>(this.table, this.partition(), String(slot));
+      if (row?.holder === this.holder) await deleteIfUnchanged(this.table, this.partition(), String(slot), row.etag);
     } catch {
-      // Lost or already gone: the lease expires by itself.
+      // Storage trouble: the lease expires by itself.
     }
   }
 
@@ -102,11 +94,12 @@ export class ConnectionSlots {
         expiresAt: Date.now() + this.leaseMs,
       };
       try {
-        const response = await this.table.updateEntity(entity, 'Replace', { etag });
-        if (this.held.has(slot)) this.held.set(slot, response.etag ?? '*');
-      } catch (error) {
-        // 412/404: someone took the slot after our lease expired (we were stalled). Stop using it.
-        if (error instanceof RestError && (error.statusCode === 412 || error.statusCode === 404)) this.onLost?.(slot);
+        const renewed = await writeIfUnchanged(this.table, entity, etag);
+        // Lost: someone took the slot after our lease expired (we were stalled). Stop using it.
+        if (renewed === undefined) this.onLost?.(slot);
+        else if (this.held.has(slot)) this.held.set(slot, renewed || '*');
+      } catch {
+        // Storage trouble: try again at the next renewal, the lease has time left.
       }
     }
   }

@@ -1,4 +1,5 @@
-import { RestError, type TableClient } from '@azure/data-tables';
+import type { TableClient } from '@azure/data-tables';
+import { readRow, writeIfUnchanged } from '../storage/conditionalWrite';
 
 /**
  * Cross-instance message rate: at most `perWindow` messages in any sliding window of `windowMs`
@@ -38,19 +39,8 @@ export interface Ticket {
   reservedAt?: number;
 }
 
-interface Waiter {
-  recipients: number;
-  deadline: number;
-  ticket: Ticket | undefined;
+interface Waiter extends BudgetCaller {
   resolve(grant: RateGrant): void;
-}
-
-interface Row {
-  etag?: string;
-  buckets: Array<[number, number]>;
-  dayBuckets: Array<[number, number]>;
-  /** The last reserved send slot of the waiting line (epoch ms); 0: nobody waits. */
-  line: number;
 }
 
 /** A reservation is honoured from this long before its slot (queue visibility has a granularity of a second). */
@@ -137,157 +127,192 @@ export class RateBudget {
 
   /** One read-modify-write; returns how long to wait before the next try (0: try again now). */
   private async grantOnce(): Promise<number> {
-    const { perWindow, windowMs, recipientsPerDay } = this.limits();
     const row = await this.read();
-    const now = Date.now();
-    const buckets = row.buckets.filter(([start]) => start + this.bucketMs + windowMs + this.guardMs > now);
-    const dayBuckets = row.dayBuckets.filter(([start]) => start + HOUR + DAY > now);
-    let used = buckets.reduce((sum, [, count]) => sum + count, 0);
-    let dayUsed = dayBuckets.reduce((sum, [, count]) => sum + count, 0);
-    // Somebody holds a later slot: newcomers queue behind them.
-    const lineWaits = row.line > now;
-    const holdsSlot = (w: Waiter) => w.ticket?.reservedAt !== undefined && w.ticket.reservedAt <= now + EARLY_MS;
-    const mayTake = (w: Waiter) => !w.ticket || !lineWaits || holdsSlot(w);
-
-    const granted: Waiter[] = [];
-    const left: Waiter[] = [];
-    // Holders of a slot first, oldest slot first; then everybody else in arrival order.
-    const order = [...this.waiters].sort(
-      (a, b) => Number(holdsSlot(b)) - Number(holdsSlot(a)) || (a.ticket?.reservedAt ?? 0) - (b.ticket?.reservedAt ?? 0),
-    );
-    this.waiters.length = 0;
-    for (const waiter of order) {
-      if (used >= perWindow || !mayTake(waiter)) {
-        left.push(waiter);
-        continue;
-      }
-      if (recipientsPerDay !== undefined && dayUsed + waiter.recipients > recipientsPerDay) {
-        const oldest = dayBuckets[0]?.[0] ?? now;
-        waiter.resolve({
-          ok: false,
-          retryAfterMs: Math.max(60_000, oldest + HOUR + DAY - now),
-          reason: `The account's budget of ${recipientsPerDay} recipients per 24 hours is used up.`,
-        });
-        continue;
-      }
-      granted.push(waiter);
-      used += 1;
-      dayUsed += waiter.recipients;
-    }
-
-    // Nobody waits and most of the window is free: take some budget ahead, so that the next messages of this
-    // instance need no round trip. It is counted at the end of its short life, which only ever counts it late.
-    let spare = 0;
-    const spareLifeMs = Math.min(5_000, Math.floor(windowMs / 12));
-    if (
-      granted.length > 0 &&
-      left.length === 0 &&
-      !lineWaits &&
-      recipientsPerDay === undefined &&
-      spareLifeMs > this.guardMs + this.bucketMs
-    ) {
-      const room = Math.floor(perWindow / 2) - used;
-      spare = Math.min(500, Math.floor(perWindow / 20), Math.max(0, room));
-      if (spare < 10) spare = 0;
-    }
-
-    // Who must wait longer than it may is refused now; with a ticket, that is a place in the line.
-    const freeAt = used < perWindow ? now : (buckets[0]?.[0] ?? now) + this.bucketMs + windowMs + this.guardMs;
-    const mustGo: Waiter[] = [];
-    const stay: Waiter[] = [];
-    for (const waiter of left) {
-      const waitMs = Math.max(1, (mayTake(waiter) ? freeAt : Math.max(freeAt, row.line)) - now);
-      // With a ticket, a long wait is spent in the queue, not in an invocation that other mailboxes' messages need.
-      const deadline = waiter.ticket ? Math.min(waiter.deadline, now + TICKET_WAIT_MS) : waiter.deadline;
-      if (deadline < now + waitMs || (waiter.ticket && !mayTake(waiter))) mustGo.push(waiter);
-      else stay.push(waiter);
-    }
-    let line = row.line;
-    const places = new Map<Waiter, number>();
-    for (const waiter of mustGo) {
-      if (!waiter.ticket?.known || holdsSlot(waiter)) continue;
-      line = Math.max(line + this.slotMs, freeAt, now);
-      places.set(waiter, line);
-    }
-
-    if (granted.length > 0 || places.size > 0 || spare > 0) {
-      if (granted.length > 0 || spare > 0) {
-        const bucket = Math.floor(now / this.bucketMs) * this.bucketMs;
-        const hour = Math.floor(now / HOUR) * HOUR;
-        addTo(buckets, bucket, granted.length);
-        if (spare > 0) addTo(buckets, Math.floor((now + spareLifeMs) / this.bucketMs) * this.bucketMs, spare);
-        addTo(
-          dayBuckets,
-          hour,
-          granted.reduce((sum, w) => sum + w.recipients, 0),
-        );
-      }
-      if (!(await this.write(row.etag, buckets, dayBuckets, line))) {
-        this.waiters.push(...order); // lost the race: read again
+    const waiters = this.waiters.splice(0);
+    const decision = decideGrants(row, waiters, this.limits(), Date.now(), {
+      bucketMs: this.bucketMs,
+      guardMs: this.guardMs,
+      slotMs: this.slotMs,
+    });
+    if (decision.next) {
+      const written = await writeIfUnchanged(
+        this.table,
+        { partitionKey: this.partition(), rowKey: 'window', ...decision.next },
+        row.etag,
+      );
+      if (written === undefined) {
+        this.waiters.unshift(...waiters); // lost the race: read again, decide again
         return 0;
       }
-      if (spare > 0) this.spare = { count: spare, until: now + spareLifeMs - this.guardMs };
+      if (decision.spare) this.spare = decision.spare;
     }
-    for (const waiter of granted) waiter.resolve({ ok: true });
-    const reason = `The account's budget of ${perWindow} messages per ${Math.round(windowMs / 1000)} s is used up.`;
-    for (const waiter of mustGo) {
-      const place = places.get(waiter);
-      if (place !== undefined) waiter.resolve({ ok: false, retryAfterMs: place - now, reason, reservedAt: place });
-      else if (waiter.ticket && !waiter.ticket.known) waiter.resolve({ ok: false, retryAfterMs: 0, reason, needsTicket: true });
-      // Without a ticket, or holding a slot already (kept: it stays first in the line), retry once the window frees.
-      else waiter.resolve({ ok: false, retryAfterMs: Math.max(1, freeAt - now), reason });
-    }
+    for (const waiter of decision.granted) waiter.resolve({ ok: true });
+    for (const { waiter, grant } of decision.refused) waiter.resolve(grant);
     // Callers that came while the row was written have not been looked at yet: at once, not after the wait.
     const newcomers = this.waiters.length;
-    this.waiters.push(...stay);
-    if (this.waiters.length === 0 || newcomers > 0 || granted.length > 0) return 0;
-    return Math.max(1, freeAt - now);
+    this.waiters.push(...decision.stay);
+    if (this.waiters.length === 0 || newcomers > 0 || decision.granted.length > 0) return 0;
+    return decision.waitMs;
   }
 
-  private async read(): Promise<Row> {
-    try {
-      const entity = await this.table.getEntity<{ buckets?: string; dayBuckets?: string; line?: number }>(
-        this.partition(),
-        'window',
-      );
-      return {
-        etag: entity.etag,
-        buckets: JSON.parse(entity.buckets ?? '[]') as Array<[number, number]>,
-        dayBuckets: JSON.parse(entity.dayBuckets ?? '[]') as Array<[number, number]>,
-        line: Number(entity.line ?? 0),
-      };
-    } catch (error) {
-      if (error instanceof RestError && error.statusCode === 404) return { buckets: [], dayBuckets: [], line: 0 };
-      throw error;
-    }
-  }
-
-  private async write(
-    etag: string | undefined,
-    buckets: Array<[number, number]>,
-    dayBuckets: Array<[number, number]>,
-    line: number,
-  ): Promise<boolean> {
-    const entity = {
-      partitionKey: this.partition(),
-      rowKey: 'window',
-      buckets: JSON.stringify(buckets),
-      dayBuckets: JSON.stringify(dayBuckets),
-      line,
+  private async read(): Promise<BudgetRow> {
+    const entity = await readRow<{ buckets?: string; dayBuckets?: string; line?: number }>(
+      this.table,
+      this.partition(),
+      'window',
+    );
+    if (!entity) return { buckets: [], dayBuckets: [], line: 0 };
+    return {
+      etag: entity.etag,
+      buckets: JSON.parse(entity.buckets ?? '[]') as Array<[number, number]>,
+      dayBuckets: JSON.parse(entity.dayBuckets ?? '[]') as Array<[number, number]>,
+      line: Number(entity.line ?? 0),
     };
-    try {
-      if (etag) await this.table.updateEntity(entity, 'Replace', { etag });
-      else await this.table.createEntity(entity);
-      return true;
-    } catch (error) {
-      if (error instanceof RestError && (error.statusCode === 409 || error.statusCode === 412)) return false;
-      throw error;
-    }
   }
 
   private partition(): string {
     return `rate-${this.key}`;
   }
+}
+
+/** The shared row of a mailbox's budget: counts in time buckets, and the last reserved slot of its line. */
+export interface BudgetRow {
+  etag?: string;
+  buckets: Array<[number, number]>;
+  dayBuckets: Array<[number, number]>;
+  /** The last reserved send slot of the waiting line (epoch ms); 0: nobody waits. */
+  line: number;
+}
+
+/** What decideGrants needs to know of a caller. */
+export interface BudgetCaller {
+  recipients: number;
+  /** Until when it may wait in-process (epoch ms). */
+  deadline: number;
+  ticket: Ticket | undefined;
+}
+
+export interface GrantDecision<W extends BudgetCaller> {
+  granted: W[];
+  /** Told now: a place in the line, a time to come back, or to present its ticket. */
+  refused: Array<{ waiter: W; grant: Extract<RateGrant, { ok: false }> }>;
+  /** Keep waiting in-process for the window. */
+  stay: W[];
+  /** The row to write (conditionally) before anyone is told; none when nothing changed. */
+  next?: { buckets: string; dayBuckets: string; line: number };
+  /** Budget taken ahead for this instance, counted in `next`. */
+  spare?: { count: number; until: number };
+  /** How long until the window frees, for those who stay. */
+  waitMs: number;
+}
+
+/**
+ * Who gets budget now, who waits, and who gets a place in the line: a pure decision over the shared row, so that
+ * it can be tested without storage. Holders of a slot go first (oldest slot first), then everybody else in
+ * arrival order; a caller with a ticket that holds no place may take budget only while nobody waits.
+ */
+export function decideGrants<W extends BudgetCaller>(
+  row: BudgetRow,
+  waiters: readonly W[],
+  limits: RateLimits,
+  now: number,
+  tuning: { bucketMs: number; guardMs: number; slotMs: number },
+): GrantDecision<W> {
+  const { perWindow, windowMs, recipientsPerDay } = limits;
+  const { bucketMs, guardMs, slotMs } = tuning;
+  const buckets = row.buckets.filter(([start]) => start + bucketMs + windowMs + guardMs > now);
+  const dayBuckets = row.dayBuckets.filter(([start]) => start + HOUR + DAY > now);
+  let used = buckets.reduce((sum, [, count]) => sum + count, 0);
+  let dayUsed = dayBuckets.reduce((sum, [, count]) => sum + count, 0);
+  // Somebody holds a later slot: newcomers queue behind them.
+  const lineWaits = row.line > now;
+  const holdsSlot = (w: W) => w.ticket?.reservedAt !== undefined && w.ticket.reservedAt <= now + EARLY_MS;
+  const mayTake = (w: W) => !w.ticket || !lineWaits || holdsSlot(w);
+
+  const granted: W[] = [];
+  const left: W[] = [];
+  const refused: GrantDecision<W>['refused'] = [];
+  const order = [...waiters].sort(
+    (a, b) => Number(holdsSlot(b)) - Number(holdsSlot(a)) || (a.ticket?.reservedAt ?? 0) - (b.ticket?.reservedAt ?? 0),
+  );
+  for (const waiter of order) {
+    if (used >= perWindow || !mayTake(waiter)) {
+      left.push(waiter);
+      continue;
+    }
+    if (recipientsPerDay !== undefined && dayUsed + waiter.recipients > recipientsPerDay) {
+      const oldest = dayBuckets[0]?.[0] ?? now;
+      refused.push({
+        waiter,
+        grant: {
+          ok: false,
+          retryAfterMs: Math.max(60_000, oldest + HOUR + DAY - now),
+          reason: `The account's budget of ${recipientsPerDay} recipients per 24 hours is used up.`,
+        },
+      });
+      continue;
+    }
+    granted.push(waiter);
+    used += 1;
+    dayUsed += waiter.recipients;
+  }
+
+  // Nobody waits and most of the window is free: take some budget ahead, so that the next messages of this
+  // instance need no round trip. It is counted at the end of its short life, which only ever counts it late.
+  let spare = 0;
+  const spareLifeMs = Math.min(5_000, Math.floor(windowMs / 12));
+  if (
+    granted.length > 0 &&
+    left.length === 0 &&
+    !lineWaits &&
+    recipientsPerDay === undefined &&
+    spareLifeMs > guardMs + bucketMs
+  ) {
+    const room = Math.floor(perWindow / 2) - used;
+    spare = Math.min(500, Math.floor(perWindow / 20), Math.max(0, room));
+    if (spare < 10) spare = 0;
+  }
+
+  // Who must wait longer than it may is refused now; with a ticket, that is a place in the line.
+  const freeAt = used < perWindow ? now : (buckets[0]?.[0] ?? now) + bucketMs + windowMs + guardMs;
+  const stay: W[] = [];
+  let line = row.line;
+  const reason = `The account's budget of ${perWindow} messages per ${Math.round(windowMs / 1000)} s is used up.`;
+  for (const waiter of left) {
+    const waitMs = Math.max(1, (mayTake(waiter) ? freeAt : Math.max(freeAt, row.line)) - now);
+    // With a ticket, a long wait is spent in the queue, not in an invocation that other mailboxes' messages need.
+    const deadline = waiter.ticket ? Math.min(waiter.deadline, now + TICKET_WAIT_MS) : waiter.deadline;
+    if (!(deadline < now + waitMs || (waiter.ticket && !mayTake(waiter)))) {
+      stay.push(waiter);
+      continue;
+    }
+    if (waiter.ticket?.known && !holdsSlot(waiter)) {
+      line = Math.max(line + slotMs, freeAt, now);
+      refused.push({ waiter, grant: { ok: false, retryAfterMs: line - now, reason, reservedAt: line } });
+    } else if (waiter.ticket && !waiter.ticket.known) {
+      refused.push({ waiter, grant: { ok: false, retryAfterMs: 0, reason, needsTicket: true } });
+    } else {
+      // Without a ticket, or holding a slot already (kept: it stays first in the line), retry once the window frees.
+      refused.push({ waiter, grant: { ok: false, retryAfterMs: Math.max(1, freeAt - now), reason } });
+    }
+  }
+
+  const placed = line !== row.line;
+  const decision: GrantDecision<W> = { granted, refused, stay, waitMs: Math.max(1, freeAt - now) };
+  if (granted.length > 0 || placed || spare > 0) {
+    if (granted.length > 0 || spare > 0) {
+      addTo(buckets, Math.floor(now / bucketMs) * bucketMs, granted.length);
+      if (spare > 0) addTo(buckets, Math.floor((now + spareLifeMs) / bucketMs) * bucketMs, spare);
+      addTo(
+        dayBuckets,
+        Math.floor(now / HOUR) * HOUR,
+        granted.reduce((sum, w) => sum + w.recipients, 0),
+      );
+    }
+    decision.next = { buckets: JSON.stringify(buckets), dayBuckets: JSON.stringify(dayBuckets), line };
+    if (spare > 0) decision.spare = { count: spare, until: now + spareLifeMs - guardMs };
+  }
+  return decision;
 }
 
 function addTo(buckets: Array<[number, number]>, start: number, count: number): void {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { QueueClient } from '@azure/storage-queue';
-import { encodeQueueJson } from './queueJson';
+import { OutboxQueue } from './outboxQueue';
 import { describeMessageIssues } from './decodeQueueMessage';
 import { parseMailMessage, type MailMessage } from './messageSchema';
 
@@ -16,16 +16,14 @@ export class InvalidMailMessageError extends Error {
  * ledger and on the results queue), and puts it on the queue base64-encoded, as the trigger expects.
  */
 export async function enqueueMail(
-  queue: QueueClient,
+  queue: OutboxQueue | QueueClient,
   message: MailMessage,
   options: { visibilityTimeoutSeconds?: number } = {},
 ): Promise<{ id: string; queueMessageId: string }> {
   const withId = { ...message, id: message.id ?? randomUUID() };
   const parsed = parseMailMessage(withId);
   if (!parsed.success) throw new InvalidMailMessageError(describeMessageIssues(parsed.error));
-  const response = await queue.sendMessage(encodeQueueJson(parsed.data), {
-    messageTimeToLive: -1,
-    ...(options.visibilityTimeoutSeconds ? { visibilityTimeout: options.visibilityTimeoutSeconds } : {}),
-  });
-  return { id: withId.id, queueMessageId: response.messageId };
+  const outbox = queue instanceof OutboxQueue ? queue : new OutboxQueue(queue);
+  const { queueMessageId } = await outbox.enqueue(parsed.data, options.visibilityTimeoutSeconds ?? 0);
+  return { id: withId.id, queueMessageId };
 }

@@ -1,4 +1,5 @@
 import type { QueueClient } from '@azure/storage-queue';
+import type { FailedCode, SentCode } from '../outcomeCodes';
 import { encodeQueueJson } from './queueJson';
 
 /**
@@ -10,7 +11,8 @@ export interface ResultEvent {
   id: string;
   account?: string;
   status: 'sent' | 'failed';
-  code?: string;
+  /** See OUTCOME_CODES: what the code means, in a sentence. */
+  code?: SentCode | FailedCode;
   reason?: string;
   smtpReply?: string;
   messageId?: string;

@@ -4,7 +4,7 @@ import type Mail from 'nodemailer/lib/mailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import type { Account } from '../config/account';
 import type { ConnectionSlots } from '../limits/connectionSlots';
-import type { SmtpFailure } from './classifyReply';
+import { classifySmtpFailure, type SmtpFailure } from './classifyReply';
 import { XOAUTH2_CHECKED, xoauth2Login } from './xoauth2Login';
 
 export interface SmtpTimeouts {
@@ -28,11 +28,15 @@ export interface SentInfo {
   rejected: string[];
 }
 
-export type LaneResult<T> =
-  { ok: true; value: T } | { ok: false; code: 'connection_limit' | 'rate_limited'; retryAfterMs: number; reason?: string };
-
-/** Taken while a connection is held, right before the message goes out (see `send`). */
-export type SendPermit = () => Promise<{ ok: true } | { ok: false; retryAfterMs: number; reason: string }>;
+/**
+ * One of the account's connections, held for one message: `send` it (once, or again after a refused token with
+ * a fresh one), then `release` the connection for the next message. Failures are nodemailer's errors
+ * (SmtpFailure), with `afterData` set when the server may have the whole message without having answered.
+ */
+export interface SmtpLane {
+  send(mail: Mail.Options, token: SmtpToken): Promise<SentInfo>;
+  release(): void;
+}
 
 interface Lane {
   slot: number;
@@ -56,6 +60,8 @@ interface Lane {
 export class AccountSender {
   private readonly lanes: Lane[] = [];
   private readonly waiters: Array<() => void> = [];
+  /** Access tokens the server refused (535): messages already waiting for a connection do not try them again. */
+  private readonly refusedTokens = new Set<string>();
   /** Slot requests on their way to storage: each may become a connection, so they count towards the limit. */
   private opening = 0;
   private closed = false;
@@ -74,48 +80,60 @@ export class AccountSender {
   }
 
   /**
-   * Sends one mail on a free connection, waiting at most `maxWaitMs` for one. `permit` (the rate budget) is
-   * taken only once a connection is held: taken earlier, a burst of grants would drain slowly over few
-   * connections and reach the server in the next window, over its budget; and a message that then found no
-   * connection would have spent budget for nothing.
+   * A free connection of the account, waiting at most `maxWaitMs` for one (up to the mailbox's connection limit
+   * across instances); `undefined` when none came free. The rate budget is taken by the caller only once it holds
+   * a connection: taken earlier, a burst of grants would drain slowly over few connections and reach the server in
+   * the next window, over its budget; and a message that then found no connection would have spent budget for
+   * nothing.
    */
-  async send(mail: Mail.Options, token: SmtpToken, maxWaitMs: number, permit?: SendPermit): Promise<LaneResult<SentInfo>> {
+  async acquire(maxWaitMs: number): Promise<SmtpLane | undefined> {
     const lane = await this.acquireLane(Date.now() + maxWaitMs);
-    if (!lane) return { ok: false, code: 'connection_limit', retryAfterMs: 5_000 };
+    if (!lane) return undefined;
+    let released = false;
+    return {
+      send: (mail, token) => this.sendOn(lane, mail, token),
+      release: () => {
+        if (released) return;
+        released = true;
+        this.releaseLane(lane);
+      },
+    };
+  }
+
+  private async sendOn(lane: Lane, mail: Mail.Options, token: SmtpToken): Promise<SentInfo> {
     lane.handedOver = false;
+    // A token the server refused moments ago on another connection is not tried again: the caller refreshes.
+    if (this.refusedTokens.has(token.accessToken)) throw refusedBefore();
+    if (!lane.transport || lane.accessToken !== token.accessToken) {
+      lane.transport?.close();
+      lane.transport = this.createTransport(token, lane);
+      lane.accessToken = token.accessToken;
+    }
     try {
-      if (permit) {
-        const granted = await permit();
-        if (!granted.ok) return { ok: false, code: 'rate_limited', retryAfterMs: granted.retryAfterMs, reason: granted.reason };
-      }
-      if (!lane.transport || lane.accessToken !== token.accessToken) {
-        lane.transport?.close();
-        lane.transport = this.createTransport(token, lane);
-        lane.accessToken = token.accessToken;
-      }
-      const info = await lane.transport!.sendMail(mail);
+      const info = await lane.transport.sendMail(mail);
       return {
-        ok: true,
-        value: {
-          response: String(info.response ?? ''),
-          accepted: (info.accepted ?? []).map(String),
-          rejected: (info.rejected ?? []).map(String),
-        },
+        response: String(info.response ?? ''),
+        accepted: (info.accepted ?? []).map(String),
+        rejected: (info.rejected ?? []).map(String),
       };
     } catch (error) {
       // No reply after the whole message went out (timeout, dropped connection): the server may have accepted it.
       const failure = error as SmtpFailure;
       if (lane.handedOver && !failure.responseCode) failure.afterData = true;
+      if (isTokenRefusal(failure)) this.rememberRefused(token.accessToken);
       // A connection without a proper reply (or told 421) is not reused; after another reply the server has
       // reset the transaction and the connection goes on serving, so the slot keeps exactly one connection.
       if (!failure.responseCode || failure.responseCode === 421) {
-        lane.transport?.close();
+        lane.transport.close();
         lane.transport = this.createTransport(token, lane);
       }
       throw error;
-    } finally {
-      this.releaseLane(lane);
     }
+  }
+
+  private rememberRefused(accessToken: string): void {
+    if (this.refusedTokens.size >= 8) this.refusedTokens.clear();
+    this.refusedTokens.add(accessToken);
   }
 
   /**
@@ -253,4 +271,19 @@ export class AccountSender {
     });
     return transport;
   }
+}
+
+/** The server refused this token (a 535 to our XOAUTH2 login), as opposed to refusing the message or the sender. */
+function isTokenRefusal(failure: SmtpFailure): boolean {
+  return classifySmtpFailure(failure).kind === 'auth_rejected';
+}
+
+/** What a send with a token refused moments ago fails with, without a round trip: the caller refreshes once. */
+function refusedBefore(): SmtpFailure {
+  return Object.assign(new Error('535 5.7.8 The server refused this access token moments ago; it was not sent again.'), {
+    code: 'EAUTH',
+    responseCode: 535,
+    response: '535 5.7.8 The server refused this access token moments ago; it was not sent again.',
+    command: 'AUTH XOAUTH2',
+  }) as SmtpFailure;
 }

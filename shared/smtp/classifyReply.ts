@@ -149,6 +149,12 @@ function sessionSetupFailure(error: SmtpFailure, code: number | undefined, said:
       `The SMTP server advertised XOAUTH2 but did not accept the AUTH XOAUTH2 command (${said}). A new token cannot fix this: check the server's OAuth setup.`,
     );
   }
+  if (code === 530 && /STARTTLS/i.test(error.response ?? '')) {
+    // "530 5.7.0 Must issue a STARTTLS command first": the session is in clear text, so our login did not run.
+    return config(
+      `The SMTP server requires STARTTLS before authentication (${said}), so the token was not sent. Set the account's smtp.security to 'starttls' (port 587) or 'tls' (port 465).`,
+    );
+  }
   if (error.code === 'ETLS' && error.command === 'STARTTLS' && code !== undefined && code >= 500) {
     return config(
       `The SMTP server did not offer STARTTLS (${said}), so the token was not sent. Check the account's smtp host, port and security; if the server does offer STARTTLS, something between this app and the server removes it.`,

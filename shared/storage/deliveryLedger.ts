@@ -1,4 +1,6 @@
-import { odata, RestError, type TableClient } from '@azure/data-tables';
+import { odata, type TableClient } from '@azure/data-tables';
+import type { OutcomeCode } from '../outcomeCodes';
+import { readRow, writeIfUnchanged } from './conditionalWrite';
 
 /**
  * Table `deliveries`: one row per message id. It makes retries idempotent (a sent message is never sent
@@ -13,7 +15,7 @@ export interface DeliveryRecord {
   /** SMTP attempts (throttling and account waits are not attempts). */
   attempts: number;
   deferrals: number;
-  code?: string;
+  code?: OutcomeCode;
   reason?: string;
   smtpReply?: string;
   /** The RFC 5322 Message-ID we gave the mail. */
@@ -29,48 +31,37 @@ export interface DeliveryRecord {
   nextAttemptAt?: string;
   /** While deferred: the waiting copy on the queue (id and pop receipt), so that it can be made visible early. */
   waitingCopy?: string;
+  /**
+   * The message's place in its mailbox's waiting line (the send slot the rate budget reserved for it). It is kept
+   * through every later deferral that is not its turn being used (connections busy, the account gate), until the
+   * budget grants it.
+   */
+  lineSlot?: string;
+  /** The row's version as read; a write with it fails once anybody else wrote the row. */
   etag?: string;
 }
 
 const ROW = 'd';
 
-export class ConflictError extends Error {
-  constructor() {
-    super('The delivery row was changed by another attempt.');
-  }
-}
-
+/**
+ * Every write is conditional (see conditionalWrite.ts): with the ETag of the row it was decided on, or an insert
+ * when there was no row. Nothing is ever written unconditionally, so a write decided on an old state (a deferral
+ * decided before another copy claimed the message, a claim decided before the outcome was written) loses.
+ */
 export class DeliveryLedger {
   constructor(readonly table: TableClient) {}
 
   async get(id: string): Promise<DeliveryRecord | undefined> {
-    try {
-      const entity = await this.table.getEntity<Record<string, unknown>>(ledgerKey(id), ROW);
-      return fromEntity(id, entity);
-    } catch (error) {
-      if (error instanceof RestError && error.statusCode === 404) return undefined;
-      throw error;
-    }
+    const entity = await readRow<Record<string, unknown>>(this.table, ledgerKey(id), ROW);
+    return entity ? fromEntity(id, entity) : undefined;
   }
 
   /**
-   * Writes the whole row if nobody changed it since `etag` was read (no etag: only if it does not exist yet).
-   * Throws ConflictError when another attempt got there first.
+   * Writes the whole row if nobody changed it since `record.etag` was read (no etag: only if there is no row yet).
+   * Returns the row's new ETag, or `undefined` when another attempt wrote first: read again and decide again.
    */
-  async put(record: Omit<DeliveryRecord, 'etag' | 'updatedAt'>, etag?: string): Promise<string> {
-    const entity = toEntity(record);
-    try {
-      const response = etag ? await this.table.updateEntity(entity, 'Replace', { etag }) : await this.table.createEntity(entity);
-      return response.etag ?? '';
-    } catch (error) {
-      if (error instanceof RestError && (error.statusCode === 409 || error.statusCode === 412)) throw new ConflictError();
-      throw error;
-    }
-  }
-
-  /** Unconditional write, for the outcome of an attempt that holds the row. */
-  async record(record: Omit<DeliveryRecord, 'etag' | 'updatedAt'>): Promise<void> {
-    await this.table.upsertEntity(toEntity(record), 'Replace');
+  write(record: Omit<DeliveryRecord, 'updatedAt'>): Promise<string | undefined> {
+    return writeIfUnchanged(this.table, toEntity(record), record.etag);
   }
 
   /** The account's deferred rows (a full scan: for a new authorization, not for every message). */
@@ -95,10 +86,10 @@ export function ledgerKey(id: string): string {
   return id.replace(/[%/\\#?\x00-\x1f\x7f]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase()}`);
 }
 
-function toEntity(record: Omit<DeliveryRecord, 'etag' | 'updatedAt'>) {
+function toEntity(record: Omit<DeliveryRecord, 'updatedAt'>) {
   const entity: Record<string, unknown> = { partitionKey: ledgerKey(record.id), rowKey: ROW, messageKey: record.id };
   for (const [key, value] of Object.entries(record)) {
-    if (key === 'id' || value === undefined) continue;
+    if (key === 'id' || key === 'etag' || value === undefined) continue;
     entity[key] = value;
   }
   entity.updatedAt = new Date().toISOString();

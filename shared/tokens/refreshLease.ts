@@ -1,4 +1,5 @@
-import { RestError, type TableClient } from '@azure/data-tables';
+import type { TableClient } from '@azure/data-tables';
+import { deleteIfUnchanged, readRow, writeIfUnchanged } from '../storage/conditionalWrite';
 
 /**
  * One refresh per account at a time, across all instances: a row in table `leases` that an instance holds
@@ -23,7 +24,7 @@ export class RefreshLease {
     try {
       return await work();
     } finally {
-      await this.table.deleteEntity(partition(accountId), 'lease', { etag }).catch(() => undefined);
+      await deleteIfUnchanged(this.table, partition(accountId), 'lease', etag).catch(() => undefined);
     }
   }
 
@@ -34,20 +35,12 @@ export class RefreshLease {
       holder: this.holder,
       expiresAt: Date.now() + this.leaseMs,
     };
-    try {
-      return (await this.table.createEntity(entity)).etag;
-    } catch (error) {
-      if (!(error instanceof RestError) || error.statusCode !== 409) throw error;
-    }
-    try {
-      const current = await this.table.getEntity<{ expiresAt?: number }>(entity.partitionKey, 'lease');
-      if (Number(current.expiresAt ?? 0) > Date.now()) return undefined;
-      // The holder died: take over its expired lease, unless someone else just did.
-      return (await this.table.updateEntity(entity, 'Replace', { etag: current.etag })).etag;
-    } catch (error) {
-      if (error instanceof RestError && (error.statusCode === 404 || error.statusCode === 412)) return undefined;
-      throw error;
-    }
+    const created = await writeIfUnchanged(this.table, entity, undefined);
+    if (created !== undefined) return created;
+    const current = await readRow<{ expiresAt?: number }>(this.table, entity.partitionKey, 'lease');
+    if (!current || Number(current.expiresAt ?? 0) > Date.now()) return undefined;
+    // The holder died: take over its expired lease, unless someone else just did.
+    return writeIfUnchanged(this.table, entity, current.etag);
   }
 }
 

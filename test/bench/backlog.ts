@@ -71,14 +71,16 @@ export async function measureBacklog(options: BacklogOptions): Promise<BacklogRe
     const nextAttemptAt = new Map<string, number>();
     let deferrals = 0;
     let lateMax = 0;
-    const record = services.ledger.record.bind(services.ledger);
-    services.ledger.record = async (row: Omit<DeliveryRecord, 'etag' | 'updatedAt'>) => {
-      await record(row);
+    const write = services.ledger.write.bind(services.ledger);
+    services.ledger.write = async (row: Omit<DeliveryRecord, 'updatedAt'>) => {
+      const etag = await write(row);
+      if (etag === undefined) return etag;
       if (row.status === 'sent') sentAt.set(row.id, Date.now());
       if (row.status === 'deferred') {
         deferrals++;
         if (row.nextAttemptAt) nextAttemptAt.set(row.id, Date.parse(row.nextAttemptAt));
       }
+      return etag;
     };
 
     for (let i = 0; i < options.backlog; i += 32) {

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --starttls] [-- --stages] [-- --only=raw,core,burst,handler,budget,backlog,apprss,relay,graph,bundle]`
+ * `npm run bench [-- --quick] [-- --starttls] [-- --stages] [-- --only=raw,core,burst,handler,budget,backlog,apprss,race,relay,graph,bundle]`
  *
  * Throughput, limits, memory and bundle of the send path on this machine, everything on loopback:
  * Azurite (child process), the XOAUTH2 budget sink (child process, test/support/budgetSmtp.ts) and, for the
@@ -49,6 +49,7 @@ import { measureBacklog } from './backlog';
 import { measureAppRss } from './appRss';
 import { countStorageOps } from './storageOps';
 import { RELAY_TARGETS, runRelayBench } from './relayBench';
+import { measureRace, runRaceProperty } from './race';
 import type { GraphBenchResult } from './graphBench';
 
 // ---- settings ------------------------------------------------------------------------------------------
@@ -60,7 +61,7 @@ const STAGES = argv.includes('--stages');
 const ONLY = new Set(
   (
     argv.find((a) => a.startsWith('--only='))?.slice('--only='.length) ??
-    'raw,core,burst,handler,budget,backlog,apprss,relay,graph,bundle'
+    'raw,core,burst,handler,budget,backlog,apprss,race,relay,graph,bundle'
   )
     .split(',')
     .filter(Boolean),
@@ -270,8 +271,13 @@ async function coreRun(storage: StorageClients, account: Account, n: number, tag
   const cpu = process.cpuUsage();
   const result = await runLimited(n, CLIENT_CONCURRENCY, async (i) => {
     const composed = composeMail(account, `core-${tag}-${i}`, messages[i]!, []);
-    const sent = await sender.send(composed.options, token, DEFAULT_POLICY.maxInProcessWaitMs);
-    if (!sent.ok) busy++;
+    const lane = await sender.acquire(DEFAULT_POLICY.maxInProcessWaitMs);
+    if (!lane) return void busy++;
+    try {
+      await lane.send(composed.options, token);
+    } finally {
+      lane.release();
+    }
   });
   const ms = performance.now() - started;
   const used = cpuMs(process.cpuUsage(cpu));
@@ -419,8 +425,14 @@ async function coreBurstRun(storage: StorageClients, account: Account, n: number
   const messages = Array.from({ length: n }, (_, i) => message(i));
   const result = await burst(n, async (i) => {
     const composed = composeMail(account, `burst-${tag}-${i}`, messages[i]!, []);
-    const sent = await sender.send(composed.options, token, DEFAULT_POLICY.maxInProcessWaitMs);
-    return sent.ok;
+    const lane = await sender.acquire(DEFAULT_POLICY.maxInProcessWaitMs);
+    if (!lane) return false;
+    try {
+      await lane.send(composed.options, token);
+      return true;
+    } finally {
+      lane.release();
+    }
   });
   await sender.close();
   return { rate: ((n - result.errors - result.busy) / result.ms) * 1000, ...result };
@@ -478,14 +490,13 @@ async function measureHandler(sink: Sink, azurite: Azurite) {
   if (timings) {
     const account = harness.accounts[0]!;
     timings.wrap(services.ledger, 'get', 'ledger.get');
-    timings.wrap(services.ledger, 'put', 'ledger.put (claim)');
-    timings.wrap(services.ledger, 'record', 'ledger.record');
+    timings.wrap(services.ledger, 'write', 'ledger.write (claim, outcome)');
     timings.wrap(services.gate, 'check', 'gate.check');
     timings.wrap(services.tokens, 'get', 'tokens.get');
     timings.wrap(services.budgetFor(account), 'acquire', 'budget.acquire');
-    timings.wrap(services.senderFor(account), 'send', 'smtp send (lane wait + SMTP)');
+    timings.wrap(services.senderFor(account), 'acquire', 'lane wait');
     timings.wrap(services.results, 'sendMessage', 'results.sendMessage');
-    timings.wrap(services.outbox, 'sendMessage', 'outbox.sendMessage (defer)');
+    timings.wrap(services.outbox.client, 'sendMessage', 'outbox.sendMessage (defer)');
     const leases = runtime.storage.table(TABLES.leases);
     timings.wrap(leases, 'getEntity', 'leases.getEntity (budget read)');
     timings.wrap(leases, 'updateEntity', 'leases.updateEntity (budget write)');
@@ -754,6 +765,10 @@ type ReportKey =
   | 'relay_msgs_per_s'
   | 'relay_p95_ms'
   | 'relay_rss_mb'
+  | 'race_ids'
+  | 'race_duplicates'
+  | 'race_property_runs'
+  | 'race_property_failed'
   | 'graph_raw_msgs_per_s'
   | 'graph_core_msgs_per_s'
   | 'graph_core_raw_ratio'
@@ -783,6 +798,10 @@ const report: Record<ReportKey, number | null> = {
   relay_msgs_per_s: null,
   relay_p95_ms: null,
   relay_rss_mb: null,
+  race_ids: null,
+  race_duplicates: null,
+  race_property_runs: null,
+  race_property_failed: null,
   graph_raw_msgs_per_s: null,
   graph_core_msgs_per_s: null,
   graph_core_raw_ratio: null,
@@ -798,7 +817,7 @@ let sinkRssPeak = 0;
 let failure: unknown;
 const benchStarted = performance.now();
 // The full run has the backlog (about 100 s) and the bundle's memory run besides the rest.
-const WATCHDOG_MINUTES = QUICK ? 6 : 10;
+const WATCHDOG_MINUTES = QUICK ? 8 : 16;
 const watchdog = setTimeout(() => {
   progress(`the benchmark took more than ${WATCHDOG_MINUTES} minutes: aborting`);
   void cleanup().finally(() => process.exit(1));
@@ -807,7 +826,7 @@ watchdog.unref();
 
 let stackConnectionString: string | undefined;
 try {
-  const needsStack = ['raw', 'core', 'burst', 'handler', 'budget', 'backlog', 'apprss'].some((part) => ONLY.has(part));
+  const needsStack = ['raw', 'core', 'burst', 'handler', 'budget', 'backlog', 'apprss', 'race'].some((part) => ONLY.has(part));
   if (needsStack) {
     const sinkChild = spawnChild('test/bench/sinkProcess.ts');
     cleanups.push(() => sinkChild.stop());
@@ -956,6 +975,23 @@ try {
         `app RSS: ${a.completed} invocations (${a.errors} errors) of the bundle's sendMail in ${round(a.ms / 1000)} s; RSS ${round(a.rssMbAfterLoad)} MB after load, peak ${round(a.rssMbPeak)} MB`,
       );
     }
+    if (ONLY.has('race')) {
+      const burstSize = QUICK ? 500 : 2_000;
+      progress(`race: copies of one id at the same moment, idle and inside a ${burstSize}-message burst`);
+      const race = await measureRace(azurite.connectionString, burstSize);
+      report.race_ids = race.ids;
+      report.race_duplicates = race.duplicates;
+      details.push(...race.details);
+      // The test suite runs the property 500 times; the full bench runs it longer.
+      if (!QUICK) {
+        const runs = 3_000;
+        progress(`race: the interleaving property, ${runs} runs`);
+        const property = await runRaceProperty(runs);
+        report.race_property_runs = property.runs;
+        report.race_property_failed = property.ok ? 0 : 1;
+        if (!property.ok) details.push(`race property FAILED:\n${property.output.split('\n').slice(-40).join('\n')}`);
+      }
+    }
     sinkRssPeak = (await sink.stats().catch(() => undefined))?.rssMbPeak ?? 0;
   }
 
@@ -1033,6 +1069,7 @@ lines.push(
   `  budget    ${WORKERS} worker processes, one account, sink allowing 3 connections and ${CFG.perWindow} messages per ${CFG.windowMs / 1000} s (432 4.3.2 beyond); accepted within ${DURATION_MS / 1000} s ÷ allowed (${ALLOWED})`,
   `  backlog   ${CFG.backlog} messages for account A (${BACKLOG.perMinute}/min, time-compressed to a ${BACKLOG.windowMs / 1000} s window), one for B every ${BACKLOG.bEveryMs / 1000} s, sendMail with ${HANDLER_CONCURRENCY} in flight`,
   `  apprss    peak RSS of the built bundle in plain node (no TypeScript loader) running sendMail, ${HANDLER_CONCURRENCY} in flight`,
+  `  race      50 ids × 3 copies and 10 ids × 8 copies enqueued at the same moment through sendMail (16 in flight), idle and inside a ${QUICK ? 500 : 2_000}-message burst; then (full run only) the interleaving property (test/exactlyOnce.test.ts) for 3000 runs`,
   `  relay     ${QUICK ? 400 : 1500} messages of 100 KB from 8 pooled STARTTLS device connections through the relay's bundle (its own process) to blob + queue on Azurite; rate, p95 latency, the relay's peak RSS`,
   `  rss       peak resident memory of the bench process and the workers (all under tsx: see the breakdown below)`,
   `  graph     ${CFG.n} small JSON messages to the Graph stand-in (real app-only tokens; its own process): raw a plain fetch loop (4 in flight), core composeMail + buildGraphRequest + GraphSender (4 slots in Azurite, 64 in flight), both in a child process; median of ${CFG.rounds}`,
@@ -1167,6 +1204,19 @@ row(
   fmt(report.graph_throttle_replies),
   '0',
   verdict(report.graph_throttle_replies, (v) => v <= TARGETS.throttleReplies),
+);
+row('race ids', fmt(report.race_ids), '', '');
+row(
+  'race duplicates',
+  fmt(report.race_duplicates),
+  '0',
+  verdict(report.race_duplicates, (v) => v === 0),
+);
+row(
+  'race property runs',
+  fmt(report.race_property_runs),
+  'all hold',
+  verdict(report.race_property_failed, (v) => v === 0),
 );
 row(
   'bundle size',

@@ -9,6 +9,7 @@ import type { QueueClient, QueueSendMessageOptions } from '@azure/storage-queue'
 import type { DeliveryServices } from '../../shared/delivery/deliverMessage';
 import { QUEUES } from '../../shared/names';
 import type { DeliveryRecord } from '../../shared/storage/deliveryLedger';
+import { OutboxQueue } from '../../shared/message/outboxQueue';
 import { decodeQueueJson } from '../../shared/message/queueJson';
 import { InvocationContext } from './azureFunctions';
 import { runTrigger, type SendHarness } from './sendHarness';
@@ -51,19 +52,14 @@ export function probeDelivery(harness: SendHarness, options: { maxDelaySeconds?:
   const invocations: TriggerMetadata[] = [];
 
   const ledger = services.ledger;
-  const record = ledger.record.bind(ledger);
-  const put = ledger.put.bind(ledger);
-  ledger.record = async (row) => {
-    writes.push({ ...row, at: Date.now() });
-    return record(row);
-  };
-  ledger.put = async (row, etag) => {
-    const result = await put(row, etag);
-    writes.push({ ...row, at: Date.now() });
+  const write = ledger.write.bind(ledger);
+  ledger.write = async (row) => {
+    const result = await write(row);
+    if (result !== undefined) writes.push({ ...row, at: Date.now() });
     return result;
   };
 
-  const outbox = services.outbox;
+  const outbox = services.outbox.client;
   const sendMessage = async (text: string, sendOptions: QueueSendMessageOptions = {}) => {
     const requested = sendOptions.visibilityTimeout ?? 0;
     const used = options.maxDelaySeconds === undefined ? requested : Math.min(requested, options.maxDelaySeconds);
@@ -76,13 +72,15 @@ export function probeDelivery(harness: SendHarness, options: { maxDelaySeconds?:
     requeues.push({ id, requestedSeconds: requested, usedSeconds: used, at: Date.now() });
     return outbox.sendMessage(text, { ...sendOptions, visibilityTimeout: used });
   };
-  services.outbox = new Proxy(outbox, {
-    get(target, property) {
-      if (property === 'sendMessage') return sendMessage;
-      const value: unknown = Reflect.get(target, property, target);
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-    },
-  }) as QueueClient;
+  services.outbox = new OutboxQueue(
+    new Proxy(outbox, {
+      get(target, property) {
+        if (property === 'sendMessage') return sendMessage;
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    }) as QueueClient,
+  );
 
   const queue = harness.runtime.storage.queue(QUEUES.outbox);
   const poison = harness.runtime.storage.queue(QUEUES.poison);
