@@ -345,6 +345,41 @@ describe('what Graph answers, and what it means', () => {
     assert.equal(classifyGraphFailure(failure).kind === 'permanent' && failure.maybeDelivered, true);
   });
 
+  test('401: refresh once (auth_rejected); the refused token is not presented again by requests waiting for a lane', async () => {
+    const own = new GraphSenderPool(harness.runtime.storage.table(TABLES.leases), 'graph-test-401', {
+      timeoutMs: 5_000,
+      idleMs: 60_000,
+    });
+    try {
+      const sender = own.senderFor(account('graph'));
+      const request = await buildGraphRequest(
+        account('graph'),
+        'refused-1',
+        composeMail(account('graph'), 'refused-1', jsonMail(), []),
+      );
+      const token = await graphToken('graph');
+      standIn.reply({
+        status: 401,
+        code: 'InvalidAuthenticationToken',
+        message: 'Lifetime validation failed, the token is expired.',
+      });
+      const requests = standIn.requests;
+      const verdicts: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        await withLane(sender, (lane) =>
+          assert.rejects(lane.send(request, token), (error: unknown) => {
+            verdicts.push(classifyGraphFailure(error).kind);
+            return error instanceof GraphFailure && error.status === 401;
+          }),
+        );
+      }
+      assert.deepEqual(verdicts, ['auth_rejected', 'auth_rejected']);
+      assert.equal(standIn.requests - requests, 1, 'the second send did not reach Graph');
+    } finally {
+      await own.close();
+    }
+  });
+
   test('403 ErrorAccessDenied: the account waits for an admin (config_error), with Graph request-id kept', async () => {
     standIn.reply({ status: 403, code: 'ErrorAccessDenied', message: 'Access is denied. Check credentials and try again.' });
     const { failure } = await sendExpectingFailure('denied-1');

@@ -49,6 +49,8 @@ export class GraphSender {
   private readonly url: string;
   /** The last token that passed the preflight: each new token is checked once. */
   private checkedToken: string | undefined;
+  /** Tokens Graph refused (401): requests already waiting for a lane do not present them again. */
+  private readonly refusedTokens = new Set<string>();
 
   constructor(
     private readonly account: Account,
@@ -97,6 +99,16 @@ export class GraphSender {
   }
 
   private async post(request: GraphRequest, token: GraphToken): Promise<SentInfo> {
+    if (this.refusedTokens.has(token.accessToken)) {
+      throw new GraphFailure('Graph refused this access token moments ago; it was not sent again.', {
+        kind: 'http',
+        status: 401,
+        graphCode: 'InvalidAuthenticationToken',
+        graphMessage: 'Refused moments ago on another request; not presented again.',
+        clientRequestId: request.clientRequestId,
+        maybeDelivered: false,
+      });
+    }
     if (this.checkedToken !== token.accessToken) {
       const problem = graphTokenProblem(this.account, token);
       if (problem) throw new GraphFailure(problem, { kind: 'preflight', maybeDelivered: false });
@@ -129,6 +141,10 @@ export class GraphSender {
     const text = await response.text().catch(() => '');
     const error = graphError(text);
     const status = response.status;
+    if (status === 401 && error.code !== 'MailboxNotEnabledForRESTAPI') {
+      if (this.refusedTokens.size >= 8) this.refusedTokens.clear();
+      this.refusedTokens.add(token.accessToken);
+    }
     const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
     throw new GraphFailure(`Graph answered ${status}${error.code ? ` ${error.code}` : ''}`, {
       kind: 'http',
