@@ -13,7 +13,7 @@ import { startAzurite, type Azurite } from '../local/peers/azurite';
 import { startGraphStandIn, type GraphStandIn } from '../local/peers/graphStandIn';
 import { startIdentityProvider, type IdentityProvider } from '../local/peers/identity/identityProvider';
 import type { Account } from '../shared/config';
-import { graphConsentMissing } from '../shared/admin/graphConsent';
+import { graphConsentMissing } from '../shared/accounts/graphConsent';
 import { composeMail } from '../shared/delivery/composeMail';
 import { AccountError, MessageError } from '../shared/errors';
 import { classifyGraphFailure } from '../shared/graph/classifyGraphFailure';

@@ -1,7 +1,7 @@
 import type { Account, Provider, Transport } from '../config';
 import type { AccountState, AccountStatus } from '../accounts/accountStatus';
 import { effectiveState } from '../accounts/accountRules';
-import { graphConsentMissing } from './graphConsent';
+import { graphConsentMissing } from '../accounts/graphConsent';
 import { NO_DELIVERIES, type DeliveryCounts, type DeliveryProblem, type DeliverySummary } from './deliveryCounts';
 import { STATE_LABELS, stateSentence, type StateTone } from './stateText';
 

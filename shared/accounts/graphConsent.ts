@@ -1,4 +1,4 @@
-import type { AccountStatus } from '../accounts/accountStatus';
+import type { AccountStatus } from './accountStatus';
 import type { Account } from '../config';
 import { graphSignInScopes } from '../oauth/graphToken';
 
