@@ -11,6 +11,7 @@ import { policyFromSettings, type DeliveryPolicy } from './delivery/policy';
 import { OutboxQueue } from './message/outboxQueue';
 import { releaseWaiting } from './delivery/releaseWaiting';
 import { SenderPool } from './delivery/senderPool';
+import { GraphSenderPool } from './graph/graphSenderPool';
 import { ConfigError } from './errors';
 import { INSTANCE_ID } from './instanceId';
 import { consoleLogger, type Logger } from './log/logger';
@@ -50,6 +51,7 @@ export interface App {
   readonly refresher: ProviderTokenRefresher;
   readonly tokens: TokenService;
   readonly senders: SenderPool;
+  readonly graphSenders: GraphSenderPool;
   readonly delivery: DeliveryServices;
 }
 
@@ -91,6 +93,7 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
 
   const policy = overrides.policy ?? policyFromSettings(env);
   const senders = new SenderPool(storage.table(TABLES.leases), policy, holder);
+  const graphSenders = new GraphSenderPool(storage.table(TABLES.leases), holder);
   // A grant replaced or revoked: this instance stops using its tokens and connections at once.
   const dropSessions = (accountId: string) => {
     tokens.forget(accountId);
@@ -108,6 +111,7 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
     gate: new AccountGate(accountStatus, dropSessions),
     accountStates,
     senderFor: (account) => senders.senderFor(account),
+    graphSenderFor: (account) => graphSenders.senderFor(account),
     budgetFor: (account) => senders.budgetFor(account),
     policy,
     resultEvents: resultEvents(env),
@@ -136,6 +140,7 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
     refresher,
     tokens,
     senders,
+    graphSenders,
     delivery,
   };
 }
@@ -157,6 +162,7 @@ export function resultEvents(env: Env): ResultEvents {
 /** Closes every SMTP connection and gives back the connection slots (local host shutdown, tests). */
 export async function closeApp(app: App): Promise<void> {
   await app.senders.close();
+  await app.graphSenders.close();
 }
 
 let current: App | undefined;

@@ -36,6 +36,11 @@ export const OUTCOME_CODES = {
   quota_exceeded: { status: 'deferred', meaning: "The mailbox's daily sending quota is used up." },
   mailbox_full: { status: 'deferred', meaning: 'The sending mailbox is full.' },
   paused: { status: 'deferred', meaning: 'The account is paused.' },
+  transport_switched: {
+    status: 'deferred',
+    meaning:
+      'SMTP AUTH is disabled for the mailbox; the account (transport auto) switched to Graph and the message goes that way next.',
+  },
 } as const satisfies Record<string, { status: 'sent' | 'failed' | 'deferred'; meaning: string }>;
 
 export type OutcomeCode = keyof typeof OUTCOME_CODES;

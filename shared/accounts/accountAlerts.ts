@@ -13,6 +13,8 @@ export interface AccountProblem {
   reason: string;
   /** e.g. `invalid_grant AADSTS700082`. */
   providerError?: string;
+  /** Not a problem but news the receivers must have (the account still sends). */
+  notice?: 'switched_to_graph';
 }
 
 const LABELS: Partial<Record<AccountState, string>> = {
@@ -57,12 +59,14 @@ export class AccountAlerts {
       return 'undeliverable';
     }
     const lines = [
-      `The mail account "${account.displayName}" (${account.user}) ${LABELS[problem.state] ?? `is ${problem.state}`}.`,
+      `The mail account "${account.displayName}" (${account.user}) ${problem.notice ? 'now sends through Microsoft Graph' : (LABELS[problem.state] ?? `is ${problem.state}`)}.`,
       '',
       `What happened: ${problem.reason}`,
       ...(problem.providerError ? [`Provider error: ${problem.providerError}`] : []),
       '',
-      'Messages for this account stay queued and are sent once it is fixed.',
+      problem.notice
+        ? 'Messages for this account keep going out.'
+        : 'Messages for this account stay queued and are sent once it is fixed.',
       ...(account.flow === 'authorization_code'
         ? [`Authorize it again: ${publicBaseUrl}${accountPath(account.id, 'authorize')}`]
         : []),
@@ -76,7 +80,7 @@ export class AccountAlerts {
       id,
       account: via.id,
       to: account.alerts,
-      subject: `[oauth-outbox] Account "${account.id}" ${LABELS[problem.state] ?? problem.state}`,
+      subject: `[oauth-outbox] Account "${account.id}" ${problem.notice ? 'now sends through Microsoft Graph' : (LABELS[problem.state] ?? problem.state)}`,
       text: lines.join('\n'),
     });
     log.warn('account.alerted', { account: account.id, state: problem.state, via: via.id, receivers: account.alerts.length });

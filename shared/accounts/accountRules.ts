@@ -1,3 +1,4 @@
+import type { Account } from '../config/account';
 import type { AccountState, AccountStatus, StatusPatchFields } from './accountStatus';
 
 /** An account whose grant was last proven longer ago than this is stale (alerted, shown in red). */
@@ -93,3 +94,12 @@ export const PROBLEM_CLEARED: StatusPatchFields = {
   alertedIncident: null,
   pausedUntil: null,
 };
+
+/**
+ * The way the account's next message goes: `graph` and `smtp` as configured; `auto` by SMTP until the server said
+ * SMTP AUTH is disabled (recorded as `graphSince`), then by Microsoft Graph.
+ */
+export function activeTransport(account: Account, status: AccountStatus | undefined): 'smtp' | 'graph' {
+  if (account.transport === 'graph') return 'graph';
+  return account.transport === 'auto' && status?.graphSince ? 'graph' : 'smtp';
+}

@@ -56,6 +56,8 @@ export class AccountStateWriter {
     const at = (grant.at ?? new Date()).toISOString();
     await this.status.patch(account.id, {
       ...PROBLEM_CLEARED,
+      graphSince: null,
+      graphReason: null,
       state: 'ready',
       authorizedUser: grant.authorizedUser,
       authorizedUserId: grant.authorizedUserId ?? null,
@@ -134,6 +136,27 @@ export class AccountStateWriter {
       { state: stop.state, reason: stop.reason, ...(stop.providerError ? { providerError: stop.providerError } : {}) },
       previous,
       stop.code,
+    );
+  }
+
+  /**
+   * Transport `auto`: the SMTP server said SMTP AUTH is disabled for the tenant or the mailbox. The account goes on
+   * sending through Microsoft Graph (it stays ready), and its receivers hear of the switch once.
+   */
+  async markSwitchedToGraph(account: Account, reason: string): Promise<void> {
+    const before = await this.status.get(account.id);
+    if (before?.graphSince) return;
+    await this.status.patch(account.id, { graphSince: new Date().toISOString(), graphReason: reason });
+    this.log.warn('account.transport_switched', { account: account.id, transport: 'graph', reason });
+    await this.raise(
+      account,
+      {
+        state: 'ready',
+        reason: `${reason} The account now sends through Microsoft Graph (transport "auto"); authorize it again to try SMTP once more.`,
+        notice: 'switched_to_graph',
+      },
+      before,
+      'switched_to_graph',
     );
   }
 

@@ -22,6 +22,12 @@ export interface AccountStatus {
   providerError?: string;
   consecutiveFailures?: number;
   pausedUntil?: string;
+  /**
+   * Transport `auto`: when the SMTP server said SMTP AUTH is disabled (5.7.139), and what it said. From then on the
+   * account sends through Microsoft Graph, until it is authorized again.
+   */
+  graphSince?: string;
+  graphReason?: string;
   /** The incident an alert was already sent for (one alert per incident). */
   alertedIncident?: string;
   updatedAt?: string;

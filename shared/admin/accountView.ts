@@ -26,6 +26,8 @@ export interface AccountView {
   transport: Transport;
   /** "Re-authorize to enable Graph …" when the grant lacks Graph's Mail.Send; else null. */
   graphNotice: string | null;
+  /** Transport `auto` after SMTP AUTH was found disabled: since when it sends through Graph, and why. */
+  graphSince: { at: string; reason: string } | null;
   status: {
     /** The state to act on: the stored one, or `stale` when the grant has not been proven for over a day. */
     state: AccountState;
@@ -75,6 +77,8 @@ export function accountView(
     appOnly,
     transport: account.transport,
     graphNotice: graphConsentMissing(account, status) ?? null,
+    graphSince:
+      account.transport === 'auto' && status?.graphSince ? { at: status.graphSince, reason: status.graphReason ?? '' } : null,
     status: { state, storedState, ...STATE_LABELS[state], sentence: stateSentence(state, account, status, now) },
     authorizedUser: status?.authorizedUser ?? null,
     authorizedAt: status?.authorizedAt ?? null,

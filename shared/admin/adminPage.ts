@@ -100,7 +100,16 @@ function accountCard(view: AccountView, functionKey: string | undefined, now: nu
       <dt>Provider</dt>
       <dd>${view.provider}, ${view.appOnly ? 'app-only (client credentials)' : 'delegated (authorization code)'}</dd>
       <dt>Transport</dt>
-      <dd>${TRANSPORT_TEXT[view.transport]}</dd>
+      <dd>
+        ${TRANSPORT_TEXT[view.transport]}${
+          view.graphSince
+            ? html`;
+                <span data-notice="graph-since"
+                  >sending through Microsoft Graph since ${formatUtc(view.graphSince.at)} (${view.graphSince.reason})</span
+                >`
+            : ''
+        }
+      </dd>
       <dt>Signs in as</dt>
       <dd>${view.user}</dd>
       <dt>Sends from</dt>

@@ -1,4 +1,5 @@
 import { sendDecision, type SendDecision } from '../accounts/accountRules';
+import type { AccountStatus } from '../accounts/accountStatus';
 import type { AccountStatusTable } from '../accounts/accountStatusTable';
 
 /**
@@ -8,7 +9,7 @@ import type { AccountStatusTable } from '../accounts/accountStatusTable';
  * of the old grant are not used any longer.
  */
 export class AccountGate {
-  private readonly seen = new Map<string, { grant: string | undefined; open: boolean }>();
+  private readonly seen = new Map<string, { grant: string | undefined; open: boolean; status: AccountStatus | undefined }>();
   /** A status read on its way: concurrent invocations of a cold instance share it instead of each reading the row. */
   private readonly reading = new Map<string, ReturnType<AccountStatusTable['cached']>>();
 
@@ -30,8 +31,13 @@ export class AccountGate {
     const grant = status?.authorizedAt;
     const before = this.seen.get(accountId);
     if (before && (before.grant !== grant || (before.open && !decision.open))) this.dropSessions(accountId);
-    this.seen.set(accountId, { grant, open: decision.open });
+    this.seen.set(accountId, { grant, open: decision.open, status });
     return decision;
+  }
+
+  /** The status row the last check read (for the transport an `auto` account uses now). */
+  statusOf(accountId: string): AccountStatus | undefined {
+    return this.seen.get(accountId)?.status;
   }
 
   /** The status row changed on this instance: read it again before the next message. */

@@ -1,3 +1,4 @@
+import { graphConsentMissing } from '../accounts/graphConsent';
 import { findAccount } from '../config/loadAccounts';
 import { MessageError } from '../errors';
 import { decodeQueueMessage } from '../message/decodeQueueMessage';
@@ -5,6 +6,7 @@ import { isMimeMessage } from '../message/messageSchema';
 import { loadAttachments } from './attachments';
 import { composeMail, type ComposedMail } from './composeMail';
 import { composeMimeMail } from './composeMime';
+import { chooseCarrier, type Carrier } from './carriers';
 import type { DeliveryOutcome, DeliveryServices, QueueMeta, RecordDraft } from './deliveryServices';
 import { LedgerView, MAX_DECISIONS } from './ledgerCheck';
 import { defer, deferForError, expire, fail, recordSent } from './outcomes';
@@ -24,10 +26,12 @@ export type { DeliveryOutcome, DeliveryServices, QueueMeta } from './deliverySer
  *   4. compose         sender rules, attachments, size and recipient limits (composeMail.ts, attachments.ts);
  *                      a MIME message: the same rules on its headers, Bcc cut, sent as it is (composeMime.ts)
  *   5. gate            may the account send now?                        (accountGate.ts)
- *   6. token           from memory, Key Vault, or a refresh under the lease
- *   7. attempt         connection, rate budget (or a place in the mailbox's line), claim, SMTP, one
+ *   6. transport       SMTP or Microsoft Graph (the account's transport; `auto` after SMTP AUTH was found
+ *                      disabled), or SMTP for what Graph cannot carry                        (carriers.ts)
+ *   7. token           of the transport's audience: from memory, the store, or a refresh under the lease
+ *   8. attempt         lane (connection or request slot), rate budget (or a place in the mailbox's line), claim, SMTP, one
  *                      refresh-and-retry on a refused token                                  (sendAttempt.ts)
- *   8. outcome         sent / failed / deferred, result event and ledger  (outcomes.ts, refusedAttempt.ts)
+ *   9. outcome         sent / failed / deferred, result event and ledger  (outcomes.ts, refusedAttempt.ts)
  */
 export async function deliverMessage(services: DeliveryServices, payload: unknown, meta: QueueMeta): Promise<DeliveryOutcome> {
   const decoded = decodeQueueMessage(payload);
@@ -113,14 +117,32 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
       }),
     );
 
+  const status = services.gate.statusOf(account.id);
+  let carrier: Carrier;
+  try {
+    carrier = await chooseCarrier(services, account, status, id, composed);
+  } catch (error) {
+    if (error instanceof MessageError) return settle((record) => fail(services, record, error.code, error.message));
+    throw error;
+  }
+  const consentMissing = carrier.transport === 'graph' ? graphConsentMissing(account, status) : undefined;
+  if (consentMissing)
+    return settle((record) =>
+      defer(services, message, record, {
+        delayMs: services.policy.accountWaitMs,
+        code: 'needs_reauthorization',
+        reason: consentMissing,
+      }),
+    );
+
   let token;
   try {
-    token = await services.tokens.get(account);
+    token = await services.tokens.get(account, carrier.audience === 'graph' ? { audience: 'graph' } : {});
   } catch (error) {
     return settle((record) => deferForError(services, message, record, error));
   }
 
-  const attempt = await attemptSend(services, account, message, { ledger, fields, settle, afterLost }, composed, token);
+  const attempt = await attemptSend(services, account, message, { ledger, fields, settle, afterLost }, composed, carrier, token);
   if (attempt.kind === 'done') return attempt.outcome;
   const ended =
     attempt.kind === 'sent'

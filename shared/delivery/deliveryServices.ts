@@ -5,6 +5,7 @@ import type { Account } from '../config/account';
 import type { RateBudget } from '../limits/rateBudget';
 import type { Logger } from '../log/logger';
 import type { OutboxQueue } from '../message/outboxQueue';
+import type { GraphSender } from '../graph/graphSender';
 import type { AccountSender } from '../smtp/accountSender';
 import type { DeliveryLedger, DeliveryRecord } from '../storage/deliveryLedger';
 import type { TokenService } from '../tokens/tokenService';
@@ -26,6 +27,8 @@ export interface DeliveryServices {
   /** Records why an account stopped (SMTP AUTH disabled, quota, a refused fresh token); it raises the alert. */
   accountStates: AccountStateWriter;
   senderFor(account: Account): AccountSender;
+  /** Microsoft Graph sendMail, for accounts whose transport is (or switched to) Graph. */
+  graphSenderFor(account: Account): GraphSender;
   budgetFor(account: Account): RateBudget;
   policy: DeliveryPolicy;
   /** Which outcomes are published on queue `mail-results` (setting RESULT_EVENTS); the ledger records all. */

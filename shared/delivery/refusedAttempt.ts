@@ -51,6 +51,12 @@ export async function settleRefusal(
       });
     }
     case 'account':
+      if (reply.code === 'smtp_auth_disabled' && account.transport === 'auto') {
+        // SMTP AUTH is off for this tenant or mailbox: the account goes on through Graph, and so does this message.
+        await services.accountStates.markSwitchedToGraph(account, reply.reason);
+        services.gate.forget(account.id);
+        return defer(services, message, notAnAttempt, { delayMs: 1_000, code: 'transport_switched', reason: reply.reason });
+      }
       await services.accountStates.markProblem(account, {
         state: reply.code === 'smtp_auth_disabled' || reply.code === 'config_error' ? 'configuration_error' : 'paused',
         code: reply.code,

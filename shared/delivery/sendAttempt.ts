@@ -2,9 +2,10 @@ import type { Account } from '../config/account';
 import type { RateGrant, Ticket } from '../limits/rateBudget';
 import type { MailMessage } from '../message/messageSchema';
 import type { AccessTokenRecord } from '../oauth/tokenSet';
-import type { SentInfo, SmtpLane } from '../smtp/accountSender';
-import { classifySmtpFailure, type ReplyClass, type SmtpFailure } from '../smtp/classifyReply';
+import type { SentInfo } from '../smtp/accountSender';
+import type { ReplyClass } from '../smtp/classifyReply';
 import type { DeliveryRecord } from '../storage/deliveryLedger';
+import type { Carrier, CarrierLane } from './carriers';
 import type { ComposedMail } from './composeMail';
 import type { DeliveryOutcome, DeliveryServices, RecordDraft } from './deliveryServices';
 import { MAX_DECISIONS, type LedgerCheck, type LedgerView } from './ledgerCheck';
@@ -33,9 +34,9 @@ export interface AttemptLedger {
 }
 
 /**
- * One SMTP attempt, top-down: a connection (lane) of the account; the rate budget while it is held; the claim in
- * the ledger (from there on a crash leaves a `sending` row that stops a blind resend); SMTP; and when the server
- * refuses the token, one refresh and one retry. Nothing is claimed before the budget is granted: a message that
+ * One attempt, top-down: a lane of the mailbox (an SMTP connection, or a Graph request slot: see carriers.ts); the
+ * rate budget while it is held; the claim in the ledger (from there on a crash leaves a `sending` row that stops a
+ * blind resend); the send; and when the server refuses the token, one refresh and one retry. Nothing is claimed before the budget is granted: a message that
  * waits for budget was never near the server. A message refused budget while others wait gets its place in the
  * mailbox's line and comes back then.
  */
@@ -45,6 +46,7 @@ export async function attemptSend(
   message: MailMessage,
   attempt: AttemptLedger,
   composed: ComposedMail,
+  carrier: Carrier,
   firstToken: AccessTokenRecord,
 ): Promise<AttemptResult> {
   const { log, policy } = services;
@@ -52,13 +54,8 @@ export async function attemptSend(
   const deferWith = (options: Parameters<typeof defer>[3]) =>
     settle((record) => defer(services, message, record, options)).then(done);
 
-  const lane = await services.senderFor(account).acquire(policy.maxInProcessWaitMs);
-  if (!lane)
-    return deferWith({
-      delayMs: 5_000,
-      code: 'connection_limit',
-      reason: `All ${account.limits.concurrentConnections} SMTP connections of the account are busy.`,
-    });
+  const lane = await carrier.acquire(policy.maxInProcessWaitMs);
+  if (!lane) return deferWith({ delayMs: 5_000, code: 'connection_limit', reason: carrier.busyReason });
   let waitForBudget: Parameters<typeof defer>[3];
   try {
     const grant = await takeBudget(services, account, attempt, composed.recipients);
@@ -66,7 +63,7 @@ export async function attemptSend(
     if (grant.ok) {
       const claimed = await claim(services, attempt);
       if (typeof claimed === 'string') return done(claimed);
-      return await sendOnLane(services, account, message, attempt, lane, claimed, composed, firstToken, log);
+      return await sendOnLane(services, account, message, attempt, { carrier, lane, claimed, firstToken }, log);
     }
     // Waiting is not an attempt, and nothing was claimed. Jitter spreads copies that share a window's end.
     waitForBudget = {
@@ -86,24 +83,27 @@ async function sendOnLane(
   account: Account,
   message: MailMessage,
   attempt: AttemptLedger,
-  lane: SmtpLane,
-  claimed: Claim,
-  composed: ComposedMail,
-  firstToken: AccessTokenRecord,
+  held: { carrier: Carrier; lane: CarrierLane; claimed: Claim; firstToken: AccessTokenRecord },
   log: DeliveryServices['log'],
 ): Promise<AttemptResult> {
-  let token = firstToken;
+  const { carrier, lane, claimed } = held;
+  let token = held.firstToken;
   for (let retried = false; ; retried = true) {
     try {
-      return { kind: 'sent', claim: claimed, sent: await lane.send(composed.options, token) };
+      return { kind: 'sent', claim: claimed, sent: await lane.send(token) };
     } catch (error) {
-      const failure = classifySmtpFailure(error as SmtpFailure);
-      const smtpReply = (error as SmtpFailure).response;
+      const failure = carrier.classify(error);
+      const smtpReply = carrier.replyOf(error);
       if (failure.kind !== 'auth_rejected' || retried)
         return { kind: 'refused', claim: claimed, failure, accessToken: token.accessToken, ...(smtpReply ? { smtpReply } : {}) };
-      log.warn('mail.auth_rejected', { messageId: claimed.id, account: account.id, reason: failure.reason });
+      log.warn('mail.auth_rejected', {
+        messageId: claimed.id,
+        account: account.id,
+        transport: carrier.transport,
+        reason: failure.reason,
+      });
       try {
-        token = await services.tokens.get(account, { rejectedToken: token.accessToken });
+        token = await services.tokens.get(account, { rejectedToken: token.accessToken, audience: carrier.audience });
       } catch (tokenError) {
         // Not sent: the claim becomes a deferral that does not count as an attempt.
         const unclaimed = { ...claimed, attempts: claimed.attempts - 1 };
