@@ -1,6 +1,6 @@
 import type { ClientAuth } from './accountSchema';
 import type { Provider } from './presets';
-import type { SmtpSettings } from './presets';
+import type { RefreshTokenRotation, SmtpSettings } from './presets';
 
 /** A fully resolved account: what the rest of the code works with. */
 export interface Account {
@@ -26,6 +26,8 @@ export interface Account {
     authParams: Record<string, string>;
     /** App-only tokens must carry this audience and role (Microsoft SMTP.SendAsApp). */
     appOnlyToken?: { audience: string; role: string };
+    /** When a rotated refresh token must be written to the secret store (see REFRESH_TOKEN_ROTATIONS). */
+    refreshTokenRotation: RefreshTokenRotation;
   };
   limits: {
     messagesPerMinute: number;
