@@ -1,13 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import {
-  assertSecretName,
-  assertSecretWrite,
-  type SecretSetOptions,
-  type SecretStore,
-  type SecretVersion,
-} from './secretStore';
+import { assertSecretName, assertSecretWrite, type SecretSetOptions, type SecretStore, type SecretVersion } from './secretStore';
 
 interface StoredSecret {
   value: string;
