@@ -44,6 +44,12 @@ export const APP_SETTINGS: readonly AppSettingDoc[] = [
     purpose: 'NCRONTAB schedule of the token refresh timer (default hourly: 0 0 * * * *)',
   },
   {
+    name: 'REFRESH_SPREAD_MINUTES',
+    required: 'optional',
+    purpose:
+      'the refresh run spreads its accounts over at most this many minutes (default 8, within the 10-minute function timeout; 0: back to back)',
+  },
+  {
     name: 'WEBSITE_AUTH_ENABLED',
     required: 'optional',
     purpose: 'set by App Service when Entra sign-in is on; only then is the signed-in admin recorded with a new grant',

@@ -211,6 +211,17 @@ export class KeyVaultDouble {
     return this.addVersion(name, value, options.enabled ?? true, options.contentType, options.tags).version;
   }
 
+  /** Makes every stored version look `ms` older, as if that much time had passed since it was written. */
+  age(ms: number): void {
+    const seconds = Math.round(ms / 1000);
+    for (const secret of this.secrets.values()) {
+      for (const version of secret.versions) {
+        version.created -= seconds;
+        version.updated -= seconds;
+      }
+    }
+  }
+
   /** Enables or disables the latest version, as the portal does. */
   setEnabled(name: string, enabled: boolean): void {
     const latest = this.secrets.get(name.toLowerCase())?.versions.at(-1);
@@ -319,7 +330,8 @@ export class KeyVaultDouble {
     while (expired < recent.length && recent[expired]! <= windowStart) expired++;
     recent.splice(0, expired);
     if (recent.length >= this.limits[kind]) {
-      return Math.max(1, Math.ceil((recent[0]! + this.limits.windowMs - now) / 1000));
+      const oldest = recent[0] ?? now;
+      return Math.max(1, Math.ceil((oldest + this.limits.windowMs - now) / 1000));
     }
     recent.push(now);
     return undefined;

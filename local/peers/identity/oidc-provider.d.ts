@@ -31,6 +31,8 @@ declare module 'oidc-provider' {
     readonly client?: Client;
     readonly body?: Record<string, unknown>;
     params?: OIDCParams;
+    /** What the request resolved to; after a refresh_token grant, `RefreshToken` is the token that was used. */
+    readonly entities: { RefreshToken?: RefreshToken; Client?: Client };
   }
 
   /** The Koa context oidc-provider hands to middleware and configuration helpers. */
@@ -77,6 +79,7 @@ declare module 'oidc-provider' {
   }
 
   interface TokenModel<T> {
+    new (init: Record<string, unknown>): T & { save(): Promise<string> };
     find(value: string, options?: { ignoreExpiration?: boolean }): Promise<T | undefined>;
     revokeByGrantId(grantId: string): Promise<void>;
   }
@@ -169,6 +172,7 @@ declare module 'oidc-provider' {
       new (init: { accountId: string; clientId: string }): Grant;
       find(id: string): Promise<Grant | undefined>;
     };
+    readonly Client: { find(id: string): Promise<Client | undefined> };
     callback(): (req: IncomingMessage, res: ServerResponse) => void;
     use(middleware: Middleware): this;
     on(event: 'grant.saved', listener: (grant: Grant) => void): this;
