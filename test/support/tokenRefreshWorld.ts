@@ -6,13 +6,14 @@
  * Accounts are "custom" ones with the provider's rotation stated, and are granted without the sign-in pages
  * (IdentityProvider.grantRefreshToken): thousands of them take seconds, not an hour of logins.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { startIdentityProvider, type IdentityProvider } from '../../local/peers/identity/identityProvider';
 import { closeApp, createApp, type App } from '../../shared/app';
 import type { RefreshTokenRotation } from '../../shared/config/presets';
 import { parseAccounts } from '../../shared/config/loadAccounts';
 import { createLogger } from '../../shared/log/logger';
 import { KeyVaultSecretStore } from '../../shared/storage/keyVaultSecretStore';
+import { ACCESS_TOKEN_KEY_SECRET } from '../../shared/tokens/accessTokenKey';
 import { refreshDueAccounts, type RefreshRunClock, type RefreshRunResult } from '../../shared/tokens/refreshDueAccounts';
 import { refreshTokenSecretName } from '../../shared/tokens/tokenStore';
 import { FakeTokenCredential, type KeyVaultDouble } from './keyVaultDouble';
@@ -91,8 +92,10 @@ export async function startTokenRefreshWorld(options: {
     });
   const app = newInstance();
   await app.storage.ensureCreated();
-  // Seeded beside HTTP: the setup is not what the tests and the bench count.
+  // Seeded beside HTTP: the setup is not what the tests and the bench count. The sealing key is there as in any
+  // deployment past its first authorization.
   vault.seed(CLIENT_SECRET_NAME, CLIENT_SECRET);
+  if (!vault.secret(ACCESS_TOKEN_KEY_SECRET)) vault.seed(ACCESS_TOKEN_KEY_SECRET, randomBytes(32).toString('base64'));
   for (let i = 0; i < accountIds.length; i += 50) {
     await Promise.all(
       accountIds.slice(i, i + 50).map(async (id) => {

@@ -121,6 +121,8 @@ declare module 'oidc-provider' {
     | { login?: { accountId: string }; consent?: { grantId?: string }; [prompt: string]: unknown };
 
   export interface Configuration {
+    /** A factory of storage adapters, one per model name. */
+    adapter?: (model: string) => object;
     clients?: ClientMetadata[];
     jwks?: { keys: object[] };
     cookies?: { keys?: string[] };
@@ -207,4 +209,18 @@ declare module 'oidc-provider' {
   }
 
   export default Provider;
+}
+
+declare module 'oidc-provider/lib/adapters/memory_adapter.js' {
+  /** oidc-provider's in-memory adapter, given the store it keeps its entries in. */
+  export default class MemoryAdapter {
+    constructor(
+      model: string,
+      store: {
+        get(key: string): unknown;
+        set(key: string, value: unknown, options?: { maxAge?: number }): void;
+        delete(key: string): void;
+      },
+    );
+  }
 }
