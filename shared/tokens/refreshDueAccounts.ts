@@ -42,6 +42,22 @@ export interface RefreshRunClock {
   sleep(ms: number): Promise<void>;
 }
 
+export interface RefreshRunOptions {
+  clock?: RefreshRunClock;
+  /** Refreshes in flight at once (default MAX_IN_FLIGHT). */
+  maxInFlight?: number;
+}
+
+/**
+ * At most this many refreshes start per second, however the accounts are spread: with a revoking provider each
+ * is a Key Vault create, and 20 a second is two thirds of its 300 per 10 seconds, leaving room for
+ * authorizations and the refreshes of the send path. Key Vault's other limit (4,000 per 10 s) is far: a refresh
+ * reads three secrets.
+ */
+export const MAX_STARTS_PER_SECOND = 20;
+/** Enough in flight to keep that pace when one refresh takes a few hundred milliseconds (the provider, Key Vault). */
+export const MAX_IN_FLIGHT = 8;
+
 const realClock: RefreshRunClock = {
   now: () => Date.now(),
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
@@ -52,27 +68,44 @@ const realClock: RefreshRunClock = {
  * whether it sends or not, so that quiet mailboxes do not expire (Microsoft: 90 days unused). Accounts waiting
  * for an admin are left alone: their grant is gone and asking again would only repeat the error.
  *
- * The accounts are spread over a window (refreshSpread.ts), each at the same offset every run, so Key Vault
- * sees an even trickle and never a burst; a 429 from it is waited out (Retry-After) before the next account.
+ * The accounts are spread over a window (refreshSpread.ts), each at the same offset every run, and never start
+ * faster than MAX_STARTS_PER_SECOND, so Key Vault sees an even trickle and never a burst. A 429 from it holds
+ * the next start back by its Retry-After; the run then goes on with the next account.
  */
 export async function refreshDueAccounts(
   deps: RefreshRunDeps,
   now = new Date(),
-  clock: RefreshRunClock = realClock,
+  options: RefreshRunOptions = {},
 ): Promise<RefreshRunResult[]> {
+  const clock = options.clock ?? realClock;
+  const maxInFlight = options.maxInFlight ?? MAX_IN_FLIGHT;
   const nextRun = nextRunAfter(refreshSchedule(deps.env), now);
   const windowMs = spreadWindowMs(deps.accounts.length, refreshSpreadMs(deps.env), nextRun.getTime() - now.getTime());
+  const plan = planRefreshes(deps.accounts, (a) => a.id, windowMs);
+  const results: RefreshRunResult[] = new Array(plan.length);
+  const inFlight = new Set<Promise<void>>();
   const start = clock.now();
-  const results: RefreshRunResult[] = [];
-  for (const { item: account, offsetMs } of planRefreshes(deps.accounts, (a) => a.id, windowMs)) {
-    const wait = start + offsetMs - clock.now();
+  let notBefore = start;
+  for (const [index, { item: account, offsetMs }] of plan.entries()) {
+    while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+    const wait = Math.max(start + offsetMs, notBefore) - clock.now();
     if (wait > 0) await clock.sleep(wait);
+    notBefore = clock.now() + 1000 / MAX_STARTS_PER_SECOND;
     // The account comes round again at the same offset after the next run starts.
-    const nextRefresh = nextRun.getTime() + offsetMs;
-    const result = await refreshOne(deps, account, nextRefresh, now);
-    results.push(result.result);
-    if (result.retryAfterMs !== undefined) await clock.sleep(result.retryAfterMs);
+    const task = refreshOne(deps, account, nextRun.getTime() + offsetMs, now)
+      // Table trouble (status, stale mark) fails this account only; the others still get their turn.
+      .catch((error: unknown) => ({
+        result: { account: account.id, outcome: 'failed' as const, reason: (error as Error).message },
+        retryAfterMs: undefined,
+      }))
+      .then(({ result, retryAfterMs }) => {
+        results[index] = result;
+        if (retryAfterMs !== undefined) notBefore = Math.max(notBefore, clock.now() + retryAfterMs);
+      })
+      .finally(() => inFlight.delete(task));
+    inFlight.add(task);
   }
+  await Promise.all(inFlight);
   return results;
 }
 

@@ -31,7 +31,7 @@ export interface TokenRefreshWorld {
   /** Builds another instance of the app on the same storage and vault (a cold instance). */
   newInstance(): App;
   /** One run of the refresh timer's work on `app` (or the given instance). */
-  run(options?: { clock?: RefreshRunClock; instance?: App }): Promise<RefreshRunResult[]>;
+  run(options?: { clock?: RefreshRunClock; maxInFlight?: number; instance?: App }): Promise<RefreshRunResult[]>;
   refreshGrants(): number;
   stop(): Promise<void>;
 }
@@ -114,7 +114,7 @@ export async function startTokenRefreshWorld(options: {
       instances.push(instance);
       return instance;
     },
-    run: ({ clock, instance } = {}) => refreshDueAccounts(instance ?? app, new Date(), clock),
+    run: ({ instance, ...options } = {}) => refreshDueAccounts(instance ?? app, new Date(), options),
     refreshGrants: () => idp.counters.tokenRequestsByGrant.refresh_token ?? 0,
     async stop() {
       for (const instance of instances) await closeApp(instance);
