@@ -539,6 +539,8 @@ describe('token lifecycle against oidc-provider (access tokens of seconds, refre
     // Tokens of 6 s with a minimum lifetime of 2 s: unusable 4 s after they were issued.
     const world = await startWorld({
       accessTokenTtlSeconds: 6,
+      // One refresh at a time: which account degrades first, and so alerts through the other, is what is checked.
+      env: { REFRESH_CONCURRENCY: '1' },
       accounts: [
         { id: 'down-alpha', user: ALICE },
         { id: 'down-bravo', user: BOB, isDefault: true },

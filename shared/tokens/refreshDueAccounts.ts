@@ -4,7 +4,7 @@ import type { AccountStateWriter } from '../accounts/accountStateWriter';
 import type { Account } from '../config/account';
 import type { Env } from '../settings';
 import { isThrottled } from '../storage/secretStore';
-import { nextRunAfter, refreshSchedule, refreshSpreadMs } from './refreshSchedule';
+import { nextRunAfter, refreshConcurrency, refreshSchedule, refreshSpreadMs } from './refreshSchedule';
 import { planRefreshes, spreadWindowMs } from './refreshSpread';
 import type { ProviderTokenRefresher } from './tokenRefresher';
 import type { TokenService } from './tokenService';
@@ -44,7 +44,7 @@ export interface RefreshRunClock {
 
 export interface RefreshRunOptions {
   clock?: RefreshRunClock;
-  /** Refreshes in flight at once (default MAX_IN_FLIGHT). */
+  /** Refreshes in flight at once (default: REFRESH_CONCURRENCY, 8). */
   maxInFlight?: number;
 }
 
@@ -55,8 +55,6 @@ export interface RefreshRunOptions {
  * reads three secrets.
  */
 export const MAX_STARTS_PER_SECOND = 20;
-/** Enough in flight to keep that pace when one refresh takes a few hundred milliseconds (the provider, Key Vault). */
-export const MAX_IN_FLIGHT = 8;
 
 const realClock: RefreshRunClock = {
   now: () => Date.now(),
@@ -78,7 +76,7 @@ export async function refreshDueAccounts(
   options: RefreshRunOptions = {},
 ): Promise<RefreshRunResult[]> {
   const clock = options.clock ?? realClock;
-  const maxInFlight = options.maxInFlight ?? MAX_IN_FLIGHT;
+  const maxInFlight = options.maxInFlight ?? refreshConcurrency(deps.env);
   const nextRun = nextRunAfter(refreshSchedule(deps.env), now);
   const windowMs = spreadWindowMs(deps.accounts.length, refreshSpreadMs(deps.env), nextRun.getTime() - now.getTime());
   const plan = planRefreshes(deps.accounts, (a) => a.id, windowMs);

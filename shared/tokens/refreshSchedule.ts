@@ -28,3 +28,17 @@ export function refreshSpreadMs(env: Env): number {
   }
   return minutes * 60_000;
 }
+
+/** Default: enough in flight to keep 20 starts a second when one refresh takes a few hundred milliseconds. */
+export const DEFAULT_REFRESH_CONCURRENCY = 8;
+
+/** Refreshes the run keeps in flight at once (REFRESH_CONCURRENCY). */
+export function refreshConcurrency(env: Env): number {
+  const raw = readSetting(env, 'REFRESH_CONCURRENCY');
+  if (raw === undefined) return DEFAULT_REFRESH_CONCURRENCY;
+  const count = Number(raw);
+  if (!Number.isInteger(count) || count < 1 || count > 32) {
+    throw new ConfigError(`REFRESH_CONCURRENCY: "${raw}" is not a whole number from 1 to 32.`);
+  }
+  return count;
+}
