@@ -2,11 +2,20 @@ import { app, type InvocationContext, type Timer } from '@azure/functions';
 import { getApp } from '../shared/app';
 import { refreshDueAccounts } from '../shared/tokens/refreshDueAccounts';
 
+/** A run taking longer than this is near host.json's 10-minute functionTimeout: the accounts at its end would be cut. */
+const SLOW_RUN_MS = 8.5 * 60_000;
+
 /** Hourly by default (REFRESH_SCHEDULE): keeps every account's token valid whether it sends or not. */
 export async function refreshTokens(_timer: Timer, _context: InvocationContext): Promise<void> {
   const app = getApp();
+  const started = Date.now();
   const results = await refreshDueAccounts(app);
   for (const result of results) app.log.info('token.refresh_run', { ...result });
+  const outcomes: Record<string, number> = {};
+  for (const { outcome } of results) outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+  const ms = Date.now() - started;
+  // One line per run, so that capacity (duration) and Key Vault throttling are visible without counting.
+  (ms > SLOW_RUN_MS ? app.log.warn : app.log.info)('token.refresh_run_done', { accounts: results.length, ms, ...outcomes });
 }
 
 app.timer('refreshTokens', { schedule: '%REFRESH_SCHEDULE%', runOnStartup: false, handler: refreshTokens });

@@ -20,9 +20,11 @@ import type { ManagedIdentityCredentialFactory } from './oauth/clientAuth';
 import { ProviderClients } from './oauth/providerClient';
 import { readSetting, RESULT_EVENT_CHOICES, type Env, type ResultEvents } from './settings';
 import { createSecretStore } from './storage/createSecretStore';
+import { AccessTokenTable } from './storage/accessTokenTable';
 import { DeliveryLedger } from './storage/deliveryLedger';
 import type { SecretStore } from './storage/secretStore';
 import { createStorageClients, type StorageClients } from './storage/storageClients';
+import { AccessTokenKey } from './tokens/accessTokenKey';
 import { RefreshLease } from './tokens/refreshLease';
 import { ProviderTokenRefresher } from './tokens/tokenRefresher';
 import { TokenService } from './tokens/tokenService';
@@ -74,7 +76,7 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
   const baseUrl = publicBaseUrl(env);
   const storage = createStorageClients(env);
   const secrets = overrides.secrets ?? createSecretStore(env);
-  const tokenStore = new TokenStore(secrets);
+  const tokenStore = new TokenStore(secrets, new AccessTokenTable(storage.table(TABLES.leases)), new AccessTokenKey(secrets));
   const outbox = storage.queue(QUEUES.outbox);
 
   const accountStatus = new AccountStatusTable(storage.table(TABLES.accounts), overrides.statusCacheMs);

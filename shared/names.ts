@@ -9,7 +9,7 @@ export const TABLES = {
   accounts: 'accounts',
   authRequests: 'authrequests',
   deliveries: 'deliveries',
-  /** Refresh leases, connection slots and rate windows shared by all instances. */
+  /** Refresh leases, sealed access tokens, connection slots and rate windows shared by all instances. */
   leases: 'leases',
 } as const;
 

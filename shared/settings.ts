@@ -44,6 +44,17 @@ export const APP_SETTINGS: readonly AppSettingDoc[] = [
     purpose: 'NCRONTAB schedule of the token refresh timer (default hourly: 0 0 * * * *)',
   },
   {
+    name: 'REFRESH_SPREAD_MINUTES',
+    required: 'optional',
+    purpose:
+      'the refresh run spreads its accounts over at most this many minutes (default 8, within the 10-minute function timeout; 0: back to back)',
+  },
+  {
+    name: 'REFRESH_CONCURRENCY',
+    required: 'optional',
+    purpose: 'refreshes the refresh run keeps in flight at once (default 8, 1 to 32); it never starts more than 20 a second',
+  },
+  {
     name: 'WEBSITE_AUTH_ENABLED',
     required: 'optional',
     purpose: 'set by App Service when Entra sign-in is on; only then is the signed-in admin recorded with a new grant',

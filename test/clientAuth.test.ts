@@ -46,7 +46,11 @@ function fakeRuntime(
   secrets: Record<string, string>,
   managedIdentityCredential?: ManagedIdentityCredentialFactory,
 ): ClientAuthDeps {
-  const store: SecretStore = { get: async (name) => secrets[name], set: async () => {} };
+  const store: SecretStore = {
+    get: async (name) => secrets[name],
+    read: async (name) => (secrets[name] === undefined ? undefined : { value: secrets[name] }),
+    set: async () => {},
+  };
   return { env: {}, secrets: store, ...(managedIdentityCredential ? { managedIdentityCredential } : {}) };
 }
 

@@ -9,7 +9,7 @@ import { SecretClient } from '@azure/keyvault-secrets';
 import { createSecretStore } from '../shared/storage/createSecretStore';
 import { FileSecretStore } from '../shared/storage/fileSecretStore';
 import { createKeyVaultSecretStore, KeyVaultSecretStore } from '../shared/storage/keyVaultSecretStore';
-import { SECRET_VALUE_MAX_BYTES, SecretStoreError } from '../shared/storage/secretStore';
+import { isThrottled, SECRET_VALUE_MAX_BYTES, SecretStoreError } from '../shared/storage/secretStore';
 import { createTestCa, issueServerCert } from './support/certs';
 import {
   FAKE_TENANT_ID,
@@ -288,5 +288,77 @@ describe('Key Vault double', () => {
     await client.purgeDeletedSecret(name);
     await client.setSecret(name, 'three');
     assert.equal(vault.versions(name).length, 1);
+  });
+});
+
+describe('Key Vault double throttling', () => {
+  let limited: KeyVaultDouble;
+  before(async () => {
+    limited = await startKeyVaultDouble({ limits: { creates: 3, others: 5, windowMs: 1000 } });
+  });
+  after(async () => {
+    await limited?.stop();
+  });
+  const storeOf = (maxRetries: number) =>
+    new KeyVaultSecretStore(limited.url, new FakeTokenCredential(), {
+      disableChallengeResourceVerification: true,
+      clientOptions: { tlsOptions: { ca: limited.caPem }, retryOptions: { maxRetries } },
+    });
+  const waitForWindow = () => new Promise((resolve) => setTimeout(resolve, 1100));
+
+  test('over the create limit a set gets 429 Throttled with Retry-After, as the service answers', async () => {
+    await waitForWindow();
+    const store = storeOf(0);
+    const name = uniqueName('throttled');
+    for (let i = 0; i < 3; i++) await store.set(name, `v${i}`);
+    const throttledBefore = limited.throttled;
+    const refused = await store.set(name, 'do-not-print-this-value').then(
+      () => assert.fail('the fourth create in the window was accepted'),
+      (error: unknown) => error,
+    );
+    assert.ok(refused instanceof SecretStoreError);
+    assert.equal(refused.statusCode, 429);
+    assert.equal(refused.code, 'Throttled');
+    assert.equal(refused.retryAfterMs, 1000);
+    assert.ok(isThrottled(refused));
+    assertNoLeak(refused, 'do-not-print-this-value');
+    assert.equal(limited.throttled - throttledBefore, 1);
+    assert.equal(limited.versions(name).length, 3, 'a refused set stores nothing');
+    // Reads are another class: the create limit does not hold them up.
+    assert.equal(await store.get(name), 'v2');
+  });
+
+  test('over the other limit a get gets 429; refused requests do not count against the window', async () => {
+    await waitForWindow();
+    const store = storeOf(0);
+    const name = uniqueName('reads');
+    limited.seed(name, 'value');
+    for (let i = 0; i < 5; i++) assert.equal(await store.get(name), 'value');
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(store.get(name), (error: unknown) => isThrottled(error) && error.statusCode === 429);
+    }
+    await waitForWindow();
+    // Had the three refusals counted, the window would still be full.
+    assert.equal(await store.get(name), 'value');
+  });
+
+  test('the SDK with its default retries waits Retry-After out and succeeds', async () => {
+    await waitForWindow();
+    const store = storeOf(3);
+    const name = uniqueName('waited');
+    const throttledBefore = limited.throttled;
+    for (let i = 0; i < 4; i++) await store.set(name, `v${i}`);
+    assert.equal(limited.throttled - throttledBefore, 1, 'the fourth was refused once, then retried');
+    assert.equal(limited.versions(name).length, 4);
+  });
+
+  test('the limits are Microsoft’s by default and can be switched off', async () => {
+    assert.deepEqual(vault.limits, { creates: 300, others: 4000, windowMs: 10_000 });
+    const free = await startKeyVaultDouble({ limits: false });
+    try {
+      assert.equal(free.limits, false);
+    } finally {
+      await free.stop();
+    }
   });
 });

@@ -1,5 +1,5 @@
 import type { ClientAuth } from './accountSchema';
-import type { GraphPreset, Provider, SmtpSettings } from './presets';
+import type { GraphPreset, Provider, RefreshTokenRotation, SmtpSettings } from './presets';
 
 export type Transport = 'smtp' | 'graph' | 'auto';
 
@@ -33,6 +33,8 @@ export interface Account {
     authParams: Record<string, string>;
     /** App-only tokens must carry this audience and role (Microsoft SMTP.SendAsApp). */
     appOnlyToken?: { audience: string; role: string };
+    /** When a rotated refresh token must be written to the secret store (see REFRESH_TOKEN_ROTATIONS). */
+    refreshTokenRotation: RefreshTokenRotation;
   };
   limits: {
     messagesPerMinute: number;

@@ -72,6 +72,8 @@ export const accountInputSchema = z
       .object({
         issuer: z.url().optional(),
         scopes: z.array(z.string().min(1)).min(1).optional(),
+        /** Provider "custom" only: how its refresh tokens rotate (default "revoking", the safe assumption). */
+        refreshTokenRotation: z.enum(['none', 'reusable', 'revoking']).optional(),
       })
       .strict()
       .optional(),

@@ -72,6 +72,10 @@ function checkAccount(a: AccountInput): string[] {
   // A local stand-in of Microsoft's sign-in (the local stack's Graph demo) may replace the preset issuer; nothing else.
   if (a.provider !== 'custom' && a.oauth?.issuer && !(a.provider === 'microsoft' && isLoopbackUrl(a.oauth.issuer)))
     problems.push(`oauth.issuer: the issuer for provider "${a.provider}" comes from the preset; remove this field`);
+  if (a.provider !== 'custom' && a.oauth?.refreshTokenRotation)
+    problems.push(
+      `oauth.refreshTokenRotation: how provider "${a.provider}" rotates refresh tokens comes from the preset; remove this field`,
+    );
   if (a.provider === 'custom' && !a.oauth?.issuer)
     problems.push('oauth.issuer: required for provider "custom" (its discovery URL base)');
   if (a.provider === 'custom' && !a.oauth?.scopes) problems.push('oauth.scopes: required for provider "custom"');
@@ -149,6 +153,7 @@ function resolveAccount(input: AccountInput, isDefault: boolean, extraAlerts: st
       scopes,
       authParams: appOnly ? {} : preset.authParams,
       ...(appOnly && preset.appOnlyToken ? { appOnlyToken: preset.appOnlyToken } : {}),
+      refreshTokenRotation: input.oauth?.refreshTokenRotation ?? preset.refreshTokenRotation,
     },
     limits: {
       messagesPerMinute: input.rateLimit?.messagesPerMinute ?? preset.rateLimit.messagesPerMinute,

@@ -9,6 +9,15 @@ export interface SmtpSettings {
   caFile?: string;
 }
 
+/**
+ * How a provider treats the refresh token on each refresh: `none` keeps it (Google usually returns none);
+ * `reusable` returns a new one while the previous one keeps working (Microsoft: 90 days, sliding), so saving it
+ * once a day is enough; `revoking` returns a new one and kills the previous one at once, so it must be saved
+ * before anything else happens.
+ */
+export const REFRESH_TOKEN_ROTATIONS = ['none', 'reusable', 'revoking'] as const;
+export type RefreshTokenRotation = (typeof REFRESH_TOKEN_ROTATIONS)[number];
+
 export interface ProviderPreset {
   smtp: SmtpSettings;
   /** Discovery issuer; `{tenant}` is replaced by the account's tenantId. */
@@ -24,6 +33,7 @@ export interface ProviderPreset {
   appOnlyToken?: { audience: string; role: string };
   /** Microsoft Graph sendMail, the second transport (Microsoft only). */
   graph?: GraphPreset;
+  refreshTokenRotation: RefreshTokenRotation;
 }
 
 export interface GraphPreset {
@@ -69,6 +79,7 @@ export const PRESETS: Record<Provider, ProviderPreset> = {
       requestsPerTenMinutes: 10_000,
       maxRequestBytes: 4 * MB,
     },
+    refreshTokenRotation: 'reusable',
   },
   google: {
     smtp: { host: 'smtp.gmail.com', port: 465, security: 'tls' },
@@ -79,6 +90,7 @@ export const PRESETS: Record<Provider, ProviderPreset> = {
     rateLimit: { messagesPerMinute: 60, concurrentConnections: 3, recipientsPerDay: 2000 },
     maxRecipientsPerMessage: 100,
     maxMessageBytes: 25 * MB,
+    refreshTokenRotation: 'none',
   },
   custom: {
     smtp: { host: 'localhost', port: 587, security: 'starttls' },
@@ -88,5 +100,7 @@ export const PRESETS: Record<Provider, ProviderPreset> = {
     rateLimit: { messagesPerMinute: 60, concurrentConnections: 3 },
     maxRecipientsPerMessage: 500,
     maxMessageBytes: 25 * MB,
+    // Unknown providers: assume the worst, a rotated token that kills the previous one (oauth.refreshTokenRotation).
+    refreshTokenRotation: 'revoking',
   },
 };

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { assertSecretName, assertSecretWrite, type SecretSetOptions, type SecretStore } from './secretStore';
+import { assertSecretName, assertSecretWrite, type SecretSetOptions, type SecretStore, type SecretVersion } from './secretStore';
 
 interface StoredSecret {
   value: string;
@@ -27,19 +27,25 @@ export class FileSecretStore implements SecretStore {
   constructor(readonly path: string) {}
 
   async get(name: string): Promise<string | undefined> {
+    return (await this.read(name))?.value;
+  }
+
+  async read(name: string): Promise<SecretVersion | undefined> {
     assertSecretName(name);
-    const { secrets } = await this.read();
+    const { secrets } = await this.readFile();
     const key = keyOf(secrets, name);
     const entry = key === undefined ? undefined : secrets[key];
     if (entry === undefined) return undefined;
-    if (typeof entry === 'string') return entry;
-    return entry.enabled === false ? undefined : entry.value;
+    if (typeof entry === 'string') return { value: entry };
+    if (entry.enabled === false) return undefined;
+    const writtenAt = entry.updated === undefined ? undefined : new Date(entry.updated);
+    return { value: entry.value, ...(writtenAt && !Number.isNaN(writtenAt.getTime()) ? { writtenAt } : {}) };
   }
 
   async set(name: string, value: string, options: SecretSetOptions = {}): Promise<void> {
     assertSecretWrite(name, value, options);
     const write = this.writeQueue.then(async () => {
-      const file = await this.read();
+      const file = await this.readFile();
       const entry: StoredSecret = { value, updated: new Date().toISOString() };
       if (options.contentType !== undefined) entry.contentType = options.contentType;
       if (options.tags !== undefined) entry.tags = { ...options.tags };
@@ -51,7 +57,7 @@ export class FileSecretStore implements SecretStore {
     return write;
   }
 
-  private async read(): Promise<SecretsFile> {
+  private async readFile(): Promise<SecretsFile> {
     let text: string;
     try {
       text = await readFile(this.path, 'utf8');

@@ -1,7 +1,14 @@
 import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
 import { SecretClient, type SecretClientOptions } from '@azure/keyvault-secrets';
 import { readSetting, type Env } from '../settings';
-import { assertSecretName, assertSecretWrite, SecretStoreError, type SecretSetOptions, type SecretStore } from './secretStore';
+import {
+  assertSecretName,
+  assertSecretWrite,
+  SecretStoreError,
+  type SecretSetOptions,
+  type SecretStore,
+  type SecretVersion,
+} from './secretStore';
 
 export interface KeyVaultSecretStoreOptions {
   /** Needed only for a vault that is not at *.vault.azure.net (the test double). */
@@ -26,10 +33,16 @@ export class KeyVaultSecretStore implements SecretStore {
   }
 
   async get(name: string): Promise<string | undefined> {
+    return (await this.read(name))?.value;
+  }
+
+  async read(name: string): Promise<SecretVersion | undefined> {
     assertSecretName(name);
     try {
       const secret = await this.client.getSecret(name);
-      return secret.properties.enabled === false ? undefined : secret.value;
+      if (secret.properties.enabled === false || secret.value === undefined) return undefined;
+      const writtenAt = secret.properties.createdOn ?? secret.properties.updatedOn;
+      return { value: secret.value, ...(writtenAt ? { writtenAt } : {}) };
     } catch (error) {
       if (isNotFound(error) || isDisabled(error)) return undefined;
       throw toStoreError('get', name, error);
@@ -82,6 +95,7 @@ interface ServiceErrorShape {
   code?: unknown;
   message?: unknown;
   details?: { error?: { code?: unknown; innerError?: { code?: unknown } } };
+  response?: { headers?: { get?: (name: string) => string | undefined } };
 }
 
 function asServiceError(error: unknown): ServiceErrorShape {
@@ -102,7 +116,7 @@ function isDisabled(error: unknown): boolean {
 
 // A new Error rather than the SDK's RestError: that one keeps the request, whose body holds the value on a set.
 function toStoreError(operation: 'get' | 'set', name: string, error: unknown, value?: string): SecretStoreError {
-  const { statusCode, code, message } = asServiceError(error);
+  const { statusCode, code, message, response } = asServiceError(error);
   const status = typeof statusCode === 'number' ? statusCode : undefined;
   const errorCode = typeof code === 'string' ? code : undefined;
   let detail = typeof message === 'string' && message !== '' ? message : String(error);
@@ -114,5 +128,15 @@ function toStoreError(operation: 'get' | 'set', name: string, error: unknown, va
     name,
     status,
     errorCode,
+    status === 429 ? retryAfterMs(response?.headers?.get?.('retry-after')) : undefined,
   );
+}
+
+/** Retry-After in seconds or as an HTTP date; Key Vault sends seconds. Without one, a second, as its guidance says. */
+function retryAfterMs(header: string | undefined): number {
+  if (header === undefined) return 1000;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? 1000 : Math.max(0, date - Date.now());
 }

@@ -6,8 +6,15 @@
 export interface SecretStore {
   /** The current value, or undefined when the secret does not exist (or is disabled/deleted). */
   get(name: string): Promise<string | undefined>;
+  /** As `get`, with the time the current version was written (absent for an entry typed into the local file). */
+  read(name: string): Promise<SecretVersion | undefined>;
   /** Writes a new version. Callers write only when the value changed. */
   set(name: string, value: string, options?: { contentType?: string; tags?: Record<string, string> }): Promise<void>;
+}
+
+export interface SecretVersion {
+  value: string;
+  writtenAt?: Date;
 }
 
 export const SECRET_NAME_PATTERN = /^[0-9a-zA-Z-]{1,127}$/;
@@ -74,9 +81,16 @@ export class SecretStoreError extends Error {
     readonly statusCode?: number,
     /** Service or system error code, e.g. "Forbidden", "ECONNREFUSED". */
     readonly code?: string,
+    /** With a 429 (Key Vault's throttling): how long the service asked us to wait. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
   }
+}
+
+/** True for Key Vault's 429: the vault is over its limit for the moment; nothing is wrong with the secret. */
+export function isThrottled(error: unknown): error is SecretStoreError & { retryAfterMs: number } {
+  return error instanceof SecretStoreError && error.statusCode === 429 && error.retryAfterMs !== undefined;
 }
 
 function describeName(name: unknown): string {

@@ -93,14 +93,14 @@ export class ProviderTokenRefresher implements TokenRefresher {
         status.providerError ? { providerError: status.providerError } : {},
       );
     }
-    let previousRefreshToken: string | undefined;
+    // Read outside the provider's try: a Key Vault failure (a 429 above all) says nothing about the account.
+    const previous = account.flow === 'client_credentials' ? undefined : await deps.tokenStore.readStoredRefreshToken(account.id);
     let tokens: TokenSet;
     try {
       if (account.flow === 'client_credentials') {
         tokens = await fetchAppOnlyToken(deps, account, audience);
       } else {
-        previousRefreshToken = await deps.tokenStore.readRefreshToken(account.id);
-        if (!previousRefreshToken) {
+        if (!previous) {
           throw new AccountError(
             'not_authorized',
             `Account "${account.id}" has not been authorized yet: open its authorize link.`,
@@ -109,12 +109,12 @@ export class ProviderTokenRefresher implements TokenRefresher {
         const config = await providerConfiguration(deps, account);
         const scope = scopesFor(account, audience).join(' ');
         const parameters = account.provider === 'microsoft' || audience !== 'smtp' ? { scope } : undefined;
-        tokens = toTokenSet(await client.refreshTokenGrant(config, previousRefreshToken, parameters));
+        tokens = toTokenSet(await client.refreshTokenGrant(config, previous.value, parameters));
         if (audience === 'graph') {
           const problem = graphTokenProblem(account, tokens);
           if (problem) {
             // The grant works (keep its rotated refresh token); it only lacks the Graph permission.
-            await deps.tokenStore.save(account.id, tokens, previousRefreshToken, audience);
+            await deps.tokenStore.save(account.id, tokens, { previous, rotation: account.oauth.refreshTokenRotation }, audience);
             throw new AccountError('config_error', problem);
           }
         }
@@ -122,14 +122,20 @@ export class ProviderTokenRefresher implements TokenRefresher {
     } catch (error) {
       throw await this.recordFailure(account, status, error);
     }
-    // Rotated refresh token first: once the provider issued it, the old one may already be dead.
-    await deps.tokenStore.save(account.id, tokens, previousRefreshToken, audience);
+    // Rotated refresh token first, when it must be kept: once the provider issued it, the old one may be dead.
+    const { refreshTokenWritten } = await deps.tokenStore.save(
+      account.id,
+      tokens,
+      { ...(previous ? { previous } : {}), rotation: account.oauth.refreshTokenRotation },
+      audience,
+    );
     await deps.accountStates.markRefreshed(account, tokens.expiresAt, status);
     deps.log.info('token.refreshed', {
       account: account.id,
       ...(audience === 'smtp' ? {} : { audience }),
       expiresAt: new Date(tokens.expiresAt).toISOString(),
-      rotated: Boolean(tokens.refreshToken && tokens.refreshToken !== previousRefreshToken),
+      rotated: Boolean(tokens.refreshToken && tokens.refreshToken !== previous?.value),
+      refreshTokenWritten,
     });
     return { accessToken: tokens.accessToken, expiresAt: tokens.expiresAt, ...(tokens.scope ? { scope: tokens.scope } : {}) };
   }

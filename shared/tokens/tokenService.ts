@@ -1,6 +1,7 @@
 import type { Account } from '../config';
-import { AccountError } from '../errors';
+import { AccountError, TransientError } from '../errors';
 import type { TokenAudience } from '../oauth/graphToken';
+import { SecretStoreError } from '../storage/secretStore';
 import type { AccessTokenRecord, TokenStore } from './tokenStore';
 
 /**
@@ -35,6 +36,20 @@ export class TokenService {
   ) {}
 
   async get(account: Account, request: TokenRequest = {}): Promise<AccessTokenRecord> {
+    try {
+      return await this.obtain(account, request);
+    } catch (error) {
+      // Key Vault down or throttled is passing trouble for the message, not a fault of the account.
+      if (error instanceof SecretStoreError) {
+        throw new TransientError('token_unavailable', error.message, {
+          ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}),
+        });
+      }
+      throw error;
+    }
+  }
+
+  private async obtain(account: Account, request: TokenRequest): Promise<AccessTokenRecord> {
     const usable = (record: AccessTokenRecord | undefined): record is AccessTokenRecord =>
       record !== undefined &&
       record.accessToken !== request.rejectedToken &&

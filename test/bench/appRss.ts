@@ -11,7 +11,10 @@ import { encodeQueueJson } from '../../shared/message/queueJson';
 import { QUEUES } from '../../shared/names';
 import { createStorageClients } from '../../shared/storage/storageClients';
 import { FileSecretStore } from '../../shared/storage/fileSecretStore';
+import { AccessTokenTable } from '../../shared/storage/accessTokenTable';
+import { AccessTokenKey } from '../../shared/tokens/accessTokenKey';
 import { TokenStore } from '../../shared/tokens/tokenStore';
+import { TABLES } from '../../shared/names';
 import { testAccount, tokenFor } from '../support/sendHarness';
 import { ROOT } from './ipc';
 import { startPump } from './pump';
@@ -43,7 +46,11 @@ export async function measureAppRss(options: {
 
     const accountId = 'apprss';
     const secretsFile = path.join(dir, 'secrets.json');
-    await new TokenStore(new FileSecretStore(secretsFile)).save(accountId, {
+    const storage = createStorageClients({ MailStorage: options.connectionString });
+    await storage.ensureCreated();
+    const secrets = new FileSecretStore(secretsFile);
+    const leases = new AccessTokenTable(storage.table(TABLES.leases));
+    await new TokenStore(secrets, leases, new AccessTokenKey(secrets)).save(accountId, {
       accessToken: tokenFor(accountId),
       expiresAt: Date.now() + 3_600_000,
       refreshToken: `refresh-${accountId}`,
@@ -56,8 +63,6 @@ export async function measureAppRss(options: {
       rateLimit: { messagesPerMinute: 100_000, concurrentConnections: 4 },
     });
 
-    const storage = createStorageClients({ MailStorage: options.connectionString });
-    await storage.ensureCreated();
     const outbox = storage.queue(QUEUES.outbox);
     await outbox.clearMessages();
     const runId = Date.now().toString(36);

@@ -1,6 +1,8 @@
 /**
  * An HTTPS stand-in for the Key Vault secrets REST API, good enough for the real SecretClient:
- * the bearer challenge, set/get (latest or a version), list, versions, delete, get/purge deleted.
+ * the bearer challenge, set/get (latest or a version), list, versions, delete, get/purge deleted, and the
+ * service's throttling: per 10 seconds, 300 create-class operations (each set) and 4,000 others, beyond which it
+ * answers 429 `Throttled` with Retry-After (in seconds), as Key Vault does; a refused request does not count.
  *
  *   const vault = await startKeyVaultDouble();
  *   const store = new KeyVaultSecretStore(vault.url, new FakeTokenCredential(), {
@@ -59,7 +61,20 @@ export interface KeyVaultRequestRecord {
 /** 'unavailable' answers 503 ServiceUnavailable; 'drop' destroys the connection without an answer. */
 export type KeyVaultOutage = 'unavailable' | 'drop';
 
+/** Key Vault's limits per vault and region (secrets, software-protected): per 10 s, 300 creates and 4,000 others. */
+export interface KeyVaultLimits {
+  /** setSecret (each creates a version) per window. */
+  creates: number;
+  /** Every other authenticated operation per window. */
+  others: number;
+  windowMs: number;
+}
+
+export const KEY_VAULT_LIMITS: KeyVaultLimits = { creates: 300, others: 4000, windowMs: 10_000 };
+
 export interface KeyVaultDoubleOptions {
+  /** Default KEY_VAULT_LIMITS; false for none. Tests shrink them to reach throttling with a few requests. */
+  limits?: KeyVaultLimits | false;
   /** The bearer token to accept (default FAKE_KEY_VAULT_TOKEN). */
   token?: string;
   /** Tenant named in the challenge (default FAKE_TENANT_ID). */
@@ -109,7 +124,11 @@ export class KeyVaultDouble {
   private readonly secrets = new Map<string, StoredSecret>();
   private readonly log: KeyVaultRequestRecord[] = [];
   private outage: KeyVaultOutage | undefined;
-  private counts = { reads: 0, writes: 0, challenges: 0 };
+  private counts = { reads: 0, writes: 0, challenges: 0, throttled: 0 };
+  /** Start times of the requests that counted, per class, within the current window. */
+  private readonly recent = { creates: [] as number[], others: [] as number[] };
+  /** The limits in force; change them at any time. */
+  limits: KeyVaultLimits | false = KEY_VAULT_LIMITS;
   readonly url: string;
 
   private constructor(
@@ -138,6 +157,7 @@ export class KeyVaultDouble {
       options.tenantId ?? FAKE_TENANT_ID,
       options.token ?? FAKE_KEY_VAULT_TOKEN,
     );
+    if (options.limits !== undefined) double.limits = options.limits;
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       double.handle(req, res).catch((error: unknown) => {
         if (!res.headersSent) double.sendError(res, new HttpError(500, 'InternalServerError', String(error)));
@@ -163,6 +183,10 @@ export class KeyVaultDouble {
   get challenges(): number {
     return this.counts.challenges;
   }
+  /** 429 answers: requests refused because the vault was over its limits. */
+  get throttled(): number {
+    return this.counts.throttled;
+  }
 
   /** Version ids of a secret, oldest first ([] if it never existed). */
   versions(name: string): string[] {
@@ -185,6 +209,17 @@ export class KeyVaultDouble {
     options: { contentType?: string; tags?: Record<string, string>; enabled?: boolean } = {},
   ): string {
     return this.addVersion(name, value, options.enabled ?? true, options.contentType, options.tags).version;
+  }
+
+  /** Makes every stored version look `ms` older, as if that much time had passed since it was written. */
+  age(ms: number): void {
+    const seconds = Math.round(ms / 1000);
+    for (const secret of this.secrets.values()) {
+      for (const version of secret.versions) {
+        version.created -= seconds;
+        version.updated -= seconds;
+      }
+    }
   }
 
   /** Enables or disables the latest version, as the portal does. */
@@ -235,6 +270,20 @@ export class KeyVaultDouble {
         'www-authenticate': `Bearer authorization="https://login.microsoftonline.com/${this.tenantId}", resource="https://vault.azure.net"`,
       });
     }
+    const retryAfter = this.throttle(operation === 'setSecret' ? 'creates' : 'others');
+    if (retryAfter !== undefined) {
+      req.resume();
+      this.counts.throttled++;
+      return this.sendError(
+        res,
+        new HttpError(
+          429,
+          'Throttled',
+          'Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached',
+        ),
+        { 'retry-after': String(retryAfter) },
+      );
+    }
     if (operation === 'getSecret') this.counts.reads++;
     if (operation === 'setSecret') this.counts.writes++;
 
@@ -269,6 +318,23 @@ export class KeyVaultDouble {
       if (error instanceof HttpError) return this.sendError(res, error);
       throw error;
     }
+  }
+
+  /** Counts the request against its class, or returns the seconds to wait when the class is at its limit. */
+  private throttle(kind: 'creates' | 'others'): number | undefined {
+    if (this.limits === false) return undefined;
+    const now = Date.now();
+    const recent = this.recent[kind];
+    const windowStart = now - this.limits.windowMs;
+    let expired = 0;
+    while (expired < recent.length && recent[expired]! <= windowStart) expired++;
+    recent.splice(0, expired);
+    if (recent.length >= this.limits[kind]) {
+      const oldest = recent[0] ?? now;
+      return Math.max(1, Math.ceil((oldest + this.limits.windowMs - now) / 1000));
+    }
+    recent.push(now);
+    return undefined;
   }
 
   private setSecret(name: string, body: unknown): object {

@@ -7,7 +7,8 @@
  *   `iss` on every authorization response (RFC 9207);
  * - a refresh token when the request carries the `offline_access` scope (Microsoft style) or
  *   `access_type=offline` (Google style), rotated on every use; replaying a rotated refresh
- *   token fails with `invalid_grant` and revokes the whole grant;
+ *   token fails with `invalid_grant` and revokes the whole grant (`refreshTokenRotation` also
+ *   offers Microsoft's reusable rotation and Google's unchanging token);
  * - URL-shaped scopes (`https://outlook.office.com/SMTP.Send`, `https://mail.google.com/`)
  *   are accepted for any host: the URL's origin becomes the token's audience;
  * - client_credentials: a JWT access token (`typ: at+jwt`, signed with the id_token key)
@@ -35,6 +36,7 @@ import { accessTokenVerifier } from './accessTokens';
 import { ResourceRegistry, Users } from './directory';
 import { handleInteraction, page, sendHtml } from './interactions';
 import { createProvider, SIGNING_ALG } from './providerConfiguration';
+import type { Middleware, Provider, RefreshToken } from 'oidc-provider';
 import { TokenEndpointScript } from './tokenEndpoint';
 import type { IdentityProvider, IdentityProviderOptions } from './types';
 
@@ -73,7 +75,9 @@ export async function startIdentityProvider(options: IdentityProviderOptions): P
     signingJwk,
     accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? 3600,
     refreshTokenTtlSeconds: options.refreshTokenTtlSeconds ?? 90 * 24 * 60 * 60,
-    rotateRefreshTokens: options.rotateRefreshTokens ?? true,
+    rotateRefreshTokens: options.refreshTokenRotation
+      ? options.refreshTokenRotation === 'revoking'
+      : (options.rotateRefreshTokens ?? true),
     appRoles: options.appRoles ?? [],
     appRolesByAudience: options.appRolesByAudience ?? {},
     cookieKey: randomBytes(32).toString('base64url'),
@@ -92,6 +96,7 @@ export async function startIdentityProvider(options: IdentityProviderOptions): P
   });
 
   provider.use(tokenEndpoint.middleware);
+  if (options.refreshTokenRotation === 'reusable') provider.use(issueReusableRefreshTokens(provider));
 
   const providerCallback = provider.callback();
   handle = (req, res) => {
@@ -134,6 +139,24 @@ export async function startIdentityProvider(options: IdentityProviderOptions): P
         .setProtectedHeader({ alg: SIGNING_ALG, kid, typ: 'JWT' })
         .sign(privateKey);
     },
+    async grantRefreshToken({ userId, clientId, scope }) {
+      const client = await provider.Client.find(clientId);
+      if (!client) throw new Error(`grantRefreshToken: no client ${clientId}`);
+      const grant = new provider.Grant({ accountId: userId, clientId });
+      grant.addOIDCScope(scope);
+      const grantId = await grant.save();
+      const now = Math.floor(Date.now() / 1000);
+      const token = new provider.RefreshToken({
+        accountId: userId,
+        client,
+        grantId,
+        gty: 'authorization_code',
+        scope,
+        iiat: now,
+        authTime: now,
+      });
+      return token.save();
+    },
     async stop() {
       await new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
@@ -142,3 +165,26 @@ export async function startIdentityProvider(options: IdentityProviderOptions): P
     },
   };
 }
+
+/**
+ * Microsoft's rotation: each refresh answers with a new refresh token of the same grant, and the one just used
+ * keeps working (oidc-provider runs without rotation here, so nothing is consumed; this adds the new token).
+ */
+const issueReusableRefreshTokens =
+  (provider: Provider): Middleware =>
+  async (ctx, next) => {
+    await next();
+    if (ctx.path !== '/token' || ctx.status !== 200 || ctx.oidc.params?.grant_type !== 'refresh_token') return;
+    const used = ctx.oidc.entities.RefreshToken as (RefreshToken & Record<string, unknown>) | undefined;
+    const body = ctx.body as Record<string, unknown> | undefined;
+    if (!used || !body) return;
+    const copied = ['accountId', 'acr', 'amr', 'authTime', 'claims', 'expiresWithSession', 'iiat', 'grantId', 'gty']
+      .concat(['nonce', 'resource', 'scope', 'sessionUid', 'sid', 'rar'])
+      .filter((field) => used[field] !== undefined);
+    const issued = new provider.RefreshToken({
+      ...Object.fromEntries(copied.map((field) => [field, used[field]])),
+      client: ctx.oidc.entities.Client,
+      rotations: (typeof used.rotations === 'number' ? used.rotations : 0) + 1,
+    });
+    ctx.body = { ...body, refresh_token: await issued.save() };
+  };

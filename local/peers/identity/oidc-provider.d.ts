@@ -31,6 +31,8 @@ declare module 'oidc-provider' {
     readonly client?: Client;
     readonly body?: Record<string, unknown>;
     params?: OIDCParams;
+    /** What the request resolved to; after a refresh_token grant, `RefreshToken` is the token that was used. */
+    readonly entities: { RefreshToken?: RefreshToken; Client?: Client };
   }
 
   /** The Koa context oidc-provider hands to middleware and configuration helpers. */
@@ -78,6 +80,7 @@ declare module 'oidc-provider' {
   }
 
   interface TokenModel<T> {
+    new (init: Record<string, unknown>): T & { save(): Promise<string> };
     find(value: string, options?: { ignoreExpiration?: boolean }): Promise<T | undefined>;
     revokeByGrantId(grantId: string): Promise<void>;
   }
@@ -119,6 +122,8 @@ declare module 'oidc-provider' {
     | { login?: { accountId: string }; consent?: { grantId?: string }; [prompt: string]: unknown };
 
   export interface Configuration {
+    /** A factory of storage adapters, one per model name. */
+    adapter?: (model: string) => object;
     clients?: ClientMetadata[];
     jwks?: { keys: object[] };
     cookies?: { keys?: string[] };
@@ -170,6 +175,7 @@ declare module 'oidc-provider' {
       new (init: { accountId: string; clientId: string }): Grant;
       find(id: string): Promise<Grant | undefined>;
     };
+    readonly Client: { find(id: string): Promise<Client | undefined> };
     callback(): (req: IncomingMessage, res: ServerResponse) => void;
     use(middleware: Middleware): this;
     on(event: 'grant.saved', listener: (grant: Grant) => void): this;
@@ -204,4 +210,18 @@ declare module 'oidc-provider' {
   }
 
   export default Provider;
+}
+
+declare module 'oidc-provider/lib/adapters/memory_adapter.js' {
+  /** oidc-provider's in-memory adapter, given the store it keeps its entries in. */
+  export default class MemoryAdapter {
+    constructor(
+      model: string,
+      store: {
+        get(key: string): unknown;
+        set(key: string, value: unknown, options?: { maxAge?: number }): void;
+        delete(key: string): void;
+      },
+    );
+  }
 }

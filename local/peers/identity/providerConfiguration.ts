@@ -4,8 +4,10 @@
  * Google way, URL-shaped scopes as resource indicators, app-only JWT access tokens.
  */
 import Provider, { interactionPolicy, type ClientMetadata, type ResourceServerInfo } from 'oidc-provider';
+import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
 import type { ResourceRegistry, Users } from './directory';
 import { escapeHtml, page } from './interactions';
+import { MemoryStore } from './memoryStore';
 import type { IdentityProviderClient } from './types';
 
 export const SIGNING_ALG = 'RS256';
@@ -35,7 +37,9 @@ export function createProvider(settings: ProviderSettings): Provider {
   // Microsoft and Google accept prompt=select_account; it shows the sign-in page again.
   policy.add(new interactionPolicy.Prompt({ name: 'select_account', requestable: true }), 0);
 
+  const store = new MemoryStore();
   return new Provider(issuer, {
+    adapter: (model) => new MemoryAdapter(model, store),
     clients: settings.clients.map(toClientMetadata),
     jwks: { keys: [signingJwk] },
     cookies: { keys: [cookieKey] },

@@ -44,6 +44,12 @@ export interface IdentityProviderOptions {
   refreshTokenTtlSeconds?: number;
   /** Default true: every refresh returns a new refresh token and consumes the old one. */
   rotateRefreshTokens?: boolean;
+  /**
+   * Overrides rotateRefreshTokens, to stand in for each kind of provider: `revoking` (a new refresh token each
+   * time, the previous one consumed: replaying it revokes the grant), `reusable` (Microsoft: a new one each time,
+   * the previous ones keep working), `none` (Google: the same token keeps working).
+   */
+  refreshTokenRotation?: 'none' | 'reusable' | 'revoking';
   /** `roles` claim of client_credentials access tokens, e.g. ['SMTP.SendAsApp']. */
   appRoles?: string[];
   /** `roles` per token audience, over `appRoles`: e.g. `{ 'https://graph.microsoft.com': ['Mail.Send'] }`. */
@@ -98,5 +104,10 @@ export interface IdentityProvider {
   onTokenResponse(hook?: TokenResponseHook): void;
   /** Signs with the id_token key; iss, iat and exp (+5 min) are filled in unless given. */
   signJwt(claims: Record<string, unknown>): Promise<string>;
+  /**
+   * A grant and its refresh token as if the user had signed in and consented, without the pages: for
+   * benchmarks that need thousands of authorized accounts. OIDC scopes only (e.g. "openid email offline_access").
+   */
+  grantRefreshToken(grant: { userId: string; clientId: string; scope: string }): Promise<string>;
   stop(): Promise<void>;
 }
