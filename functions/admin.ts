@@ -5,7 +5,7 @@ import { testVerdict } from '../shared/admin/testEmailOutcome';
 import { STATUS_PAGE_ROUTE } from '../shared/web/routes';
 import { functionKeyOf } from '../shared/web/functionKey';
 import { loadAccountViews } from '../shared/admin/loadAccountViews';
-import { accountViewSources, getApp } from '../shared/app';
+import { accountViewSources, getFreshApp } from '../shared/app';
 import { htmlResponse } from '../shared/web/html';
 
 const TEST_ID = /^test-[a-z0-9-]{1,40}-[0-9TZ]{1,24}$/;
@@ -14,7 +14,7 @@ const TEST_ID = /^test-[a-z0-9-]{1,40}-[0-9TZ]{1,24}$/;
 export async function admin(request: HttpRequest): Promise<HttpResponseInit> {
   let runtime;
   try {
-    runtime = getApp();
+    runtime = await getFreshApp();
   } catch (error) {
     if (error instanceof ConfigError) return htmlResponse(500, configErrorPage(error.message));
     throw error;

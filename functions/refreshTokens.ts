@@ -1,10 +1,10 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
-import { getApp } from '../shared/app';
+import { getFreshApp } from '../shared/app';
 import { refreshDueAccounts } from '../shared/tokens/refreshDueAccounts';
 
 /** Hourly by default (REFRESH_SCHEDULE): keeps every account's token valid whether it sends or not. */
 export async function refreshTokens(_timer: Timer, _context: InvocationContext): Promise<void> {
-  const app = getApp();
+  const app = await getFreshApp();
   const results = await refreshDueAccounts(app);
   for (const result of results) app.log.info('token.refresh_run', { ...result });
 }
