@@ -79,11 +79,16 @@ export function parseFormChange(pathId: string | undefined, text: string): Parse
   if (port !== undefined) setPath(config, 'smtp.port', /^\d+$/.test(port) ? Number(port) : port);
   if (form.get('default') === 'on') config.default = true;
   const authType = value('clientAuthType');
+  // A secret name set in "more settings" (or kept from before) wins over the default name.
+  const named = (config.clientAuth ?? {}) as { type?: string; secretName?: string; keySecretName?: string };
   if (authType === 'secret') {
-    const secretName = value('secretName');
-    config.clientAuth = { type: 'secret', ...(secretName ? { secretName } : { secretName: `${id}-client-secret` }) };
+    config.clientAuth = { type: 'secret', secretName: (named.type === 'secret' && named.secretName) || `${id}-client-secret` };
   } else if (authType === 'certificate') {
-    config.clientAuth = { type: 'certificate', keySecretName: value('keySecretName') ?? `${id}-certificate-key`, thumbprint: value('thumbprint') ?? '' };
+    config.clientAuth = {
+      type: 'certificate',
+      keySecretName: (named.type === 'certificate' && named.keySecretName) || `${id}-certificate-key`,
+      thumbprint: value('thumbprint') ?? '',
+    };
   } else if (authType === 'managed_identity' || authType === 'none') {
     config.clientAuth = { type: authType };
   }
