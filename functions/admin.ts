@@ -47,7 +47,7 @@ export async function admin(request: HttpRequest): Promise<HttpResponseInit> {
         views: accounts.views,
         now: now.getTime(),
         functionKey: key,
-        overview: accountsOverview(accounts, key, now.getTime()),
+        overview: accountsOverview(accounts, key),
         cardExtras: new Map(accounts.entries.map((entry) => [entry.account.id, accountManagement(entry, key)])),
         ...(verdict ? { testVerdict: verdict } : {}),
       }),

@@ -46,6 +46,8 @@ export interface App {
   /** Creating, changing, pausing and deleting run-time accounts, with the audit trail. */
   readonly accountAdmin: AccountAdmin;
   readonly accountAudit: AccountAuditTable;
+  /** Table `accountconfigs`: the run-time accounts' rows (written only through `accountAdmin`). */
+  readonly accountConfigs: AccountConfigTable;
   /** Public https base URL of the app; the OAuth redirect URI is built from it, never from request headers. */
   readonly publicBaseUrl: string;
   readonly storage: StorageClients;
@@ -164,7 +166,7 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
       providers.forget(accountId);
       gate.forget(accountId);
     },
-    releaseWaiting: (accountId) => releaseWaiting(delivery, accountId),
+    releaseWaiting: (accountId) => releaseWaiting(delivery, accountId, new Date(), new Set(['paused'])),
     log,
   });
 
@@ -177,6 +179,7 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
     directory,
     accountAdmin,
     accountAudit,
+    accountConfigs,
     publicBaseUrl: baseUrl,
     storage,
     secrets,

@@ -55,7 +55,7 @@ export class AccountAuditTable {
 }
 
 function fromEntity(entity: Record<string, string>): AuditEntry {
-  let changes: AuditChange[] = [];
+  let changes: AuditChange[];
   try {
     changes = JSON.parse(entity.changes ?? '[]') as AuditChange[];
   } catch {

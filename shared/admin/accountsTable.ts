@@ -23,7 +23,7 @@ export const ACCOUNTS_STYLE = `
 `.trim();
 
 /** Counts by state, the search, this page of the list with its pager, the create form and the audit trail. */
-export function accountsOverview(page: AccountPage, functionKey: string | undefined, now: number): SafeHtml {
+export function accountsOverview(page: AccountPage, functionKey: string | undefined): SafeHtml {
   const link = (query: Partial<AccountQuery>) =>
     withFunctionKey(STATUS_PAGE_PATH, functionKey, queryParams({ ...page.query, page: 1, ...query }));
   const counts = (Object.keys(STATE_LABELS) as AccountState[])
@@ -65,7 +65,7 @@ export function accountsOverview(page: AccountPage, functionKey: string | undefi
         })}
       </tbody>
     </table>
-    ${pager(page, link)} ${createForm(functionKey)} ${auditTrail(page.audit, now)}
+    ${pager(page, link)} ${createForm(functionKey)} ${auditTrail(page.audit)}
   </section>`;
 }
 
@@ -214,8 +214,7 @@ export function accountManagement(entry: DirectoryEntry, functionKey: string | u
   </div>`;
 }
 
-function auditTrail(audit: readonly AuditEntry[], now: number): SafeHtml {
-  void now;
+function auditTrail(audit: readonly AuditEntry[]): SafeHtml {
   if (audit.length === 0) return html`<p class="note">No account has been changed on this page yet.</p>`;
   return html`<details class="audit" open>
     <summary>Recent changes to accounts</summary>
