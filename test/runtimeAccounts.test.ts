@@ -147,7 +147,7 @@ describe('an account created at run time', () => {
       assert.ok(!output.includes(CLIENT_SECRET), 'the client secret is never shown again');
   });
 
-  test('a message for it on another instance is sent there, not failed as unknown_account', async () => {
+  test('a message for it on another instance waits there for its authorization, not failed as unknown_account', async () => {
     const created = await create('elsewhere', mailbox('elsewhere'));
     assert.equal(created.status, 201);
     // Instance B's snapshot predates the account; it must ask the table before calling the account unknown.

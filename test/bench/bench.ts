@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --starttls] [-- --stages] [-- --only=raw,core,burst,handler,budget,backlog,apprss,race,relay,bundle]`
+ * `npm run bench [-- --quick] [-- --starttls] [-- --stages] [-- --only=raw,core,burst,handler,budget,backlog,apprss,race,relay,bundle,accounts]`
  *
  * Throughput, limits, memory and bundle of the send path on this machine, everything on loopback:
  * Azurite (child process), the XOAUTH2 budget sink (child process, test/support/budgetSmtp.ts) and, for the
@@ -50,6 +50,7 @@ import { measureAppRss } from './appRss';
 import { countStorageOps } from './storageOps';
 import { RELAY_TARGETS, runRelayBench } from './relayBench';
 import { measureRace, runRaceProperty } from './race';
+import { ACCOUNTS_PAGE_TARGET_MS, measureAccountsPage } from './accountsPage';
 
 // ---- settings ------------------------------------------------------------------------------------------
 
@@ -60,7 +61,7 @@ const STAGES = argv.includes('--stages');
 const ONLY = new Set(
   (
     argv.find((a) => a.startsWith('--only='))?.slice('--only='.length) ??
-    'raw,core,burst,handler,budget,backlog,apprss,race,relay,bundle'
+    'raw,core,burst,handler,budget,backlog,apprss,race,relay,bundle,accounts'
   )
     .split(',')
     .filter(Boolean),
@@ -767,7 +768,9 @@ type ReportKey =
   | 'race_ids'
   | 'race_duplicates'
   | 'race_property_runs'
-  | 'race_property_failed';
+  | 'race_property_failed'
+  | 'p7_accounts_page_ms'
+  | 'p7_accounts_page_warm_ms';
 const report: Record<ReportKey, number | null> = {
   raw_msgs_per_s: null,
   core_msgs_per_s: null,
@@ -796,6 +799,8 @@ const report: Record<ReportKey, number | null> = {
   race_duplicates: null,
   race_property_runs: null,
   race_property_failed: null,
+  p7_accounts_page_ms: null,
+  p7_accounts_page_warm_ms: null,
 };
 const lines: string[] = [];
 const details: string[] = [];
@@ -1017,6 +1022,19 @@ report.rss_mb_peak = round(Math.max(rss.peakMb(), workerRssPeak));
 details.push(
   `RSS peak: bench process ${round(rss.peakMb())} MB (${round(rssAfterImportsMb)} MB once its modules were loaded under tsx; V8 heap at the peak ${round(rss.atPeak().heapUsedMb)} MB used of ${round(rss.atPeak().heapTotalMb)} MB), budget workers ${round(workerRssPeak)} MB (${round(workerRssAfterPrepare)} MB after start-up), sink process ${round(sinkRssPeak)} MB (not counted: stands in for the remote server)`,
 );
+  if (ONLY.has('accounts')) {
+    const count = QUICK ? 2_000 : 10_000;
+    progress(`accounts: the status page's first page with ${count} accounts`);
+    const a = await measureAccountsPage({
+      accounts: count,
+      ...(stackConnectionString ? { connectionString: stackConnectionString } : {}),
+      progress,
+    });
+    report.p7_accounts_page_ms = a.coldMs;
+    report.p7_accounts_page_warm_ms = a.warmMs;
+    details.push(...a.details);
+  }
+
 details.push(`total time ${round((performance.now() - benchStarted) / 1000)} s`);
 rss.stop();
 
@@ -1038,6 +1056,7 @@ lines.push(
   `  apprss    peak RSS of the built bundle in plain node (no TypeScript loader) running sendMail, ${HANDLER_CONCURRENCY} in flight`,
   `  race      50 ids × 3 copies and 10 ids × 8 copies enqueued at the same moment through sendMail (16 in flight), idle and inside a ${QUICK ? 500 : 2_000}-message burst; then (full run only) the interleaving property (test/exactlyOnce.test.ts) for 3000 runs`,
   `  relay     ${QUICK ? 400 : 1500} messages of 100 KB from 8 pooled STARTTLS device connections through the relay's bundle (its own process) to blob + queue on Azurite; rate, p95 latency, the relay's peak RSS`,
+  `  accounts  the status page's first page (the real admin handler) with ${QUICK ? 2_000 : 10_000} run-time accounts and their status rows on Azurite: on a new instance (loads the directory) and warm (median of 5)`,
   `  rss       peak resident memory of the bench process and the workers (all under tsx: see the breakdown below)`,
   `  bundle    dist/index.mjs size; import() time in a fresh node process, median of ${CFG.loads}`,
   '',
@@ -1152,6 +1171,13 @@ row(
   `≤ ${RELAY_TARGETS.rssMb} MB`,
   verdict(report.relay_rss_mb, (v) => v <= RELAY_TARGETS.rssMb),
 );
+row(
+  'accounts page',
+  fmt(report.p7_accounts_page_ms, ' ms'),
+  `≤ ${ACCOUNTS_PAGE_TARGET_MS} ms`,
+  verdict(report.p7_accounts_page_ms, (v) => v <= ACCOUNTS_PAGE_TARGET_MS),
+);
+row('accounts page warm', fmt(report.p7_accounts_page_warm_ms, ' ms'), '', '');
 row('race ids', fmt(report.race_ids), '', '');
 row(
   'race duplicates',
