@@ -31,6 +31,7 @@ export async function admin(request: HttpRequest): Promise<HttpResponseInit> {
       {
         directory: runtime.directory,
         accountStatus: runtime.accountStatus,
+        stateIndex: runtime.stateIndex,
         ledger: runtime.delivery.ledger,
         audit: runtime.accountAudit,
         publicBaseUrl: runtime.publicBaseUrl,

@@ -4,6 +4,7 @@ import { AccountAlerts } from './accounts/accountAlerts';
 import { AccountAuditTable } from './accounts/accountAudit';
 import { AccountConfigTable } from './accounts/accountConfigTable';
 import { AccountDirectory } from './accounts/accountDirectory';
+import { AccountStateIndex } from './accounts/accountStateIndex';
 import { AccountStatusTable } from './accounts/accountStatusTable';
 import { AccountStateWriter } from './accounts/accountStateWriter';
 import type { Account } from './config/account';
@@ -48,6 +49,8 @@ export interface App {
   readonly accountAudit: AccountAuditTable;
   /** Table `accountconfigs`: the run-time accounts' rows (written only through `accountAdmin`). */
   readonly accountConfigs: AccountConfigTable;
+  /** Every account's state for the status page's counts and filter, listed at most every 30 s. */
+  readonly stateIndex: AccountStateIndex;
   /** Public https base URL of the app; the OAuth redirect URI is built from it, never from request headers. */
   readonly publicBaseUrl: string;
   readonly storage: StorageClients;
@@ -180,6 +183,7 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
     accountAdmin,
     accountAudit,
     accountConfigs,
+    stateIndex: new AccountStateIndex(accountStatus),
     publicBaseUrl: baseUrl,
     storage,
     secrets,

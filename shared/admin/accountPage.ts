@@ -1,6 +1,7 @@
 import type { AccountAuditTable, AuditEntry } from '../accounts/accountAudit';
 import type { AccountDirectory, DirectoryEntry, UnusableRow } from '../accounts/accountDirectory';
 import { effectiveState } from '../accounts/accountRules';
+import type { AccountStateIndex } from '../accounts/accountStateIndex';
 import type { AccountState } from '../accounts/accountStatus';
 import type { AccountStatusTable } from '../accounts/accountStatusTable';
 import type { DeliveryLedger } from '../storage/deliveryLedger';
@@ -41,6 +42,8 @@ export function accountQueryFrom(query: { get(name: string): string | null }): A
 export interface AccountPageSources {
   directory: AccountDirectory;
   accountStatus: AccountStatusTable;
+  /** Every account's state for the counts and the state filter (a projected listing, kept briefly). */
+  stateIndex: AccountStateIndex;
   ledger: DeliveryLedger;
   audit: AccountAuditTable;
   publicBaseUrl: string;
@@ -62,22 +65,22 @@ export interface AccountPage {
 }
 
 /**
- * One page of the status page: the status table is listed once (the service pages it, 1,000 rows a request),
- * never read per account; only the page's accounts become full views. Counts and filters span all accounts.
+ * One page of the status page, sorted by id. Counts and the state filter span all accounts and come from the
+ * state index (one projected listing, kept briefly); the page's own status rows are read fresh in one range
+ * query; never a read per account. Only the page's accounts become full views.
  */
 export async function loadAccountPage(sources: AccountPageSources, query: AccountQuery, now = new Date()): Promise<AccountPage> {
-  const [statuses, deliveries, audit] = await Promise.all([
-    sources.accountStatus.list(),
+  const [states, deliveries, audit] = await Promise.all([
+    sources.stateIndex.states(),
     countDeliveries(sources.ledger, now),
     sources.audit.recent(AUDIT_SHOWN).catch(() => []),
   ]);
-  const byId = new Map(statuses.map((status) => [status.accountId, status]));
-  const entries = sources.directory.entries;
+  const entries = [...sources.directory.entries].sort((a, b) => compare(a.account.id, b.account.id));
   const counts: Partial<Record<AccountState, number>> = {};
   const needle = query.q.toLowerCase();
   const matching: DirectoryEntry[] = [];
   for (const entry of entries) {
-    const state: AccountState = entry.state === 'paused' ? 'paused' : effectiveState(byId.get(entry.account.id), now.getTime());
+    const state: AccountState = entry.state === 'paused' ? 'paused' : effectiveState(states.get(entry.account.id), now.getTime());
     counts[state] = (counts[state] ?? 0) + 1;
     if (query.state && state !== query.state) continue;
     if (
@@ -92,6 +95,9 @@ export async function loadAccountPage(sources: AccountPageSources, query: Accoun
   const pages = Math.max(1, Math.ceil(matching.length / PAGE_SIZE));
   const page = Math.min(query.page, pages);
   const shown = matching.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE);
+  const rows =
+    shown.length === 0 ? [] : await sources.accountStatus.listRange(shown[0]!.account.id, shown.at(-1)!.account.id);
+  const byId = new Map(rows.map((status) => [status.accountId, status]));
   return {
     query: { ...query, page },
     views: shown.map((entry) =>
@@ -111,4 +117,8 @@ export async function loadAccountPage(sources: AccountPageSources, query: Accoun
     audit,
     unusable: sources.directory.unusableRows,
   };
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

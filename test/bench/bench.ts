@@ -770,6 +770,7 @@ type ReportKey =
   | 'race_property_runs'
   | 'race_property_failed'
   | 'p7_accounts_page_ms'
+  | 'p7_accounts_page_cold_ms'
   | 'p7_accounts_page_warm_ms';
 const report: Record<ReportKey, number | null> = {
   raw_msgs_per_s: null,
@@ -800,6 +801,7 @@ const report: Record<ReportKey, number | null> = {
   race_property_runs: null,
   race_property_failed: null,
   p7_accounts_page_ms: null,
+  p7_accounts_page_cold_ms: null,
   p7_accounts_page_warm_ms: null,
 };
 const lines: string[] = [];
@@ -1030,7 +1032,8 @@ details.push(
       ...(stackConnectionString ? { connectionString: stackConnectionString } : {}),
       progress,
     });
-    report.p7_accounts_page_ms = a.coldMs;
+    report.p7_accounts_page_ms = a.firstMs;
+    report.p7_accounts_page_cold_ms = a.coldMs;
     report.p7_accounts_page_warm_ms = a.warmMs;
     details.push(...a.details);
   }
@@ -1056,7 +1059,7 @@ lines.push(
   `  apprss    peak RSS of the built bundle in plain node (no TypeScript loader) running sendMail, ${HANDLER_CONCURRENCY} in flight`,
   `  race      50 ids × 3 copies and 10 ids × 8 copies enqueued at the same moment through sendMail (16 in flight), idle and inside a ${QUICK ? 500 : 2_000}-message burst; then (full run only) the interleaving property (test/exactlyOnce.test.ts) for 3000 runs`,
   `  relay     ${QUICK ? 400 : 1500} messages of 100 KB from 8 pooled STARTTLS device connections through the relay's bundle (its own process) to blob + queue on Azurite; rate, p95 latency, the relay's peak RSS`,
-  `  accounts  the status page's first page (the real admin handler) with ${QUICK ? 2_000 : 10_000} run-time accounts and their status rows on Azurite: on a new instance (loads the directory) and warm (median of 5)`,
+  `  accounts  the status page's first page (the real admin handler) with ${QUICK ? 2_000 : 10_000} run-time accounts and their status rows on Azurite: first view on a running instance (counts listed fresh), on a brand-new instance (also loads the directory), warm (median of 5)`,
   `  rss       peak resident memory of the bench process and the workers (all under tsx: see the breakdown below)`,
   `  bundle    dist/index.mjs size; import() time in a fresh node process, median of ${CFG.loads}`,
   '',
@@ -1177,6 +1180,7 @@ row(
   `≤ ${ACCOUNTS_PAGE_TARGET_MS} ms`,
   verdict(report.p7_accounts_page_ms, (v) => v <= ACCOUNTS_PAGE_TARGET_MS),
 );
+row('accounts page new inst.', fmt(report.p7_accounts_page_cold_ms, ' ms'), '', '');
 row('accounts page warm', fmt(report.p7_accounts_page_warm_ms, ' ms'), '', '');
 row('race ids', fmt(report.race_ids), '', '');
 row(
