@@ -105,7 +105,11 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
     get accounts() {
       return directory.accounts;
     },
-    status: accountStatus, outbox, publicBaseUrl: baseUrl, log });
+    status: accountStatus,
+    outbox,
+    publicBaseUrl: baseUrl,
+    log,
+  });
   const accountStates = new AccountStateWriter(accountStatus, alerts, log);
 
   const providers = new ProviderClients({

@@ -15,7 +15,11 @@ import { accountDelete } from '../functions/accountDelete';
 import { accountUpdate } from '../functions/accountUpdate';
 import { admin } from '../functions/admin';
 import { startAzurite, type Azurite } from '../local/peers/azurite';
-import { startIdentityProvider, type IdentityProvider, type IdentityProviderUser } from '../local/peers/identity/identityProvider';
+import {
+  startIdentityProvider,
+  type IdentityProvider,
+  type IdentityProviderUser,
+} from '../local/peers/identity/identityProvider';
 import { startSmtpSink, type SmtpSink } from '../local/peers/smtpSink';
 import { FileSecretStore } from '../shared/storage/fileSecretStore';
 import { HttpRequest } from './support/azureFunctions';
@@ -165,7 +169,10 @@ describe('an account created at run time', () => {
     const badPort = await create('bad', mailbox('bad', { smtp: { host: '127.0.0.1', port: 'x' } }));
     assert.equal(badPort.status, 400);
     assert.equal(json(badPort).error, 'invalid_account');
-    assert.ok(json(badPort).reasons!.some((reason) => reason.startsWith('smtp.port: ')), String(json(badPort).reasons));
+    assert.ok(
+      json(badPort).reasons!.some((reason) => reason.startsWith('smtp.port: ')),
+      String(json(badPort).reasons),
+    );
 
     const noTenant = await create('bad', { provider: 'microsoft', clientId: 'x', user: 'a@contoso.test' });
     assert.deepEqual(json(noTenant).reasons, ['tenantId: required for provider "microsoft"']);
@@ -222,13 +229,9 @@ describe('an account created at run time', () => {
     const secrets = harness.runtime.secrets;
     for (const name of ['newbox-client-secret', 'newbox-refresh-token', 'newbox-access-token'])
       assert.equal(await secrets.get(name), undefined, name);
-    const config = await client.discovery(
-      new URL(idp.issuer),
-      CLIENT_ID,
-      CLIENT_SECRET,
-      client.ClientSecretPost(CLIENT_SECRET),
-      { execute: [client.allowInsecureRequests] },
-    );
+    const config = await client.discovery(new URL(idp.issuer), CLIENT_ID, CLIENT_SECRET, client.ClientSecretPost(CLIENT_SECRET), {
+      execute: [client.allowInsecureRequests],
+    });
     await assert.rejects(client.refreshTokenGrant(config, refreshToken), (error: unknown) => {
       assert.equal((error as { error?: string }).error, 'invalid_grant');
       return true;
@@ -250,7 +253,15 @@ describe('the status page with many accounts', () => {
         const id = `bulk-${String(i).padStart(3, '0')}`;
         const config = { ...mailbox(id), id, user: `user${i}@contoso.test`, displayName: i === 7 ? '<script>x</script>' : id };
         return table.write(
-          { id, config, state: i < 5 ? 'paused' : 'active', createdAt: now, createdBy: 'test', updatedAt: now, updatedBy: 'test' },
+          {
+            id,
+            config,
+            state: i < 5 ? 'paused' : 'active',
+            createdAt: now,
+            createdBy: 'test',
+            updatedAt: now,
+            updatedBy: 'test',
+          },
           undefined,
         );
       }),
@@ -311,7 +322,10 @@ describe('the page forms', () => {
       more: JSON.stringify({ smtp: { caFile: caPath } }),
     });
     assert.equal(response.status, 303, String(response.body));
-    assert.match(String((response.headers as Record<string, string>).Location), /^\/api\/status\?q=formbox&done=create#account-formbox$/);
+    assert.match(
+      String((response.headers as Record<string, string>).Location),
+      /^\/api\/status\?q=formbox&done=create#account-formbox$/,
+    );
     const page = await statusPage('?q=formbox');
     assert.match(page, /data-account="formbox"/);
     assert.match(page, /data-managed="table"/);

@@ -105,7 +105,11 @@ export class AccountAdmin {
       if (written) await this.deps.table.delete(id, written.etag);
       return stored;
     }
-    await this.record('create', id, who, [...configChanges(undefined, checked.config), ...secretChanges(request), ...stateChange(undefined, row.state)]);
+    await this.record('create', id, who, [
+      ...configChanges(undefined, checked.config),
+      ...secretChanges(request),
+      ...stateChange(undefined, row.state),
+    ]);
     await this.deps.directory.refresh();
     return { ok: true, status: 201, entry: this.deps.directory.entry(id) };
   }
@@ -204,7 +208,8 @@ export class AccountAdmin {
     request: AccountRequest,
   ): { ok: true; config: Record<string, unknown>; account: Account } | Extract<AdminResult, { ok: false }> {
     const config = { ...request.config, id: request.config?.id ?? id };
-    if (config.id !== id) return fail(400, 'invalid_account', `id: "${String(config.id)}" differs from the id in the URL ("${id}")`);
+    if (config.id !== id)
+      return fail(400, 'invalid_account', `id: "${String(config.id)}" differs from the id in the URL ("${id}")`);
     const parsed = parseAccountInput(config);
     if (!parsed.ok) return { ok: false, status: 400, error: 'invalid_account', reasons: parsed.problems };
     const problems: string[] = [];
@@ -231,11 +236,21 @@ export class AccountAdmin {
       return { ok: true };
     } catch (error) {
       this.deps.log.error('accounts.secret_write_failed', { account: account.id, error });
-      return fail(502, 'secret_store_failed', 'The secret could not be written to the secret store; nothing was changed. The log has the details.');
+      return fail(
+        502,
+        'secret_store_failed',
+        'The secret could not be written to the secret store; nothing was changed. The log has the details.',
+      );
     }
   }
 
-  private async record(action: AuditAction, accountId: string, who: string, changes: AuditChange[], note?: string): Promise<void> {
+  private async record(
+    action: AuditAction,
+    accountId: string,
+    who: string,
+    changes: AuditChange[],
+    note?: string,
+  ): Promise<void> {
     const entry: AuditEntry = { at: new Date().toISOString(), who, accountId, action, changes, ...(note ? { note } : {}) };
     await this.deps.audit.record(entry);
   }

@@ -72,7 +72,10 @@ function fromEntity(entity: Record<string, string>): AuditEntry {
 }
 
 /** The fields that differ between two configurations, as dotted paths with their values as JSON text. */
-export function configChanges(before: Record<string, unknown> | undefined, after: Record<string, unknown> | undefined): AuditChange[] {
+export function configChanges(
+  before: Record<string, unknown> | undefined,
+  after: Record<string, unknown> | undefined,
+): AuditChange[] {
   const a = flatten(before ?? {});
   const b = flatten(after ?? {});
   const fields = [...new Set([...a.keys(), ...b.keys()])].sort();

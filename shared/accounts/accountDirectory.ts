@@ -121,7 +121,11 @@ export class AccountDirectory {
   }
 
   private apply(rows: readonly AccountConfigRow[]): void {
-    const entries: DirectoryEntry[] = this.settingAccounts.map((account) => ({ account, source: 'app_setting', state: 'active' }));
+    const entries: DirectoryEntry[] = this.settingAccounts.map((account) => ({
+      account,
+      source: 'app_setting',
+      state: 'active',
+    }));
     const unusable: UnusableRow[] = [];
     const settingDefault = this.settingAccounts.some((a) => a.isDefault);
     const defaultId = settingDefault

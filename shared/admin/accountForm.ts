@@ -5,8 +5,7 @@ export type FormAction = 'create' | 'update' | 'pause' | 'resume' | 'delete';
 const ACTIONS: readonly FormAction[] = ['create', 'update', 'pause', 'resume', 'delete'];
 
 export type ParsedChange =
-  | { ok: true; id: string; action: FormAction; request: AccountRequest }
-  | { ok: false; reasons: string[] };
+  { ok: true; id: string; action: FormAction; request: AccountRequest } | { ok: false; reasons: string[] };
 
 /**
  * A JSON body: the account's fields as in MAIL_ACCOUNTS, plus `clientSecret`, `certificateKey` and `state`.
@@ -20,7 +19,8 @@ export function parseJsonChange(id: string, action: FormAction, text: string): P
   } catch (error) {
     return { ok: false, reasons: [`The body is not valid JSON: ${(error as Error).message}`] };
   }
-  if (!body || typeof body !== 'object' || Array.isArray(body)) return { ok: false, reasons: ['The body must be a JSON object.'] };
+  if (!body || typeof body !== 'object' || Array.isArray(body))
+    return { ok: false, reasons: ['The body must be a JSON object.'] };
   const { request, problems } = accountRequestFrom(body as Record<string, unknown>);
   return problems.length > 0 ? { ok: false, reasons: problems } : { ok: true, id, action, request };
 }

@@ -95,8 +95,7 @@ export async function loadAccountPage(sources: AccountPageSources, query: Accoun
   const pages = Math.max(1, Math.ceil(matching.length / PAGE_SIZE));
   const page = Math.min(query.page, pages);
   const shown = matching.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE);
-  const rows =
-    shown.length === 0 ? [] : await sources.accountStatus.listRange(shown[0]!.account.id, shown.at(-1)!.account.id);
+  const rows = shown.length === 0 ? [] : await sources.accountStatus.listRange(shown[0]!.account.id, shown.at(-1)!.account.id);
   const byId = new Map(rows.map((status) => [status.accountId, status]));
   return {
     query: { ...query, page },

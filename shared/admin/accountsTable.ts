@@ -57,7 +57,9 @@ export function accountsOverview(page: AccountPage, functionKey: string | undefi
         ${page.entries.map((entry, index) => {
           const view = page.views[index]!;
           return html`<tr data-row="${entry.account.id}">
-            <td><a href="#account-${entry.account.id}"><code>${entry.account.id}</code></a> ${view.displayName}</td>
+            <td>
+              <a href="#account-${entry.account.id}"><code>${entry.account.id}</code></a> ${view.displayName}
+            </td>
             <td>${entry.account.user}</td>
             <td>${entry.state === 'paused' ? 'Paused by an administrator' : view.status.label}</td>
             <td>${entry.source === 'app_setting' ? 'the app setting' : 'this page'}</td>
@@ -119,12 +121,13 @@ function accountFields(values: FormValues, isNew: boolean): SafeHtml {
   const option = (value: string, current: string | undefined, label = value) =>
     html`<option value="${value}" ${current === value ? 'selected' : ''}>${label}</option>`;
   return html`<div class="account-form">
-    ${isNew
-      ? html`<label for="new-id">Id</label
-          ><input id="new-id" name="id" required pattern="[a-z0-9][a-z0-9-]{0,38}[a-z0-9]|[a-z0-9]" maxlength="40" />`
-      : ''}
-    <label>Name</label><input name="displayName" value="${values.displayName ?? ''}" maxlength="100" />
-    <label>Provider</label
+    ${
+      isNew
+        ? html`<label for="new-id">Id</label
+            ><input id="new-id" name="id" required pattern="[a-z0-9][a-z0-9-]{0,38}[a-z0-9]|[a-z0-9]" maxlength="40" />`
+        : ''
+    }
+    <label>Name</label><input name="displayName" value="${values.displayName ?? ''}" maxlength="100" /> <label>Provider</label
     ><select name="provider">
       ${option('microsoft', values.provider)} ${option('google', values.provider)} ${option('custom', values.provider)}
     </select>
@@ -133,36 +136,37 @@ function accountFields(values: FormValues, isNew: boolean): SafeHtml {
       ${option('authorization_code', values.flow, 'delegated (authorization code)')}
       ${option('client_credentials', values.flow, 'app-only (client credentials)')}
     </select>
-    <label>Tenant id (Microsoft)</label><input name="tenantId" value="${values.tenantId ?? ''}" />
-    <label>Client id</label><input name="clientId" value="${values.clientId ?? ''}" />
-    <label>Signs in as (user)</label><input name="user" type="email" value="${values.user ?? ''}" />
-    <label>Default From</label><input name="from" type="email" value="${values.from ?? ''}" />
-    <label>Also allowed From</label><input name="allowedFrom" value="${values.allowedFrom ?? ''}" />
-    <label>Alert receivers</label><input name="alerts" value="${values.alerts ?? ''}" />
-    <label>Client authentication</label
+    <label>Tenant id (Microsoft)</label><input name="tenantId" value="${values.tenantId ?? ''}" /> <label>Client id</label
+    ><input name="clientId" value="${values.clientId ?? ''}" /> <label>Signs in as (user)</label
+    ><input name="user" type="email" value="${values.user ?? ''}" /> <label>Default From</label
+    ><input name="from" type="email" value="${values.from ?? ''}" /> <label>Also allowed From</label
+    ><input name="allowedFrom" value="${values.allowedFrom ?? ''}" /> <label>Alert receivers</label
+    ><input name="alerts" value="${values.alerts ?? ''}" /> <label>Client authentication</label
     ><select name="clientAuthType">
       ${option('secret', values.clientAuthType, 'client secret')} ${option('certificate', values.clientAuthType)}
-      ${option('managed_identity', values.clientAuthType, 'managed identity (federated)')} ${option('none', values.clientAuthType)}
+      ${option('managed_identity', values.clientAuthType, 'managed identity (federated)')}
+      ${option('none', values.clientAuthType)}
     </select>
     <label>Client secret</label
     ><span
       ><input name="clientSecret" type="password" autocomplete="new-password" />
-      <span class="note">${values.clientSecretSetAt ? `set on ${formatUtc(values.clientSecretSetAt)}; type to replace` : 'kept in the secret store only'}</span></span
+      <span class="note"
+        >${values.clientSecretSetAt ? `set on ${formatUtc(values.clientSecretSetAt)}; type to replace` : 'kept in the secret store only'}</span
+      ></span
     >
     <label>Certificate thumbprint</label><input name="thumbprint" value="${values.thumbprint ?? ''}" />
     <label>Certificate private key (PEM)</label
-    ><span
-      ><textarea name="certificateKey" autocomplete="off"></textarea>
+    ><span>
+      <textarea name="certificateKey" autocomplete="off"></textarea>
       <span class="note">${values.certificateKeySetAt ? `set on ${formatUtc(values.certificateKeySetAt)}` : ''}</span></span
     >
-    <label>Issuer (custom)</label><input name="issuer" type="url" value="${values.issuer ?? ''}" />
-    <label>Scopes (custom)</label><input name="scopes" value="${values.scopes ?? ''}" />
-    <label>SMTP host</label><input name="smtpHost" value="${values.smtpHost ?? ''}" />
-    <label>SMTP port</label><input name="smtpPort" inputmode="numeric" value="${values.smtpPort ?? ''}" />
-    <label>SMTP security</label
+    <label>Issuer (custom)</label><input name="issuer" type="url" value="${values.issuer ?? ''}" /> <label>Scopes (custom)</label
+    ><input name="scopes" value="${values.scopes ?? ''}" /> <label>SMTP host</label
+    ><input name="smtpHost" value="${values.smtpHost ?? ''}" /> <label>SMTP port</label
+    ><input name="smtpPort" inputmode="numeric" value="${values.smtpPort ?? ''}" /> <label>SMTP security</label
     ><select name="smtpSecurity">
-      ${option('', values.smtpSecurity, 'preset')} ${option('starttls', values.smtpSecurity)} ${option('tls', values.smtpSecurity)}
-      ${option('plain', values.smtpSecurity, 'plain (loopback only)')}
+      ${option('', values.smtpSecurity, 'preset')} ${option('starttls', values.smtpSecurity)}
+      ${option('tls', values.smtpSecurity)} ${option('plain', values.smtpSecurity, 'plain (loopback only)')}
     </select>
     <label>Default account</label><input name="default" type="checkbox" ${values.isDefault ? 'checked' : ''} />
     <label>More settings (JSON)</label><textarea name="more">${values.more ?? ''}</textarea>
@@ -275,12 +279,27 @@ interface FormValues {
 
 /** A stored configuration as the form's fields; what the form has no field for goes to "more settings". */
 function formValues(config: Record<string, unknown>, row: DirectoryEntry['row'], isDefault: boolean): FormValues {
-  const { id: _id, displayName, provider, flow, tenantId, clientId, user, from, allowedFrom, alerts, clientAuth, oauth, smtp, default: _d, ...rest } =
-    config as Record<string, unknown> & {
-      clientAuth?: { type?: string; thumbprint?: string; secretName?: string; keySecretName?: string };
-      oauth?: { issuer?: string; scopes?: string[] };
-      smtp?: { host?: string; port?: number; security?: string; caFile?: string };
-    };
+  const {
+    id: _id,
+    displayName,
+    provider,
+    flow,
+    tenantId,
+    clientId,
+    user,
+    from,
+    allowedFrom,
+    alerts,
+    clientAuth,
+    oauth,
+    smtp,
+    default: _d,
+    ...rest
+  } = config as Record<string, unknown> & {
+    clientAuth?: { type?: string; thumbprint?: string; secretName?: string; keySecretName?: string };
+    oauth?: { issuer?: string; scopes?: string[] };
+    smtp?: { host?: string; port?: number; security?: string; caFile?: string };
+  };
   const more: Record<string, unknown> = { ...rest };
   if (smtp?.caFile) more.smtp = { caFile: smtp.caFile };
   if (clientAuth?.secretName || clientAuth?.keySecretName)
