@@ -11,6 +11,8 @@ export async function authorize(request: HttpRequest): Promise<HttpResponseInit>
   const accountId = (request.params.id ?? '').slice(0, 64);
   try {
     const runtime = await getFreshApp();
+    // Created a moment ago on another instance: ask the table before answering "unknown account".
+    if (!runtime.directory.entry(accountId)) await runtime.directory.refresh();
     const existing = browserSecretsFrom(request.headers.get('cookie'), runtime.publicBaseUrl)[0];
     const started = await startAuthorization(runtime, accountId, existing, signedInAdmin(request.headers, runtime.env));
     if (!started.ok) return htmlResponse(started.status, startFailurePage(started));

@@ -16,7 +16,12 @@ export async function messages(request: HttpRequest): Promise<HttpResponseInit> 
   if (!origin.ok) return reply(403, { error: 'cross_origin', reasons: origin.reason });
   const body = await readBodyText(request, QUEUE_MESSAGE_LIMIT);
   if (body.tooLarge) return reply(413, { error: 'too_large', reasons: `The body is over 64 KB. ${TOO_LARGE_HINT}` });
-  const checked = checkSubmittedMessage(body.text, runtime.accounts);
+  let checked = checkSubmittedMessage(body.text, runtime.accounts);
+  if (!checked.ok && checked.error === 'unknown_account') {
+    // Created a moment ago on another instance: ask the table before refusing it.
+    await runtime.directory.refresh();
+    checked = checkSubmittedMessage(body.text, runtime.accounts);
+  }
   if (!checked.ok) return reply(checked.status, { error: checked.error, reasons: checked.reasons });
 
   const queued = await enqueueMail(runtime.delivery.outbox, checked.message);

@@ -200,6 +200,23 @@ describe('an account created at run time', () => {
     assert.match(await statusPage('?q=fixed'), /data-managed="app_setting"/);
   });
 
+  test('an edit replaces the configuration and records each changed field with its values', async () => {
+    const edited = await accountUpdate(
+      request('PUT', 'elsewhere', { ...mailbox('elsewhere'), displayName: 'Reports', alerts: ['ops@contoso.test'] }),
+    );
+    assert.equal(edited.status, 200, JSON.stringify(edited.jsonBody));
+    assert.equal(harness.runtime.directory.entry('elsewhere')?.account.displayName, 'Reports');
+    const entry = (await harness.runtime.accountAudit.recent()).find((row) => row.accountId === 'elsewhere');
+    assert.equal(entry?.action, 'update');
+    assert.deepEqual(entry?.changes, [
+      { field: 'alerts', to: '["ops@contoso.test"]' },
+      { field: 'displayName', from: 'Mailbox elsewhere', to: 'Reports' },
+    ]);
+    const refused = await accountUpdate(request('PUT', 'elsewhere', { ...mailbox('elsewhere'), id: 'other' }));
+    assert.equal(refused.status, 400);
+    assert.match(String(json(refused).reasons), /^id: "other" differs from the id in the URL/);
+  });
+
   test('paused, its messages wait; resumed, they go out; both are in the audit trail', async () => {
     const paused = await accountUpdate(request('PUT', 'newbox', { state: 'paused' }));
     assert.equal(paused.status, 200, JSON.stringify(paused.jsonBody));
