@@ -350,6 +350,39 @@ describe('the page forms', () => {
     assert.equal(await harness.runtime.secrets.get('formbox-client-secret'), CLIENT_SECRET);
   });
 
+  test('the edit form, sent back unchanged, changes nothing; pause and delete work from the card', async () => {
+    const before = (await harness.runtime.accountConfigs.get('formbox'))!.config;
+    const page = await statusPage('?q=formbox');
+    const edit = /<input type="hidden" name="action" value="update" \/>([\s\S]*?)<\/form>/.exec(page)?.[1];
+    assert.ok(edit, 'the card has an edit form');
+    const decode = (text: string) =>
+      text
+        .replace(/&quot;/g, '"')
+        .replace(/&#39;/g, "'")
+        .replace(/&lt;/g, '<')
+        .replace(/&gt;/g, '>')
+        .replace(/&amp;/g, '&');
+    const fields: Record<string, string> = { action: 'update', id: 'formbox' };
+    for (const [, name, value] of edit.matchAll(/<input name="([^"]+)"(?: type="[^"]*")?(?: [a-z-]+="[^"]*")* value="([^"]*)"/g))
+      fields[name!] = decode(value!);
+    for (const [, name, options] of edit.matchAll(/<select name="([^"]+)">([\s\S]*?)<\/select>/g)) {
+      const selected = /<option value="([^"]*)" selected>/.exec(options!);
+      if (selected) fields[name!] = selected[1]!;
+    }
+    for (const [, name, text] of edit.matchAll(/<textarea name="([^"]+)"[^>]*>([\s\S]*?)<\/textarea>/g))
+      fields[name!] = decode(text!);
+    const saved = await form(fields);
+    assert.equal(saved.status, 303, String(saved.body));
+    assert.deepEqual((await harness.runtime.accountConfigs.get('formbox'))!.config, before);
+    assert.deepEqual((await harness.runtime.accountAudit.recent())[0]?.changes, []);
+
+    assert.equal((await form({ action: 'pause', id: 'formbox' })).status, 303);
+    assert.equal(harness.runtime.directory.entry('formbox')?.state, 'paused');
+    assert.equal((await form({ action: 'delete', id: 'formbox' })).status, 303);
+    assert.equal(harness.runtime.directory.entry('formbox'), undefined);
+    assert.equal(await harness.runtime.secrets.get('formbox-client-secret'), undefined);
+  });
+
   test('a form with a bad field answers a page naming it', async () => {
     const response = await form({ action: 'create', id: 'formbad', provider: 'custom', clientId: 'x', user: 'not-an-address' });
     assert.equal(response.status, 400);
@@ -357,9 +390,9 @@ describe('the page forms', () => {
   });
 
   test('a form posted from another site is refused', async () => {
-    const response = await form({ action: 'delete', id: 'formbox' }, { 'sec-fetch-site': 'cross-site' });
+    const response = await form({ action: 'delete', id: 'elsewhere' }, { 'sec-fetch-site': 'cross-site' });
     assert.equal(response.status, 403);
-    assert.ok(harness.runtime.directory.entry('formbox'));
+    assert.ok(harness.runtime.directory.entry('elsewhere'));
   });
 });
 
