@@ -11,7 +11,7 @@ import { checkSameOrigin } from '../shared/web/sameOrigin';
 import { testRecipient } from '../shared/admin/testEmailRequest';
 import { sendTestEmail } from '../shared/delivery/sendTestEmail';
 import { QUEUES, TABLES } from '../shared/names';
-import { getApp } from '../shared/app';
+import { getFreshApp } from '../shared/app';
 import { htmlResponse } from '../shared/web/html';
 
 const MAX_BODY_BYTES = 8 * 1024;
@@ -43,7 +43,7 @@ const PROBLEMS = {
  * the page (or gets a small HTML page when it cannot); API callers post `{ "to": ... }` and get JSON.
  */
 export async function accountTest(request: HttpRequest): Promise<HttpResponseInit> {
-  const runtime = getApp();
+  const runtime = await getFreshApp();
   const kind = bodyKind(request);
   const key = functionKeyOf(request);
   const problem = (code: keyof typeof PROBLEMS, message?: string): HttpResponseInit => {

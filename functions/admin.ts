@@ -4,33 +4,52 @@ import { ConfigError } from '../shared/errors';
 import { testVerdict } from '../shared/admin/testEmailOutcome';
 import { STATUS_PAGE_ROUTE } from '../shared/web/routes';
 import { functionKeyOf } from '../shared/web/functionKey';
-import { loadAccountViews } from '../shared/admin/loadAccountViews';
-import { accountViewSources, getApp } from '../shared/app';
+import { accountQueryFrom, loadAccountPage } from '../shared/admin/accountPage';
+import { accountManagement, accountsOverview } from '../shared/admin/accountsTable';
+import { getFreshApp } from '../shared/app';
 import { htmlResponse } from '../shared/web/html';
 
 const TEST_ID = /^test-[a-z0-9-]{1,40}-[0-9TZ]{1,24}$/;
 
-/** The status page: every account's state, token, last error and last day's counts, with Authorize and a test form. */
+/**
+ * The status page: counts by state, search and paging over all accounts (MAIL_ACCOUNTS and run-time ones), a
+ * form to add one, the audit trail; then a card per account of this page with its state, token, last error and
+ * last day's counts, Authorize, a test form, and for run-time accounts edit, pause and delete.
+ */
 export async function admin(request: HttpRequest): Promise<HttpResponseInit> {
   let runtime;
   try {
-    runtime = getApp();
+    runtime = await getFreshApp();
   } catch (error) {
     if (error instanceof ConfigError) return htmlResponse(500, configErrorPage(error.message));
     throw error;
   }
   try {
     const now = new Date();
-    const views = await loadAccountViews(accountViewSources(runtime), now);
+    const key = functionKeyOf(request);
+    const accounts = await loadAccountPage(
+      {
+        directory: runtime.directory,
+        accountStatus: runtime.accountStatus,
+        stateIndex: runtime.stateIndex,
+        ledger: runtime.delivery.ledger,
+        audit: runtime.accountAudit,
+        publicBaseUrl: runtime.publicBaseUrl,
+      },
+      accountQueryFrom(request.query),
+      now,
+    );
     const sent = request.query.get('sent') ?? '';
     const testId = TEST_ID.test(sent) ? sent : undefined;
     const verdict = testId ? testVerdict(testId, await runtime.delivery.ledger.get(testId)) : undefined;
     return htmlResponse(
       200,
       statusPage({
-        views,
+        views: accounts.views,
         now: now.getTime(),
-        functionKey: functionKeyOf(request),
+        functionKey: key,
+        overview: accountsOverview(accounts, key),
+        cardExtras: new Map(accounts.entries.map((entry) => [entry.account.id, accountManagement(entry, key)])),
         ...(verdict ? { testVerdict: verdict } : {}),
       }),
     );

@@ -2,7 +2,7 @@ import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { startFailurePage, unexpectedErrorPage } from '../shared/authorization/authorizationPages';
 import { authCookieHeader, browserSecretsFrom } from '../shared/authorization/browserCookie';
 import { startAuthorization } from '../shared/authorization/startAuthorization';
-import { appLogger, getApp } from '../shared/app';
+import { appLogger, getFreshApp } from '../shared/app';
 import { htmlResponse } from '../shared/web/html';
 import { signedInAdmin } from '../shared/web/signedInAdmin';
 
@@ -10,7 +10,9 @@ import { signedInAdmin } from '../shared/web/signedInAdmin';
 export async function authorize(request: HttpRequest): Promise<HttpResponseInit> {
   const accountId = (request.params.id ?? '').slice(0, 64);
   try {
-    const runtime = getApp();
+    const runtime = await getFreshApp();
+    // Created a moment ago on another instance: ask the table before answering "unknown account".
+    if (!runtime.directory.entry(accountId)) await runtime.directory.refresh();
     const existing = browserSecretsFrom(request.headers.get('cookie'), runtime.publicBaseUrl)[0];
     const started = await startAuthorization(runtime, accountId, existing, signedInAdmin(request.headers, runtime.env));
     if (!started.ok) return htmlResponse(started.status, startFailurePage(started));

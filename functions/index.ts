@@ -9,3 +9,6 @@ import './accountList';
 import './accountDetail';
 import './accountTest';
 import './messages';
+import './accountCreate';
+import './accountUpdate';
+import './accountDelete';

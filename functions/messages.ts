@@ -3,7 +3,7 @@ import { readBodyText } from '../shared/web/requestBody';
 import { checkSameOrigin } from '../shared/web/sameOrigin';
 import { checkSubmittedMessage, QUEUE_MESSAGE_LIMIT, TOO_LARGE_HINT } from '../shared/admin/submittedMessage';
 import { enqueueMail } from '../shared/message/enqueueMail';
-import { getApp } from '../shared/app';
+import { getFreshApp } from '../shared/app';
 
 /**
  * For producers without a storage SDK: validates a queue message v1 (strict: unknown fields are refused),
@@ -11,12 +11,17 @@ import { getApp } from '../shared/app';
  * `{ error, reasons }`.
  */
 export async function messages(request: HttpRequest): Promise<HttpResponseInit> {
-  const runtime = getApp();
+  const runtime = await getFreshApp();
   const origin = checkSameOrigin(request.headers, runtime.publicBaseUrl);
   if (!origin.ok) return reply(403, { error: 'cross_origin', reasons: origin.reason });
   const body = await readBodyText(request, QUEUE_MESSAGE_LIMIT);
   if (body.tooLarge) return reply(413, { error: 'too_large', reasons: `The body is over 64 KB. ${TOO_LARGE_HINT}` });
-  const checked = checkSubmittedMessage(body.text, runtime.accounts);
+  let checked = checkSubmittedMessage(body.text, runtime.accounts);
+  if (!checked.ok && checked.error === 'unknown_account') {
+    // Created a moment ago on another instance: ask the table before refusing it.
+    await runtime.directory.refresh();
+    checked = checkSubmittedMessage(body.text, runtime.accounts);
+  }
   if (!checked.ok) return reply(checked.status, { error: checked.error, reasons: checked.reasons });
 
   const queued = await enqueueMail(runtime.delivery.outbox, checked.message);

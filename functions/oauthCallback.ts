@@ -2,7 +2,7 @@ import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { callbackPage, unexpectedErrorPage } from '../shared/authorization/authorizationPages';
 import { browserSecretsFrom } from '../shared/authorization/browserCookie';
 import { completeAuthorization } from '../shared/authorization/completeAuthorization';
-import { appLogger, getApp } from '../shared/app';
+import { appLogger, getFreshApp } from '../shared/app';
 import { htmlResponse } from '../shared/web/html';
 
 /**
@@ -11,7 +11,7 @@ import { htmlResponse } from '../shared/web/html';
  */
 export async function oauthCallback(request: HttpRequest): Promise<HttpResponseInit> {
   try {
-    const runtime = getApp();
+    const runtime = await getFreshApp();
     const result = await completeAuthorization(runtime, {
       query: request.query,
       browserSecrets: browserSecretsFrom(request.headers.get('cookie'), runtime.publicBaseUrl),

@@ -1,5 +1,5 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
-import { getApp } from '../shared/app';
+import { getFreshApp } from '../shared/app';
 import { refreshDueAccounts } from '../shared/tokens/refreshDueAccounts';
 
 /** A run taking longer than this is near host.json's 10-minute functionTimeout: the accounts at its end would be cut. */
@@ -7,7 +7,7 @@ const SLOW_RUN_MS = 8.5 * 60_000;
 
 /** Hourly by default (REFRESH_SCHEDULE): keeps every account's token valid whether it sends or not. */
 export async function refreshTokens(_timer: Timer, _context: InvocationContext): Promise<void> {
-  const app = getApp();
+  const app = await getFreshApp();
   const started = Date.now();
   const results = await refreshDueAccounts(app);
   for (const result of results) app.log.info('token.refresh_run', { ...result });

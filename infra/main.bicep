@@ -110,6 +110,8 @@ var queueNames = [
 var tableNames = [
   'accounts'
   'authrequests'
+  'accountconfigs'
+  'accountaudit'
   'deliveries'
   'leases'
 ]

@@ -1,9 +1,14 @@
 import type { TableClient } from '@azure/data-tables';
+import { AccountAdmin } from './accounts/accountAdmin';
 import { AccountAlerts } from './accounts/accountAlerts';
+import { AccountAuditTable } from './accounts/accountAudit';
+import { AccountConfigTable } from './accounts/accountConfigTable';
+import { AccountDirectory } from './accounts/accountDirectory';
+import { AccountStateIndex } from './accounts/accountStateIndex';
 import { AccountStatusTable } from './accounts/accountStatusTable';
 import { AccountStateWriter } from './accounts/accountStateWriter';
 import type { Account } from './config/account';
-import { loadAccounts } from './config/loadAccounts';
+import { extraAlertsOf, loadAccounts } from './config/loadAccounts';
 import type { AccountViewSources } from './admin/loadAccountViews';
 import { AccountGate } from './delivery/accountGate';
 import type { DeliveryServices } from './delivery/deliveryServices';
@@ -18,6 +23,7 @@ import { consoleLogger, type Logger } from './log/logger';
 import { CONTAINERS, QUEUES, TABLES } from './names';
 import type { ManagedIdentityCredentialFactory } from './oauth/clientAuth';
 import { ProviderClients } from './oauth/providerClient';
+import { revokeGrant } from './oauth/revokeGrant';
 import { readSetting, RESULT_EVENT_CHOICES, type Env, type ResultEvents } from './settings';
 import { createSecretStore } from './storage/createSecretStore';
 import { AccessTokenTable } from './storage/accessTokenTable';
@@ -28,7 +34,7 @@ import { AccessTokenKey } from './tokens/accessTokenKey';
 import { RefreshLease } from './tokens/refreshLease';
 import { ProviderTokenRefresher } from './tokens/tokenRefresher';
 import { TokenService } from './tokens/tokenService';
-import { TokenStore } from './tokens/tokenStore';
+import { refreshTokenSecretName, TokenStore } from './tokens/tokenStore';
 
 /**
  * The composition root: everything the functions use, built once per process from the app settings, in the
@@ -38,7 +44,16 @@ import { TokenStore } from './tokens/tokenStore';
 export interface App {
   readonly env: Env;
   readonly log: Logger;
+  /** The directory's current snapshot: MAIL_ACCOUNTS and the run-time accounts (refreshed by `getFreshApp`). */
   readonly accounts: readonly Account[];
+  readonly directory: AccountDirectory;
+  /** Creating, changing, pausing and deleting run-time accounts, with the audit trail. */
+  readonly accountAdmin: AccountAdmin;
+  readonly accountAudit: AccountAuditTable;
+  /** Table `accountconfigs`: the run-time accounts' rows (written only through `accountAdmin`). */
+  readonly accountConfigs: AccountConfigTable;
+  /** Every account's state for the status page's counts and filter, listed at most every 30 s. */
+  readonly stateIndex: AccountStateIndex;
   /** Public https base URL of the app; the OAuth redirect URI is built from it, never from request headers. */
   readonly publicBaseUrl: string;
   readonly storage: StorageClients;
@@ -58,7 +73,10 @@ export interface App {
 }
 
 export interface AppOverrides {
+  /** Stands in for MAIL_ACCOUNTS. */
   accounts?: readonly Account[];
+  /** How long the account directory trusts its snapshot (default 5 s). */
+  directoryStaleMs?: number;
   secrets?: SecretStore;
   log?: Logger;
   policy?: DeliveryPolicy;
@@ -72,15 +90,30 @@ export interface AppOverrides {
 
 export function createApp(env: Env, overrides: AppOverrides = {}): App {
   const log = overrides.log ?? consoleLogger;
-  const accounts = overrides.accounts ?? loadAccounts(env);
+  const settingAccounts = overrides.accounts ?? loadAccounts(env);
   const baseUrl = publicBaseUrl(env);
   const storage = createStorageClients(env);
+  const accountConfigs = new AccountConfigTable(storage.table(TABLES.accountConfigs));
+  const directory = new AccountDirectory(settingAccounts, {
+    table: accountConfigs,
+    log,
+    extraAlerts: extraAlertsOf(env),
+    ...(overrides.directoryStaleMs !== undefined ? { staleMs: overrides.directoryStaleMs } : {}),
+  });
   const secrets = overrides.secrets ?? createSecretStore(env);
   const tokenStore = new TokenStore(secrets, new AccessTokenTable(storage.table(TABLES.leases)), new AccessTokenKey(secrets));
   const outbox = storage.queue(QUEUES.outbox);
 
   const accountStatus = new AccountStatusTable(storage.table(TABLES.accounts), overrides.statusCacheMs);
-  const alerts = new AccountAlerts({ accounts, status: accountStatus, outbox, publicBaseUrl: baseUrl, log });
+  const alerts = new AccountAlerts({
+    get accounts() {
+      return directory.accounts;
+    },
+    status: accountStatus,
+    outbox,
+    publicBaseUrl: baseUrl,
+    log,
+  });
   const accountStates = new AccountStateWriter(accountStatus, alerts, log);
 
   const providers = new ProviderClients({
@@ -101,16 +134,20 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
     tokens.forget(accountId);
     senders.closeConnections(accountId);
   };
+  const gate = new AccountGate(accountStatus, dropSessions, (accountId) => directory.pauseDecision(accountId));
   const deliveriesTable = storage.table(TABLES.deliveries);
   const delivery: DeliveryServices = {
-    accounts,
+    get accounts() {
+      return directory.accounts;
+    },
+    refreshAccounts: () => directory.refresh(),
     ledger: overrides.ledger?.(deliveriesTable) ?? new DeliveryLedger(deliveriesTable),
     outbox: new OutboxQueue(outbox),
     results: storage.queue(QUEUES.results),
     attachments: storage.container(CONTAINERS.attachments),
     mime: storage.container(CONTAINERS.mime),
     tokens,
-    gate: new AccountGate(accountStatus, dropSessions),
+    gate,
     accountStates,
     senderFor: (account) => senders.senderFor(account),
     graphSenderFor: (account) => graphSenders.senderFor(account),
@@ -127,10 +164,37 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
     if (change === 'authorized') await releaseWaiting(delivery, accountId);
   });
 
+  const accountAudit = new AccountAuditTable(storage.table(TABLES.accountAudit));
+  const accountAdmin = new AccountAdmin({
+    directory,
+    table: accountConfigs,
+    audit: accountAudit,
+    secrets,
+    accountStates,
+    readRefreshToken: (accountId) => tokenStore.readRefreshToken(accountId),
+    // The access token secret is what earlier versions kept in Key Vault; today access tokens are sealed table rows.
+    grantSecretNames: (accountId) => [refreshTokenSecretName(accountId), `${accountId}-access-token`],
+    revoke: (account, refreshToken) => revokeGrant(providers, account, refreshToken),
+    dropSessions: (accountId) => {
+      dropSessions(accountId);
+      providers.forget(accountId);
+      gate.forget(accountId);
+    },
+    releaseWaiting: (accountId) => releaseWaiting(delivery, accountId, new Date(), new Set(['paused'])),
+    log,
+  });
+
   return {
     env,
     log,
-    accounts,
+    get accounts() {
+      return directory.accounts;
+    },
+    directory,
+    accountAdmin,
+    accountAudit,
+    accountConfigs,
+    stateIndex: new AccountStateIndex(accountStatus),
     publicBaseUrl: baseUrl,
     storage,
     secrets,
@@ -173,6 +237,16 @@ let current: App | undefined;
 export function getApp(): App {
   current ??= createApp(process.env);
   return current;
+}
+
+/**
+ * The process's app with its account directory at most a few seconds old: what every function invocation
+ * starts with, so that an account created on another instance is known here too.
+ */
+export async function getFreshApp(): Promise<App> {
+  const app = getApp();
+  await app.directory.refreshIfStale();
+  return app;
 }
 
 /** Installs the app the functions use (tests, the local host); undefined builds it again from the settings. */

@@ -11,6 +11,10 @@ export const TABLES = {
   deliveries: 'deliveries',
   /** Refresh leases, sealed access tokens, connection slots and rate windows shared by all instances. */
   leases: 'leases',
+  /** Accounts created on the status page or through the accounts API (beside MAIL_ACCOUNTS); never a secret. */
+  accountConfigs: 'accountconfigs',
+  /** Who changed which account, when and what (field names and non-secret values). */
+  accountAudit: 'accountaudit',
 } as const;
 
 export const CONTAINERS = {

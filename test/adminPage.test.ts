@@ -137,12 +137,22 @@ async function render(query = ''): Promise<HttpResponseInit> {
 
 describe('the status page as served', () => {
   test('carries the function key only into links and form actions', async () => {
-    const body = String((await render(`?code=${encodeURIComponent(KEY)}`)).body);
+    const served = String((await render(`?code=${encodeURIComponent(KEY)}`)).body);
+    // The search is a GET form: a browser drops its action's query, so the key rides in one hidden field.
+    const hidden = `<input type="hidden" name="code" value="${KEY}" />`;
+    assert.equal(served.split(hidden).length - 1, 1, 'the search form carries the key once');
+    const body = served.replace(hidden, '');
     const encoded = new URLSearchParams({ code: KEY }).toString();
     const everywhere = body.split(encoded).length - 1;
     const inAttributes = [...body.matchAll(/(?:href|action)="([^"]*)"/g)].filter(([, url]) => url!.includes(encoded)).length;
     const accounts = Object.keys(ACCOUNTS).length;
-    assert.equal(inAttributes, accounts - 1 + accounts + 1, 'each Authorize link (none for app-only), each form, the JSON link');
+    const stateLinks = body.match(/data-state-count=/g)?.length ?? 0;
+    assert.ok(stateLinks > 0);
+    assert.equal(
+      inAttributes,
+      accounts - 1 + accounts + 1 + stateLinks + 1,
+      'each Authorize link (none for app-only), each form, the JSON link, the counts by state, the create form',
+    );
     assert.equal(everywhere, inAttributes, 'the key appears nowhere else');
     assert.ok(!body.includes(KEY), 'never unencoded');
   });

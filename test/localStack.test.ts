@@ -258,6 +258,92 @@ describe('npm start', { timeout: 120_000 }, () => {
     assert.match(stdout, /^Result event e2e-invalid /m);
   });
 
+  test('an account added on the status page is authorized and sends without a restart, and its creation is audited', async () => {
+    const base = `http://127.0.0.1:${stack.ports.OUTBOX_PORT}/api`;
+    const fields = {
+      id: 'reports',
+      provider: 'custom',
+      clientId: 'oauth-outbox-local',
+      user: 'demo@example.com',
+      issuer: `http://127.0.0.1:${stack.ports.IDP_PORT}`,
+      scopes: 'openid email profile offline_access https://outlook.office.com/SMTP.Send',
+      smtpHost: '127.0.0.1',
+      smtpPort: String(stack.ports.SMTP_PORT),
+      smtpSecurity: 'starttls',
+      more: JSON.stringify({
+        clientAuth: { type: 'secret', secretName: 'demo-client-secret' },
+        smtp: { caFile: path.join(stack.dataDir, 'ca', 'ca.pem') },
+      }),
+    };
+    if (browser) {
+      const page = await browser.newPage();
+      try {
+        await page.goto(`${base}/status?code=${FUNCTION_KEY}`);
+        await page.locator('summary', { hasText: 'Add an account' }).click();
+        const form = page.locator('form:has(input[name="action"][value="create"])');
+        for (const [name, value] of Object.entries(fields)) {
+          const input = form.locator(`[name="${name}"]`);
+          if ((await input.evaluate((node) => node.tagName)) === 'SELECT') await input.selectOption(value);
+          else await input.fill(value);
+        }
+        await form.getByRole('button', { name: 'Create account' }).click();
+        await page.waitForURL(/\/api\/status\?.*q=reports/);
+        assert.equal(await page.locator('[data-account="reports"]').count(), 1);
+        assert.equal(await page.locator('tr[data-audit="create"][data-audit-account="reports"]').count(), 1);
+        await page.locator('[data-account="reports"] a', { hasText: /Authori[sz]e/ }).click();
+        await page.waitForURL(/\/api\/oauth\/callback\?|\/interaction\//);
+        if (page.url().includes('/interaction/')) {
+          if (await page.locator('#login').count()) {
+            await page.fill('#login', 'demo@example.com');
+            await page.fill('#password', 'demo');
+            await page.getByRole('button', { name: 'Sign in' }).click();
+          }
+          const proceed = page.getByRole('button', { name: 'Continue' });
+          if (await proceed.count()) await proceed.click();
+          await page.waitForURL(/\/api\/oauth\/callback\?/);
+        }
+        assert.match(await page.locator('h1').innerText(), /authorized/i);
+      } finally {
+        await page.close();
+      }
+    } else {
+      const { id, more, issuer, scopes, smtpHost, smtpPort, smtpSecurity, ...rest } = fields;
+      const extra = JSON.parse(more) as { clientAuth: object; smtp: object };
+      const created = await fetch(`${base}/accounts/${id}?code=${FUNCTION_KEY}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          ...rest,
+          clientAuth: extra.clientAuth,
+          oauth: { issuer, scopes: scopes.split(' ') },
+          smtp: { ...extra.smtp, host: smtpHost, port: Number(smtpPort), security: smtpSecurity },
+        }),
+      });
+      assert.equal(created.status, 201, await created.text());
+      const start = await fetch(`${base}/accounts/reports/authorize?code=${FUNCTION_KEY}`, { redirect: 'manual' });
+      const cookie = start.headers
+        .getSetCookie()
+        .map((c) => c.split(';')[0])
+        .join('; ');
+      const { callbackUrl } = await driveLogin(start.headers.get('location')!, { login: 'demo@example.com', password: 'demo' });
+      assert.equal((await fetch(callbackUrl, { headers: { cookie } })).status, 200);
+    }
+    const sent = await run(
+      'npm',
+      ['run', '--silent', 'enqueue', '--', '--account', 'reports', '--to', 'dave@example.com', '--subject', 'From reports'],
+      { cwd: REPO, env: stack.env },
+    );
+    assert.match(sent.stdout, /Enqueued/);
+    await poll("the run-time account's message in the mailbox", async () => {
+      const list = (await (await fetch(`http://127.0.0.1:${stack.ports.MAILBOX_PORT}/messages.json`)).json()) as {
+        subject: string;
+      }[];
+      return list.find((entry) => entry.subject === 'From reports');
+    });
+    const audit = await (await fetch(`${base}/status?code=${FUNCTION_KEY}&q=reports`)).text();
+    assert.match(audit, /data-audit="create" data-audit-account="reports"/);
+  });
+
   test('a second npm start on the same data folder is refused, naming the one that runs', async () => {
     const second = await startStack({ dataDir: stack.dataDir, waitUntilReady: false });
     const code = await Promise.race([second.exited, new Promise((resolve) => setTimeout(() => resolve('timeout'), 30_000))]);

@@ -1,7 +1,9 @@
-import type { TableClient } from '@azure/data-tables';
+import { odata, type TableClient } from '@azure/data-tables';
 import type { AccountStatus, StatusPatchFields } from './accountStatus';
 
 const PARTITION = 'account';
+/** What `effectiveState` reads. */
+const STATE_FIELDS = ['RowKey', 'state', 'pausedUntil', 'lastRefreshOkAt', 'authorizedAt'] as const;
 
 /**
  * The `accounts` table, read by everyone and written only by AccountStateWriter. `cached()` serves the send
@@ -44,6 +46,27 @@ export class AccountStatusTable {
     const out: AccountStatus[] = [];
     for await (const entity of this.table.listEntities<Record<string, unknown>>({
       queryOptions: { filter: `PartitionKey eq '${PARTITION}'` },
+    })) {
+      out.push(fromEntity(entity));
+    }
+    return out;
+  }
+
+  /** The rows whose ids lie between `first` and `last` (inclusive): one page of the status page in one query. */
+  async listRange(first: string, last: string): Promise<AccountStatus[]> {
+    const out: AccountStatus[] = [];
+    const filter = odata`PartitionKey eq ${PARTITION} and RowKey ge ${first} and RowKey le ${last}`;
+    for await (const entity of this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter } })) {
+      out.push(fromEntity(entity));
+    }
+    return out;
+  }
+
+  /** Every row with only the fields that decide its effective state: the counts by state, at a fraction of `list`. */
+  async listStates(): Promise<AccountStatus[]> {
+    const out: AccountStatus[] = [];
+    for await (const entity of this.table.listEntities<Record<string, unknown>>({
+      queryOptions: { filter: `PartitionKey eq '${PARTITION}'`, select: [...STATE_FIELDS] },
     })) {
       out.push(fromEntity(entity));
     }

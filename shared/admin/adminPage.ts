@@ -4,6 +4,7 @@ import { accountPath, STATUS_PAGE_PATH } from '../web/routes';
 import { withFunctionKey } from '../web/functionKey';
 import type { TestVerdict } from './testEmailOutcome';
 import { formatUtc, relativeTime } from '../web/timeText';
+import { ACCOUNTS_STYLE } from './accountsTable';
 
 export interface StatusPageInput {
   views: readonly AccountView[];
@@ -13,6 +14,10 @@ export interface StatusPageInput {
   /** The outcome of the test email just requested (`?sent=<id>`). */
   testVerdict?: TestVerdict;
   now: number;
+  /** Counts, search, paging, the create form and the audit trail (accountsTable.ts). */
+  overview?: SafeHtml;
+  /** Per account id: what goes under its card (read-only note, or edit/pause/delete). */
+  cardExtras?: ReadonlyMap<string, SafeHtml>;
 }
 
 // page() has no slot for extra CSS; the CSP allows inline styles, so the page brings its own block.
@@ -36,12 +41,13 @@ main{max-width:64rem}
 `.trim();
 
 /** The status page: one card per account with its state in words, its facts, Authorize and a test-email form. */
-export function statusPage({ views, functionKey, testVerdict, now }: StatusPageInput): SafeHtml {
+export function statusPage({ views, functionKey, testVerdict, now, overview, cardExtras }: StatusPageInput): SafeHtml {
   const body = html`<style>
       ${raw(STYLE)}
+      ${raw(ACCOUNTS_STYLE)}
     </style>
-    ${testVerdict ? verdictNotice(testVerdict, now) : ''} ${views.length === 0 ? NO_ACCOUNTS : ''}
-    ${views.map((view) => accountCard(view, functionKey, now))}
+    ${testVerdict ? verdictNotice(testVerdict, now) : ''} ${views.length === 0 && !overview ? NO_ACCOUNTS : ''} ${overview ?? ''}
+    ${views.map((view) => accountCard(view, functionKey, now, cardExtras?.get(view.id)))}
     <p class="note">
       Counts are the deliveries recorded in the last 24 hours. Times are UTC. The same as JSON:
       <a href="${withFunctionKey('/api/accounts', functionKey)}">/api/accounts</a>.
@@ -76,7 +82,7 @@ function verdictNotice(verdict: TestVerdict, now: number): SafeHtml {
   }
 }
 
-function accountCard(view: AccountView, functionKey: string | undefined, now: number): SafeHtml {
+function accountCard(view: AccountView, functionKey: string | undefined, now: number, extra?: SafeHtml): SafeHtml {
   const { status, counts } = view;
   const otherFrom = view.allowedFrom.filter((address) => address !== view.from.toLowerCase());
   const alsoAllowed = otherFrom.length > 0 ? html` <span class="note">(also allowed: ${otherFrom.join(', ')})</span>` : '';
@@ -144,6 +150,7 @@ function accountCard(view: AccountView, functionKey: string | undefined, now: nu
         <button type="submit">Send test email</button>
       </form>
     </div>
+    ${extra ?? ''}
   </section> `;
 }
 

@@ -4,7 +4,7 @@ import { ConfigError } from '../errors';
 import { describeIssues } from '../schemaIssues';
 import { readSetting, type Env } from '../settings';
 import type { Account } from './account';
-import { accountsInputSchema, type AccountInput } from './accountSchema';
+import { accountInputSchema, accountsInputSchema, type AccountInput } from './accountSchema';
 import { PRESETS } from './presets';
 
 export const DEFAULT_TOKEN_MIN_LIFETIME_SECONDS = 600;
@@ -34,7 +34,7 @@ export function loadAccounts(env: Env): Account[] {
   } catch (error) {
     throw new ConfigError(`${source} is not valid JSON: ${(error as Error).message}`);
   }
-  const extraAlerts = (readSetting(env, 'ALERT_RECIPIENTS') ?? '').split(/[,;\s]+/).filter(Boolean);
+  const extraAlerts = extraAlertsOf(env);
   return parseAccounts(json, { source, extraAlerts });
 }
 
@@ -55,6 +55,30 @@ export function parseAccounts(json: unknown, opts: { source?: string; extraAlert
 
   const defaultId = inputs.find((a) => a.default)?.id ?? inputs.find((a) => a.id === 'default')?.id ?? inputs[0]?.id;
   return inputs.map((input) => resolveAccount(input, input.id === defaultId, opts.extraAlerts ?? []));
+}
+
+/** One account as typed on the status page or sent to the accounts API, checked by the same rules as MAIL_ACCOUNTS. */
+export type ParsedAccountInput = { ok: true; input: AccountInput; account: Account } | { ok: false; problems: string[] };
+
+/**
+ * Validates one account with the MAIL_ACCOUNTS schema and cross-field rules; each problem names its field
+ * (`smtp.port: ...`). `isDefault` is decided by the caller, which knows the other accounts.
+ */
+export function parseAccountInput(json: unknown, opts: { isDefault?: boolean; extraAlerts?: string[] } = {}): ParsedAccountInput {
+  const parsed = accountInputSchema.safeParse(json);
+  if (!parsed.success) return { ok: false, problems: describeIssues(parsed.error, { limit: 50 }) };
+  const problems = checkAccount(parsed.data);
+  if (problems.length > 0) return { ok: false, problems };
+  return {
+    ok: true,
+    input: parsed.data,
+    account: resolveAccount(parsed.data, opts.isDefault ?? false, opts.extraAlerts ?? []),
+  };
+}
+
+/** ALERT_RECIPIENTS: receivers added to every account's alerts. */
+export function extraAlertsOf(env: Env): string[] {
+  return (readSetting(env, 'ALERT_RECIPIENTS') ?? '').split(/[,;\s]+/).filter(Boolean);
 }
 
 function formatIssues(source: string, error: z.ZodError): string {

@@ -16,9 +16,13 @@ export class AccountGate {
   constructor(
     private readonly status: AccountStatusTable,
     private readonly dropSessions: (accountId: string) => void,
+    /** An administrator paused the account (run-time accounts): it waits whatever its status row says. */
+    private readonly adminPause: (accountId: string) => SendDecision | undefined = () => undefined,
   ) {}
 
   async check(accountId: string): Promise<SendDecision> {
+    const paused = this.adminPause(accountId);
+    if (paused) return paused;
     let read = this.reading.get(accountId);
     if (!read) {
       read = this.status.cached(accountId).finally(() => {

@@ -67,7 +67,11 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
     return settle((record) => fail(services, record, 'invalid_message', decoded.reason));
   }
   const message = decoded.message;
-  const account = findAccount(services.accounts, message.account);
+  let account = findAccount(services.accounts, message.account);
+  if (!account && services.refreshAccounts) {
+    await services.refreshAccounts();
+    account = findAccount(services.accounts, message.account);
+  }
   if (!account) {
     if (message.account) fields.account = message.account;
     return settle((record) =>

@@ -14,7 +14,10 @@ import type { DeliveryPolicy } from './policy';
 
 /** What the send path works with; built once per process by the composition root (shared/app.ts). */
 export interface DeliveryServices {
-  accounts: readonly Account[];
+  /** The accounts as this instance knows them now (MAIL_ACCOUNTS and the run-time ones). */
+  readonly accounts: readonly Account[];
+  /** Asks the account table again: an account created a moment ago on another instance is not unknown. */
+  refreshAccounts?(): Promise<void>;
   ledger: DeliveryLedger;
   /** Queue `mail-outbox`: the waiting copies of deferred messages go back there. */
   outbox: OutboxQueue;

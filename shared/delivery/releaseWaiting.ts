@@ -20,10 +20,12 @@ export async function releaseWaiting(
   deps: { ledger: DeliveryLedger; outbox: OutboxQueue; log: Logger },
   accountId: string,
   now = new Date(),
+  /** Which waits end (an administrator's resume ends `paused`). */
+  codes: ReadonlySet<DeferredCode> = WAITING_FOR_ADMIN,
 ): Promise<number> {
   let released = 0;
   for await (const record of deps.ledger.waitingOf(accountId)) {
-    if (!record.waitingCopy || !WAITING_FOR_ADMIN.has(record.code as DeferredCode)) continue;
+    if (!record.waitingCopy || !codes.has(record.code as DeferredCode)) continue;
     if (record.nextAttemptAt && Date.parse(record.nextAttemptAt) <= now.getTime()) continue;
     // A copy picked up (its receipt changed) or deleted meanwhile is on its way anyway. The ledger row is not
     // written: the copy decides when it comes back, with the row as it then is.

@@ -57,6 +57,19 @@ export class FileSecretStore implements SecretStore {
     return write;
   }
 
+  async delete(name: string): Promise<void> {
+    assertSecretName(name);
+    const write = this.writeQueue.then(async () => {
+      const file = await this.readFile();
+      const key = keyOf(file.secrets, name);
+      if (key === undefined) return;
+      delete file.secrets[key];
+      await this.replaceFile(`${JSON.stringify(file, null, 2)}\n`);
+    });
+    this.writeQueue = write.catch(() => undefined);
+    return write;
+  }
+
   private async readFile(): Promise<SecretsFile> {
     let text: string;
     try {

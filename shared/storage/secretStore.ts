@@ -10,6 +10,11 @@ export interface SecretStore {
   read(name: string): Promise<SecretVersion | undefined>;
   /** Writes a new version. Callers write only when the value changed. */
   set(name: string, value: string, options?: { contentType?: string; tags?: Record<string, string> }): Promise<void>;
+  /**
+   * Removes the secret (Key Vault: deletes it, soft-delete keeps it recoverable for the vault's retention).
+   * Absent is not an error. Optional: a store without it leaves the secret in place, and the caller says so.
+   */
+  delete?(name: string): Promise<void>;
 }
 
 export interface SecretVersion {

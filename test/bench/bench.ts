@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --starttls] [-- --stages] [-- --only=raw,core,burst,handler,budget,backlog,apprss,race,relay,graph,bundle,p7]`
+ * `npm run bench [-- --quick] [-- --starttls] [-- --stages] [-- --only=raw,core,burst,handler,budget,backlog,apprss,race,relay,graph,bundle,p7,accounts]`
  *
  * Throughput, limits, memory and bundle of the send path on this machine, everything on loopback:
  * Azurite (child process), the XOAUTH2 budget sink (child process, test/support/budgetSmtp.ts) and, for the
@@ -52,6 +52,7 @@ import { REFRESH_TARGETS, runRefreshBench } from './refreshBench';
 import { RELAY_TARGETS, runRelayBench } from './relayBench';
 import { measureRace, runRaceProperty } from './race';
 import type { GraphBenchResult } from './graphBench';
+import { ACCOUNTS_PAGE_TARGET_MS, measureAccountsPage } from './accountsPage';
 
 // ---- settings ------------------------------------------------------------------------------------------
 
@@ -62,7 +63,7 @@ const STAGES = argv.includes('--stages');
 const ONLY = new Set(
   (
     argv.find((a) => a.startsWith('--only='))?.slice('--only='.length) ??
-    'raw,core,burst,handler,budget,backlog,apprss,race,relay,graph,bundle,p7'
+    'raw,core,burst,handler,budget,backlog,apprss,race,relay,graph,bundle,p7,accounts'
   )
     .split(',')
     .filter(Boolean),
@@ -781,7 +782,10 @@ type ReportKey =
   | 'p7_refresh_minutes'
   | 'p7_kv_throttles'
   | 'p7_kv_writes_per_refresh'
-  | 'p7_kv_writes_per_day_reusable';
+  | 'p7_kv_writes_per_day_reusable'
+  | 'p7_accounts_page_ms'
+  | 'p7_accounts_page_cold_ms'
+  | 'p7_accounts_page_warm_ms';
 const report: Record<ReportKey, number | null> = {
   raw_msgs_per_s: null,
   core_msgs_per_s: null,
@@ -821,6 +825,9 @@ const report: Record<ReportKey, number | null> = {
   p7_kv_throttles: null,
   p7_kv_writes_per_refresh: null,
   p7_kv_writes_per_day_reusable: null,
+  p7_accounts_page_ms: null,
+  p7_accounts_page_cold_ms: null,
+  p7_accounts_page_warm_ms: null,
 };
 const lines: string[] = [];
 const details: string[] = [];
@@ -1089,6 +1096,20 @@ if (rssBeforeP7 !== undefined) details.push(`p7: bench process RSS peak ${round(
 details.push(
   `RSS peak: bench process ${round(rss.peakMb())} MB (${round(rssAfterImportsMb)} MB once its modules were loaded under tsx; V8 heap at the peak ${round(rss.atPeak().heapUsedMb)} MB used of ${round(rss.atPeak().heapTotalMb)} MB), budget workers ${round(workerRssPeak)} MB (${round(workerRssAfterPrepare)} MB after start-up), sink process ${round(sinkRssPeak)} MB (not counted: stands in for the remote server)`,
 );
+if (ONLY.has('accounts')) {
+  const count = QUICK ? 2_000 : 10_000;
+  progress(`accounts: the status page's first page with ${count} accounts`);
+  const a = await measureAccountsPage({
+    accounts: count,
+    ...(stackConnectionString ? { connectionString: stackConnectionString } : {}),
+    progress,
+  });
+  report.p7_accounts_page_ms = a.firstMs;
+  report.p7_accounts_page_cold_ms = a.coldMs;
+  report.p7_accounts_page_warm_ms = a.warmMs;
+  details.push(...a.details);
+}
+
 details.push(`total time ${round((performance.now() - benchStarted) / 1000)} s`);
 rss.stop();
 
@@ -1110,6 +1131,7 @@ lines.push(
   `  apprss    peak RSS of the built bundle in plain node (no TypeScript loader) running sendMail, ${HANDLER_CONCURRENCY} in flight`,
   `  race      50 ids × 3 copies and 10 ids × 8 copies enqueued at the same moment through sendMail (16 in flight), idle and inside a ${QUICK ? 500 : 2_000}-message burst; then (full run only) the interleaving property (test/exactlyOnce.test.ts) for 3000 runs`,
   `  relay     ${QUICK ? 400 : 1500} messages of 100 KB from 8 pooled STARTTLS device connections through the relay's bundle (its own process) to blob + queue on Azurite; rate, p95 latency, the relay's peak RSS`,
+  `  accounts  the status page's first page (the real admin handler) with ${QUICK ? 2_000 : 10_000} run-time accounts and their status rows on Azurite: first view on a running instance (counts listed fresh), on a brand-new instance (also loads the directory), warm (median of 5)`,
   `  rss       peak resident memory of the bench process and the workers (all under tsx: see the breakdown below)`,
   `  graph     ${CFG.n} small JSON messages to the Graph stand-in (real app-only tokens; its own process): raw a plain fetch loop (4 in flight), core composeMail + buildGraphRequest + GraphSender (4 slots in Azurite, 64 in flight), both in a child process; median of ${CFG.rounds}`,
   `  bundle    dist/index.mjs size; import() time in a fresh node process, median of ${CFG.loads}`,
@@ -1245,6 +1267,14 @@ row(
   '0',
   verdict(report.graph_throttle_replies, (v) => v <= TARGETS.throttleReplies),
 );
+row(
+  'accounts page',
+  fmt(report.p7_accounts_page_ms, ' ms'),
+  `≤ ${ACCOUNTS_PAGE_TARGET_MS} ms`,
+  verdict(report.p7_accounts_page_ms, (v) => v <= ACCOUNTS_PAGE_TARGET_MS),
+);
+row('accounts page new inst.', fmt(report.p7_accounts_page_cold_ms, ' ms'), '', '');
+row('accounts page warm', fmt(report.p7_accounts_page_warm_ms, ' ms'), '', '');
 row('race ids', fmt(report.race_ids), '', '');
 row(
   'race duplicates',

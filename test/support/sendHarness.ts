@@ -108,6 +108,8 @@ export async function startSendHarness(options: {
   statusCacheMs?: number;
   /** Names this harness as an instance of its own in leases and connection slots. */
   instanceId?: string;
+  /** How long the account directory trusts its snapshot (default 5 s). */
+  directoryStaleMs?: number;
   /** Store a made-up access and refresh token per account first (default); false when the test authorizes them. */
   seedTokens?: boolean;
 }): Promise<SendHarness> {
@@ -131,6 +133,7 @@ export async function startSendHarness(options: {
       policy: options.policy ?? FAST_POLICY,
       ...(options.statusCacheMs !== undefined ? { statusCacheMs: options.statusCacheMs } : {}),
       ...(options.instanceId ? { instanceId: options.instanceId } : {}),
+      ...(options.directoryStaleMs !== undefined ? { directoryStaleMs: options.directoryStaleMs } : {}),
       ...(options.ledger ? { ledger: options.ledger } : {}),
     },
   );
