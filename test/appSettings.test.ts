@@ -8,7 +8,7 @@
  * docs' table with the code's default); set by the platform; or for local runs and tests only. The docs name all.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { testEmailWaitMs } from '../shared/admin/testEmailOutcome';
@@ -19,6 +19,7 @@ import { APP_SETTINGS } from '../shared/settings';
 import { refreshSchedule } from '../shared/tokens/refreshSchedule';
 import { declarations, find, literal, property, readBicep, resources, type BicepFile } from './support/bicep';
 import { settingGroup } from './support/bicepAppSettings';
+import { settingsReadIn, sourceFiles } from './support/settingsRead';
 
 const repo = join(import.meta.dirname, '..');
 const read = (file: string) => readFileSync(join(repo, file), 'utf8');
@@ -61,30 +62,11 @@ const CODE_DEFAULTS: Record<string, string> = {
 
 /** Every setting name functions/ and shared/ read. */
 function settingsTheCodeReads(): Set<string> {
-  const names = new Set<string>();
-  const walk = (dir: string): void => {
-    for (const entry of readdirSync(join(repo, dir), { withFileTypes: true })) {
-      const path = `${dir}/${entry.name}`;
-      if (entry.isDirectory()) walk(path);
-      else if (entry.name.endsWith('.ts')) {
-        const source = read(path);
-        for (const m of [
-          ...source.matchAll(/process\.env\.([A-Za-z_]\w*)/g),
-          ...source.matchAll(/process\.env\[\s*['"`]([^'"`]+)['"`]\s*\]/g),
-          ...source.matchAll(/readSetting\(\s*[\w.]+\s*,\s*['"`]([^'"`]+)['"`]/g),
-          ...source.matchAll(/['"`]%([A-Za-z_]\w*)%['"`]/g),
-        ])
-          names.add(m[1]!.replace(/^\$\{\w+\}(?=__)/, STORAGE_CONNECTION));
-        // `${connection}__queueServiceUri` and the like: the connection is MailStorage (or the host's).
-        for (const m of source.matchAll(/readSetting\(\s*[\w.]+\s*,\s*`\$\{\w+\}(__\w+)`/g))
-          names.add(`${STORAGE_CONNECTION}${m[1]}`);
-      }
-    }
-  };
-  walk('functions');
-  walk('shared');
-  names.delete('NODE_ENV');
-  return names;
+  return new Set(
+    ['functions', 'shared'].flatMap((dir) =>
+      sourceFiles(repo, dir).flatMap((file) => settingsReadIn(readFileSync(file, 'utf8'))),
+    ),
+  );
 }
 
 /** `${NAME=default}` → { variable: NAME, default }. */

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +35,7 @@ import {
 import { readSimpleYaml } from './support/azdProject';
 import { appSettingGroups, appSettingsOf, settingGroup } from './support/bicepAppSettings';
 import { resourceGroupId, run, startArmStandIn, type ArmStandIn } from './support/armStandIn';
+import { settingsReadIn, sourceFiles as sourceFilesUnder } from './support/settingsRead';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const infra = join(repo, 'infra');
@@ -118,20 +119,7 @@ function readJson<T>(path: string): T {
   return JSON.parse(readFileSync(join(repo, path), 'utf8')) as T;
 }
 
-function sourceFiles(dir: string): string[] {
-  const root = join(repo, dir);
-  if (!existsSync(root)) return [];
-  const found: string[] = [];
-  const walk = (current: string): void => {
-    for (const entry of readdirSync(current, { withFileTypes: true })) {
-      const full = join(current, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else if (/\.(ts|mts|js|mjs)$/.test(entry.name) && !entry.name.endsWith('.d.ts')) found.push(full);
-    }
-  };
-  walk(root);
-  return found;
-}
+const sourceFiles = (dir: string): string[] => sourceFilesUnder(repo, dir);
 
 /**
  * Evaluates the few Bicep expressions a test needs: literals, vars, params (given, or their defaults), ternaries,
@@ -452,13 +440,9 @@ describe('app settings', () => {
     for (const file of [...sourceFiles('functions'), ...sourceFiles('shared')]) {
       const source = readFileSync(file, 'utf8');
       const where = file.slice(repo.length + 1);
-      const read = [
-        ...source.matchAll(/process\.env\.([A-Za-z_][\w]*)/g),
-        ...source.matchAll(/process\.env\[\s*['"`]([^'"`]+)['"`]\s*\]/g),
-        ...source.matchAll(/readSetting\(\s*[\w.]+\s*,\s*['"`]([^'"`]+)['"`]/g),
-      ].map((m) => m[1]!.replace(/^\$\{\w+\}(?=__)/, STORAGE_CONNECTION)); // `${connection}__clientId`: the one connection, checked below
-      for (const name of read)
-        if (!declared.has(name) && name !== 'NODE_ENV') problems.push(`${where} reads ${name}, not in APP_SETTINGS`);
+      // `${connection}__clientId` counts as the one connection, which the check below holds to STORAGE_CONNECTION.
+      for (const name of settingsReadIn(source))
+        if (!declared.has(name)) problems.push(`${where} reads ${name}, not in APP_SETTINGS`);
       for (const m of source.matchAll(/['"`]%([A-Za-z_][\w]*)%['"`]/g)) {
         if (!settings.has(m[1]!))
           problems.push(`${where} binds %${m[1]}%, which Bicep does not set (the function would fail to load)`);

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { callArguments, find, property, readBicep, resources, type BicepFile } from './support/bicep';
 import {
   assignment,
@@ -232,7 +232,6 @@ describe('what the template declares and how it marks its own', () => {
     rbac = await readBicep(join(repo, 'infra/app/rbac.bicep'), repo);
     main = await readBicep(join(repo, 'infra/main.bicep'), repo);
   });
-  after(() => {});
 
   test('every assignment carries its reason from roles.json as description, and the reasons tell them apart', () => {
     const assignments = resources(rbac).filter((r) => r.target === 'Microsoft.Authorization/roleAssignments');

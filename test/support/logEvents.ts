@@ -22,12 +22,6 @@ export interface LogEvent {
 
 const LOG_METHODS = new Set(['info', 'warn', 'error']);
 
-function sourceFiles(program: ts.Program, repo: string, dirs: string[]): ts.SourceFile[] {
-  return program
-    .getSourceFiles()
-    .filter((f) => !f.isDeclarationFile && dirs.some((d) => relative(join(repo, d), f.fileName).split(/[\\/]/)[0] !== '..'));
-}
-
 /** The string values a type allows: literals only; undefined when any string (or a non-string) fits. */
 function stringValues(type: ts.Type): Set<string> | undefined {
   const members = type.isUnion() ? type.types : [type];
@@ -100,8 +94,9 @@ export function logEvents(repo: string, dirs = ['shared', 'functions', 'relay'])
   const checker = program.getTypeChecker();
   const loggerFile = join(repo, 'shared', 'log', 'logger.ts').split('\\').join('/');
 
+  const rootFiles = new Set(roots.map((f) => f.split('\\').join('/')));
   const events = new Map<string, LogEvent>();
-  for (const file of sourceFiles(program, repo, dirs)) {
+  for (const file of program.getSourceFiles().filter((f) => rootFiles.has(f.fileName))) {
     const visit = (node: ts.Node): void => {
       if (ts.isCallExpression(node) && node.arguments.length >= 1 && ts.isStringLiteralLike(node.arguments[0]!)) {
         if (isLoggerCall(checker, node, loggerFile)) {
