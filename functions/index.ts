@@ -5,6 +5,7 @@ import './refreshTokens';
 import './authorize';
 import './oauthCallback';
 import './admin';
+import './statusRedirect';
 import './accountList';
 import './accountDetail';
 import './accountTest';

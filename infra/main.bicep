@@ -1,7 +1,8 @@
 targetScope = 'subscription'
 
 // oauth-outbox: Flex Consumption function app, storage without shared keys, Key Vault with RBAC,
-// Log Analytics + Application Insights without local authentication, least-privilege role assignments.
+// Log Analytics + Application Insights without local authentication, a workbook and alert rules over the app's
+// logs, least-privilege role assignments (the post-provision hook removes those a deployment no longer declares).
 // The shape follows Azure-Samples/functions-quickstart-typescript-azd: modules by concern under app/, names from
 // abbreviations.json and a resource token, Azure Verified Modules pinned to versions.
 
@@ -31,8 +32,8 @@ param refreshSchedule string = ''
 @description('Public https base URL when the app is reached through a custom domain or a proxy, without a path. Empty means https://<default host name of the function app>. A trailing slash is ignored.')
 param publicBaseUrl string = ''
 
-@description('Key Vault purge protection. Off for development so that azd down --purge removes the vault; turn it on for production (it cannot be turned off again).')
-param keyVaultEnablePurgeProtection bool = false
+@description('Key Vault purge protection: a deleted vault (with every refresh token in it) stays recoverable for keyVaultSoftDeleteRetentionInDays and nobody can purge it before. Once on, it cannot be turned off. Turn it off only for a throwaway environment that azd down --purge must remove at once.')
+param keyVaultEnablePurgeProtection bool = true
 
 @minValue(7)
 @maxValue(90)
@@ -60,10 +61,38 @@ param maximumInstanceCount int = 100
 @description('Memory of each function app instance, in MB.')
 param instanceMemoryMB int = 2048
 
+@description('App setting MESSAGE_EXPIRY_DAYS: days a message may wait unsent before it fails "expired" (fractions allowed, at most 365). Empty: the app keeps its current value, 7 when never set. MIME messages of the SMTP relay in mail-mime are kept one day longer than this.')
+param messageExpiryDays string = ''
+
+@allowed([
+  ''
+  'all'
+  'failures'
+  'none'
+])
+@description('App setting RESULT_EVENTS: which outcomes go to queue mail-results. Empty: the app keeps its current value, all when never set.')
+param resultEvents string = ''
+
+@description('App setting TEST_EMAIL_WAIT_SECONDS: how long the test-email route waits for the send path\'s verdict (at most 60). Empty: the app keeps its current value, 20 when never set.')
+param testEmailWaitSeconds string = ''
+
+@description('FTP and SCM (Kudu) basic authentication with publishing credentials on the function app. Off: every deployment authenticates with Microsoft Entra ID, as azd does.')
+param allowBasicPublishingCredentials bool = false
+
+@description('Diagnostic settings that send the platform logs and metrics of the function app, the storage services and Key Vault to the Log Analytics workspace.')
+param diagnosticLogs bool = true
+
+@description('With diagnosticLogs: also every storage read. The queue trigger polls all the time, so this costs more ingestion than all the other logs together.')
+param storageReadLogs bool = false
+
 @minValue(1)
-@maxValue(365)
-@description('Days a MIME message from the SMTP relay may stay in the container mail-mime; a storage lifecycle rule deletes older ones.')
-param mailMimeRetentionDays int = 7
+@description('Alert when more messages than this of one account failed for good within an hour.')
+param alertFailedMessagesPerHour int = 10
+
+@minValue(1)
+@maxValue(47)
+@description('Alert when a message has waited unsent longer than this many hours (the alert looks back two days).')
+param alertOldestWaitingHours int = 24
 
 @description('Object (principal) id of the SMTP relay\'s Microsoft Entra identity. Set, it may write blobs to mail-mime and send messages to mail-outbox, and nothing else. Empty grants nothing.')
 param relayPrincipalId string = ''
@@ -91,6 +120,7 @@ param storageAccountName string = ''
 param keyVaultName string = ''
 param logAnalyticsName string = ''
 param applicationInsightsName string = ''
+param actionGroupName string = ''
 
 var abbrs = loadJsonContent('./abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -123,6 +153,14 @@ var blobContainerNames = [
 // them) and the queue the relay sends to.
 var mimeContainerName = 'mail-mime'
 var outboxQueueName = 'mail-outbox'
+
+// Who receives the alert rules' mails: ALERT_RECIPIENTS and every account's own alert receivers, as the app's
+// account alerts do (shared/config/loadAccounts.ts splits ALERT_RECIPIENTS the same way).
+var alertReceivers = union(
+  filter(map(split(alertRecipients, [',', ';', ' ']), address => trim(address)), address => !empty(address)),
+  flatten(map(mailAccounts, account => account.?alerts ?? []))
+)
+var logAnalyticsWorkspaceId = diagnosticLogs ? monitoring.outputs.logAnalyticsWorkspaceId : ''
 
 resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {
   name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
@@ -166,12 +204,19 @@ module storage './app/storage.bicep' = {
     blobContainerNames: blobContainerNames
     queueNames: queueNames
     tableNames: tableNames
-    expiringContainers: [
-      {
-        name: mimeContainerName
-        days: mailMimeRetentionDays
-      }
-    ]
+    logAnalyticsWorkspaceId: logAnalyticsWorkspaceId
+    logReads: storageReadLogs
+  }
+}
+
+// After the app settings: the lifecycle of mail-mime follows MESSAGE_EXPIRY_DAYS as the app has it.
+module storageLifecycle './app/storageLifecycle.bicep' = {
+  name: 'storageLifecycle'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    containerName: mimeContainerName
+    messageExpiryDays: api.outputs.MESSAGE_EXPIRY_DAYS
   }
 }
 
@@ -195,7 +240,22 @@ module keyVault './app/keyvault.bicep' = {
     tags: tags
     enablePurgeProtection: keyVaultEnablePurgeProtection
     softDeleteRetentionInDays: keyVaultSoftDeleteRetentionInDays
-    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    logAnalyticsWorkspaceId: logAnalyticsWorkspaceId
+  }
+}
+
+module operations './app/operations.bicep' = {
+  name: 'operations'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    actionGroupName: !empty(actionGroupName) ? actionGroupName : '${abbrs.insightsActionGroups}${resourceToken}'
+    alertRuleNamePrefix: 'alert-${resourceToken}-'
+    alertReceivers: alertReceivers
+    failedMessagesPerHourThreshold: alertFailedMessagesPerHour
+    oldestWaitingHoursThreshold: alertOldestWaitingHours
   }
 }
 
@@ -227,6 +287,11 @@ module api './app/api.bicep' = {
     alertRecipients: alertRecipients
     refreshSchedule: refreshSchedule
     publicBaseUrl: publicBaseUrl
+    messageExpiryDays: messageExpiryDays
+    resultEvents: resultEvents
+    testEmailWaitSeconds: testEmailWaitSeconds
+    allowBasicPublishingCredentials: allowBasicPublishingCredentials
+    logAnalyticsWorkspaceId: logAnalyticsWorkspaceId
     adminSignInClientId: adminSignInClientId
     adminSignInAllowedObjectIds: adminSignInAllowedObjectIds
   }
@@ -267,3 +332,8 @@ output API_IDENTITY_CLIENT_ID string = apiUserAssignedIdentity.outputs.clientId
 output API_IDENTITY_PRINCIPAL_ID string = apiUserAssignedIdentity.outputs.principalId
 // Register it on the admin sign-in's app registration (Web platform); empty while the sign-in is off.
 output ADMIN_SIGN_IN_REDIRECT_URI string = api.outputs.ADMIN_SIGN_IN_REDIRECT_URI
+output MONITORING_WORKBOOK_ID string = operations.outputs.workbookId
+// For the post-provision hook's removal of role assignments this template made before and no longer declares.
+output AZURE_RESOURCE_GROUP_ID string = rg.id
+output AZURE_RESOURCE_MANAGER_ENDPOINT string = environment().resourceManager
+output ROLE_ASSIGNMENT_NAMES string = join(rbac.outputs.roleAssignmentNames, ',')

@@ -7,12 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { before, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CONTAINERS, QUEUES, STORAGE_CONNECTION, TABLES } from '../shared/names';
 import { APP_SETTINGS, DEFAULT_REFRESH_SCHEDULE } from '../shared/settings';
+import { DEFAULT_MESSAGE_EXPIRY_DAYS, policyFromSettings } from '../shared/delivery/policy';
+import type { Node } from 'web-tree-sitter';
 import {
   callArguments,
   callee,
@@ -31,6 +33,9 @@ import {
   type ResourceDeclaration,
 } from './support/bicep';
 import { readSimpleYaml } from './support/azdProject';
+import { appSettingGroups, appSettingsOf, settingGroup } from './support/bicepAppSettings';
+import { resourceGroupId, run, startArmStandIn, type ArmStandIn } from './support/armStandIn';
+import { settingsReadIn, sourceFiles as sourceFilesUnder } from './support/settingsRead';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const infra = join(repo, 'infra');
@@ -114,34 +119,78 @@ function readJson<T>(path: string): T {
   return JSON.parse(readFileSync(join(repo, path), 'utf8')) as T;
 }
 
-/** The app settings object literals that make up the function app's appsettings config. */
-function appSettingsOf(api: BicepFile): Map<string, string> {
-  const config = resources(api).find(
-    (r) => r.target === 'Microsoft.Web/sites/config' && stringValue(property(r.body, 'name')) === 'appsettings',
-  );
-  assert.ok(config, `${api.path}: declares the appsettings config of the function app`);
-  const value = property(config.body, 'properties');
-  const objects =
-    value?.type === 'object' ? [value] : callee(value) === 'union' ? callArguments(value).filter((a) => a.type === 'object') : [];
-  assert.ok(objects.length > 0, `${api.path}: the app settings are an object literal (or a union with one)`);
-  const settings = new Map<string, string>();
-  for (const object of objects) for (const [key, node] of objectProperties(object)) settings.set(key, text(node) ?? '');
-  return settings;
-}
+const sourceFiles = (dir: string): string[] => sourceFilesUnder(repo, dir);
 
-function sourceFiles(dir: string): string[] {
-  const root = join(repo, dir);
-  if (!existsSync(root)) return [];
-  const found: string[] = [];
-  const walk = (current: string): void => {
-    for (const entry of readdirSync(current, { withFileTypes: true })) {
-      const full = join(current, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else if (/\.(ts|mts|js|mjs)$/.test(entry.name) && !entry.name.endsWith('.d.ts')) found.push(full);
+/**
+ * Evaluates the few Bicep expressions a test needs: literals, vars, params (given, or their defaults), ternaries,
+ * arithmetic and comparisons, and the functions used in them, with ARM's rules (int of a non-integer fails).
+ */
+function evaluate(file: BicepFile, node: Node | null | undefined, params: Record<string, unknown>): unknown {
+  const value = (n: Node | null | undefined) => evaluate(file, n, params);
+  assert.ok(node, 'an expression to evaluate');
+  switch (node.type) {
+    case 'string': {
+      const s = stringValue(node);
+      assert.ok(s !== undefined, `no interpolation: ${node.text}`);
+      return s;
     }
-  };
-  walk(root);
-  return found;
+    case 'number':
+      return Number(node.text);
+    case 'identifier': {
+      if (node.text in params) return params[node.text];
+      const declaration = find(file, 'var', node.text) ?? find(file, 'param', node.text);
+      assert.ok(declaration?.value, `${node.text} is a var or a param with a default`);
+      return value(declaration.value);
+    }
+    case 'parenthesized_expression':
+      return value(node.namedChildren[0]);
+    case 'ternary_expression':
+      return value(node.childForFieldName('condition'))
+        ? value(node.childForFieldName('consequence'))
+        : value(node.childForFieldName('alternative'));
+    case 'unary_expression':
+      assert.equal(node.children[0]?.text, '!');
+      return !value(node.childForFieldName('argument'));
+    case 'subscript_expression':
+      return (value(node.childForFieldName('object')) as unknown[])[Number(value(node.childForFieldName('index')))];
+    case 'binary_expression': {
+      const left = value(node.childForFieldName('left')) as number;
+      const right = value(node.childForFieldName('right')) as number;
+      const operator = node.children.find((c) => c && !c.isNamed)?.text;
+      const operations: Record<string, () => unknown> = {
+        '+': () => left + right,
+        '-': () => left - right,
+        '>': () => left > right,
+        '<': () => left < right,
+        '&&': () => Boolean(left) && Boolean(right),
+        '||': () => Boolean(left) || Boolean(right),
+        '==': () => left === right,
+      };
+      assert.ok(operator && operator in operations, `operator ${operator}`);
+      return operations[operator]!();
+    }
+    case 'call_expression': {
+      const args = callArguments(node).map(value);
+      const functions: Record<string, (...a: never[]) => unknown> = {
+        empty: (x: string | unknown[]) => x.length === 0,
+        length: (x: string | unknown[]) => x.length,
+        trim: (x: string) => x.trim(),
+        split: (x: string, separator: string) => x.split(separator),
+        first: (x: unknown[]) => x[0],
+        last: (x: unknown[]) => x[x.length - 1],
+        replace: (x: string, from: string, to: string) => x.split(from).join(to),
+        int: (x: string | number) => {
+          assert.match(String(x), /^-?\d+$/, `int(${JSON.stringify(x)}) fails the deployment`);
+          return Number(x);
+        },
+      };
+      const name = callee(node)!;
+      assert.ok(name in functions, `function ${name}`);
+      return (functions[name] as (...a: unknown[]) => unknown)(...args);
+    }
+    default:
+      assert.fail(`cannot evaluate ${node.type}: ${node.text}`);
+  }
 }
 
 before(async () => {
@@ -247,7 +296,7 @@ describe('main.bicep', () => {
     const registry = [...files.values()].flatMap((f) =>
       resources(f).filter((r) => r.kind === 'module' && !r.target.startsWith('./')),
     );
-    assert.ok(registry.length >= 5);
+    assert.ok(registry.length >= 3);
     for (const module of registry) assert.match(module.target, /^br\/public:avm\/res\/[a-z-]+\/[a-z-]+:\d+\.\d+\.\d+$/);
   });
 
@@ -300,8 +349,8 @@ describe('app settings', () => {
     assert.ok(!settings.has('AzureWebJobsStorage'), 'host storage uses the identity, not a connection string');
   });
 
-  test('storage connections are identity-based with the user-assigned identity', () => {
-    const settings = appSettingsOf(bicep('infra/app/api.bicep'));
+  test('storage connections are identity-based with the user-assigned identity, and always written by Bicep', () => {
+    const settings = settingGroup(bicep('infra/app/api.bicep'), 'connectionSettings');
     assert.equal(STORAGE_CONNECTION, 'MailStorage');
     for (const connection of [STORAGE_CONNECTION, 'AzureWebJobsStorage']) {
       assert.equal(settings.get(`${connection}__credential`), "'managedidentity'", `${connection}__credential`);
@@ -312,33 +361,72 @@ describe('app settings', () => {
       assert.equal(settings.get(`${STORAGE_CONNECTION}__${service}ServiceUri`), `stg.properties.primaryEndpoints.${service}`);
     }
     assert.equal(settings.get('AZURE_CLIENT_ID'), 'identityClientId');
+    assert.equal(settings.get('KEY_VAULT_URL'), 'keyVaultUri');
+    assert.equal(settings.get('APPLICATIONINSIGHTS_CONNECTION_STRING'), 'applicationInsights.properties.ConnectionString');
+    assert.equal(settings.get('APPLICATIONINSIGHTS_AUTHENTICATION_STRING'), "'ClientId=${identityClientId};Authorization=AAD'");
   });
 
-  test('the other settings come from the intended sources', () => {
+  test('provisioning keeps the settings set by hand: current settings first, azd and the connections on top', () => {
+    const api = bicep('infra/app/api.bicep');
+    const order = appSettingGroups(api).map((g) => g.source);
+    assert.deepEqual(order, [
+      'firstDeploymentSettings',
+      'currentAppSettings',
+      'additionalAppSettings',
+      'adminSignInSettings',
+      'azdEnvironmentSettings',
+      'connectionSettings',
+    ]);
+    assert.equal(
+      text(find(api, 'var', 'currentAppSettings')?.value),
+      "list('${site.id}/config/appsettings', '2024-11-01').properties",
+      'the settings the app has before this deployment',
+    );
+  });
+
+  test('the other settings come from the azd environment, each written only when its variable is set', () => {
     const api = bicep('infra/app/api.bicep');
     const main = bicep('infra/main.bicep');
-    const settings = appSettingsOf(api);
-    assert.equal(settings.get('MAIL_ACCOUNTS'), 'string(mailAccounts)');
-    assert.equal(settings.get('KEY_VAULT_URL'), 'keyVaultUri');
-    assert.equal(settings.get('ALERT_RECIPIENTS'), 'alertRecipients');
-    assert.equal(settings.get('REFRESH_SCHEDULE'), '!empty(refreshSchedule) ? refreshSchedule : defaultRefreshSchedule');
+    const fromAzd = settingGroup(api, 'azdEnvironmentSettings');
+    assert.equal(fromAzd.get('MAIL_ACCOUNTS'), 'string(mailAccounts)');
+    assert.equal(fromAzd.get('ALERT_RECIPIENTS'), 'alertRecipients');
+    assert.equal(fromAzd.get('REFRESH_SCHEDULE'), 'refreshSchedule');
+    assert.equal(fromAzd.get('PUBLIC_BASE_URL'), 'givenBaseUrl');
+    assert.equal(fromAzd.get('MESSAGE_EXPIRY_DAYS'), 'messageExpiryDays');
+    assert.equal(fromAzd.get('RESULT_EVENTS'), 'resultEvents');
+    assert.equal(fromAzd.get('TEST_EMAIL_WAIT_SECONDS'), 'testEmailWaitSeconds');
+    // Each is `empty(x) ? {} : { NAME: x }`: an empty variable leaves the app's value as it is.
+    const union = find(api, 'var', 'azdEnvironmentSettings')?.value;
+    for (const part of callArguments(union)) assert.match(text(part) ?? '', /^empty\((\w+)\) \? \{\} : \{ \w+: .*\b\1\b.* \}$/);
+
+    const first = settingGroup(api, 'firstDeploymentSettings');
+    assert.equal(first.get('MAIL_ACCOUNTS'), "'[]'");
+    assert.equal(first.get('REFRESH_SCHEDULE'), 'defaultRefreshSchedule');
     assert.equal(literal(find(api, 'var', 'defaultRefreshSchedule')?.value), DEFAULT_REFRESH_SCHEDULE);
-    assert.equal(settings.get('PUBLIC_BASE_URL'), 'effectiveBaseUrl');
-    assert.equal(
-      text(find(api, 'var', 'effectiveBaseUrl')?.value),
-      "!empty(givenBaseUrl) ? givenBaseUrl : 'https://${api.outputs.defaultHostname}'",
-    );
+    assert.equal(first.get('PUBLIC_BASE_URL'), "'https://${api.outputs.defaultHostname}'");
     assert.equal(
       text(find(api, 'var', 'givenBaseUrl')?.value),
       "endsWith(publicBaseUrl, '/') ? take(publicBaseUrl, length(publicBaseUrl) - 1) : publicBaseUrl",
       'a trailing slash in publicBaseUrl is dropped, so the redirect URI has no //',
     );
-    assert.equal(settings.get('APPLICATIONINSIGHTS_CONNECTION_STRING'), 'applicationInsights.properties.ConnectionString');
-    assert.equal(settings.get('APPLICATIONINSIGHTS_AUTHENTICATION_STRING'), "'ClientId=${identityClientId};Authorization=AAD'");
+    assert.equal(text(find(api, 'var', 'mergedBaseUrl')?.value), 'appSettingsValues.PUBLIC_BASE_URL');
+    assert.equal(
+      text(find(api, 'var', 'effectiveBaseUrl')?.value),
+      "endsWith(mergedBaseUrl, '/') ? take(mergedBaseUrl, length(mergedBaseUrl) - 1) : mergedBaseUrl",
+      'the outputs show the base URL the app uses, also when it was set by hand',
+    );
 
     const apiModule = resource(main, 'api');
     assert.equal(text(property(apiModule.body, 'params.keyVaultUri')), 'keyVault.outputs.uri');
-    for (const name of ['mailAccounts', 'alertRecipients', 'refreshSchedule', 'publicBaseUrl']) {
+    for (const name of [
+      'mailAccounts',
+      'alertRecipients',
+      'refreshSchedule',
+      'publicBaseUrl',
+      'messageExpiryDays',
+      'resultEvents',
+      'testEmailWaitSeconds',
+    ]) {
       assert.equal(text(property(apiModule.body, `params.${name}`)), name, `main.bicep passes its ${name} parameter`);
     }
     assert.equal(find(main, 'param', 'mailAccounts')?.type, 'array');
@@ -352,13 +440,9 @@ describe('app settings', () => {
     for (const file of [...sourceFiles('functions'), ...sourceFiles('shared')]) {
       const source = readFileSync(file, 'utf8');
       const where = file.slice(repo.length + 1);
-      const read = [
-        ...source.matchAll(/process\.env\.([A-Za-z_][\w]*)/g),
-        ...source.matchAll(/process\.env\[\s*['"`]([^'"`]+)['"`]\s*\]/g),
-        ...source.matchAll(/readSetting\(\s*[\w.]+\s*,\s*['"`]([^'"`]+)['"`]/g),
-      ].map((m) => m[1]!.replace(/^\$\{\w+\}(?=__)/, STORAGE_CONNECTION)); // `${connection}__clientId`: the one connection, checked below
-      for (const name of read)
-        if (!declared.has(name) && name !== 'NODE_ENV') problems.push(`${where} reads ${name}, not in APP_SETTINGS`);
+      // `${connection}__clientId` counts as the one connection, which the check below holds to STORAGE_CONNECTION.
+      for (const name of settingsReadIn(source))
+        if (!declared.has(name)) problems.push(`${where} reads ${name}, not in APP_SETTINGS`);
       for (const m of source.matchAll(/['"`]%([A-Za-z_][\w]*)%['"`]/g)) {
         if (!settings.has(m[1]!))
           problems.push(`${where} binds %${m[1]}%, which Bicep does not set (the function would fail to load)`);
@@ -400,51 +484,97 @@ describe('storage', () => {
   test('storage.bicep creates the queues, tables and containers it is given', () => {
     const storage = bicep('infra/app/storage.bicep');
     const account = resource(storage, 'storageAccount');
-    assert.match(account.target, /^br\/public:avm\/res\/storage\/storage-account:/);
-    for (const [path, source] of [
-      ['params.blobServices.containers', 'concat([deploymentContainerName], blobContainerNames)'],
-      ['params.queueServices.queues', 'queueNames'],
-      ['params.tableServices.tables', 'tableNames'],
+    assert.equal(account.target, 'Microsoft.Storage/storageAccounts');
+    for (const [name, parent, source] of [
+      ['containers', 'blobService', 'concat([deploymentContainerName], blobContainerNames)'],
+      ['queues', 'queueService', 'queueNames'],
+      ['tables', 'tableService', 'tableNames'],
     ] as const) {
-      const loop = property(account.body, path);
-      assert.equal(loop?.type, 'for_statement', `${path} is a loop`);
-      const variable = loop?.namedChildren.find((c) => c?.type === 'identifier')?.text;
-      assert.match(
-        text(loop) ?? '',
-        new RegExp(`for \\w+ in ${source.replace(/[()[\]]/g, '\\$&')}:`),
-        `${path} loops over ${source}`,
-      );
-      assert.match(text(loop) ?? '', new RegExp(`name: ${variable}\\b`), `${path}: one entry per name`);
+      const loop = resource(storage, name);
+      assert.equal(text(loop.loop?.source), source, `${name} loops over ${source}`);
+      assert.equal(text(property(loop.body, 'name')), loop.loop?.variable, `${name}: one per name`);
+      assert.equal(text(property(loop.body, 'parent')), parent);
+      assert.equal(text(property(resource(storage, parent).body, 'parent')), 'storageAccount');
     }
+    assert.equal(literal(property(resource(storage, 'containers').body, 'properties.publicAccess')), 'None');
   });
 
-  test('mail-mime blobs are deleted by a lifecycle rule after mailMimeRetentionDays (7 by default)', () => {
+  test('mail-mime blobs are deleted by a lifecycle rule a day after the message expiry (rounded up)', () => {
     const main = bicep('infra/main.bicep');
-    const storage = bicep('infra/app/storage.bicep');
-    assert.deepEqual(literal(property(resource(main, 'storage').body, 'params.expiringContainers')), [
-      { name: { expression: 'mimeContainerName' }, days: { expression: 'mailMimeRetentionDays' } },
-    ]);
+    const lifecycle = bicep('infra/app/storageLifecycle.bicep');
+    const module = resource(main, 'storageLifecycle');
+    assert.equal(module.target, './app/storageLifecycle.bicep');
+    assert.equal(text(property(module.body, 'params.containerName')), 'mimeContainerName');
     assert.equal(literal(find(main, 'var', 'mimeContainerName')?.value), CONTAINERS.mime);
-    const retention = find(main, 'param', 'mailMimeRetentionDays');
-    assert.equal(literal(retention?.value), 7);
-    assert.ok(retention?.decorators.includes('@minValue(1)'), 'at least a day');
-    const parameters = readJson<{ parameters: Record<string, { value: unknown }> }>('infra/main.parameters.json').parameters;
-    assert.equal(parameters.mailMimeRetentionDays?.value, '${MAIL_MIME_RETENTION_DAYS=7}');
+    // The expiry the app has after the app settings were written, whoever set it (azd or an administrator).
+    assert.equal(text(property(module.body, 'params.messageExpiryDays')), 'api.outputs.MESSAGE_EXPIRY_DAYS');
+    assert.equal(
+      text(find(bicep('infra/app/api.bicep'), 'output', 'MESSAGE_EXPIRY_DAYS')?.value),
+      "appSettingsValues.?MESSAGE_EXPIRY_DAYS ?? ''",
+    );
+    assert.equal(literal(find(lifecycle, 'param', 'defaultMessageExpiryDays')?.value), DEFAULT_MESSAGE_EXPIRY_DAYS);
+    assert.ok(!find(main, 'param', 'mailMimeRetentionDays'), 'no separate retention to forget');
 
-    const rules = property(resource(storage, 'storageAccount').body, 'params.managementPolicyRules');
-    assert.equal(rules?.type, 'for_statement');
-    const rule = text(rules) ?? '';
-    assert.match(rule, /for container in expiringContainers:/);
-    assert.match(rule, /prefixMatch: \[ '\$\{container\.name\}\/' \]/, 'the rule matches the container, by its name as prefix');
-    assert.match(rule, /baseBlob: \{ delete: \{ daysAfterModificationGreaterThan: container\.days \} \}/);
+    const policy = resource(lifecycle, 'lifecycle');
+    assert.equal(policy.target, 'Microsoft.Storage/storageAccounts/managementPolicies');
+    assert.equal(stringValue(property(policy.body, 'name')), 'default');
+    const rule = text(property(policy.body, 'properties.policy.rules')) ?? '';
+    assert.match(rule, /prefixMatch: \[ '\$\{containerName\}\/' \]/, 'the rule matches the container, by its name as prefix');
+    assert.match(rule, /baseBlob: \{ delete: \{ daysAfterModificationGreaterThan: expiryWholeDays \+ 1 \} \}/);
     assert.match(rule, /enabled: true/);
+
+    // The Bicep arithmetic, evaluated: a blob outlives the longest wait the app allows, by one day and less than two.
+    const day = 24 * 3600 * 1000;
+    for (const setting of ['', '7', '7.0', '7.5', '0.25', '.5', '14', ' 30 ', '365']) {
+      const retention = Number(
+        evaluate(lifecycle, find(lifecycle, 'output', 'retentionDays')?.value, { messageExpiryDays: setting }),
+      );
+      const expiryDays = policyFromSettings({ MESSAGE_EXPIRY_DAYS: setting }).maxAgeMs / day;
+      assert.ok(
+        retention >= expiryDays + 1 && retention < expiryDays + 2,
+        `MESSAGE_EXPIRY_DAYS "${setting}": kept ${retention} days`,
+      );
+    }
+    assert.equal(text(find(lifecycle, 'output', 'retentionDays')?.value), 'expiryWholeDays + 1');
   });
 
   test('the account allows no shared key, no public blob access and nothing below TLS 1.2', () => {
     const account = resource(bicep('infra/app/storage.bicep'), 'storageAccount');
-    assert.equal(literal(property(account.body, 'params.allowSharedKeyAccess')), false);
-    assert.equal(literal(property(account.body, 'params.allowBlobPublicAccess')), false);
-    assert.equal(literal(property(account.body, 'params.minimumTlsVersion')), 'TLS1_2');
+    assert.equal(literal(property(account.body, 'properties.allowSharedKeyAccess')), false);
+    assert.equal(literal(property(account.body, 'properties.allowBlobPublicAccess')), false);
+    assert.equal(literal(property(account.body, 'properties.minimumTlsVersion')), 'TLS1_2');
+    assert.equal(literal(property(account.body, 'properties.supportsHttpsTrafficOnly')), true);
+  });
+
+  test('writes and deletes of every storage service go to Log Analytics, reads only when asked', () => {
+    const storage = bicep('infra/app/storage.bicep');
+    for (const [name, scope] of [
+      ['blobDiagnostics', 'blobService'],
+      ['queueDiagnostics', 'queueService'],
+      ['tableDiagnostics', 'tableService'],
+    ] as const) {
+      const setting = resource(storage, name);
+      assert.equal(text(property(setting.body, 'scope')), scope);
+      assert.equal(text(property(setting.body, 'properties.logs')), 'serviceLogs');
+      assert.equal(text(setting.condition), '(diagnostics)');
+    }
+    const logs = text(find(storage, 'var', 'serviceLogs')?.value) ?? '';
+    assert.match(logs, /category: 'StorageWrite'/);
+    assert.match(logs, /category: 'StorageDelete'/);
+    assert.match(logs, /logReads \? \[ \{ category: 'StorageRead'/);
+    const main = bicep('infra/main.bicep');
+    assert.equal(text(property(resource(main, 'storage').body, 'params.logReads')), 'storageReadLogs');
+    assert.equal(literal(find(main, 'param', 'storageReadLogs')?.value), false);
+    assert.equal(
+      text(find(main, 'var', 'logAnalyticsWorkspaceId')?.value),
+      "diagnosticLogs ? monitoring.outputs.logAnalyticsWorkspaceId : ''",
+    );
+    for (const module of ['storage', 'keyVault', 'api'])
+      assert.equal(
+        text(property(resource(main, module).body, 'params.logAnalyticsWorkspaceId')),
+        'logAnalyticsWorkspaceId',
+        module,
+      );
   });
 });
 
@@ -528,20 +658,49 @@ describe('admin sign-in (App Service Authentication)', () => {
 });
 
 describe('Key Vault and monitoring', () => {
-  test('Key Vault: RBAC authorization, soft delete, purge protection a parameter that is off by default', () => {
-    const vault = resource(bicep('infra/app/keyvault.bicep'), 'vault');
-    assert.match(vault.target, /^br\/public:avm\/res\/key-vault\/vault:/);
-    assert.equal(literal(property(vault.body, 'params.enableRbacAuthorization')), true);
-    assert.equal(literal(property(vault.body, 'params.enableSoftDelete')), true);
-    assert.equal(text(property(vault.body, 'params.enablePurgeProtection')), 'enablePurgeProtection');
+  test('Key Vault: RBAC authorization, soft delete, purge protection a parameter that is on by default', () => {
+    const keyVault = bicep('infra/app/keyvault.bicep');
+    const vault = resource(keyVault, 'vault');
+    assert.equal(vault.target, 'Microsoft.KeyVault/vaults');
+    assert.ok((vault.apiVersion ?? '') >= '2026-02-01', `API version ${vault.apiVersion}: older ones retire on 2027-02-27`);
+    assert.equal(literal(property(vault.body, 'properties.enableRbacAuthorization')), true);
+    assert.deepEqual(literal(property(vault.body, 'properties.accessPolicies')), []);
+    assert.equal(literal(property(vault.body, 'properties.enableSoftDelete')), true);
+    // The service refuses an explicit false: off is null.
+    assert.equal(text(property(vault.body, 'properties.enablePurgeProtection')), 'enablePurgeProtection ? true : null');
+    assert.equal(literal(find(keyVault, 'param', 'enablePurgeProtection')?.value), true);
     const main = bicep('infra/main.bicep');
-    assert.equal(literal(find(main, 'param', 'keyVaultEnablePurgeProtection')?.value), false);
+    assert.equal(literal(find(main, 'param', 'keyVaultEnablePurgeProtection')?.value), true);
     assert.equal(
       text(property(resource(main, 'keyVault').body, 'params.enablePurgeProtection')),
       'keyVaultEnablePurgeProtection',
     );
     const parameters = readJson<{ parameters: Record<string, { value: unknown }> }>('infra/main.parameters.json').parameters;
-    assert.equal(parameters.keyVaultEnablePurgeProtection?.value, '${KEY_VAULT_PURGE_PROTECTION=false}');
+    assert.equal(parameters.keyVaultEnablePurgeProtection?.value, '${KEY_VAULT_PURGE_PROTECTION=true}');
+    // The audit log goes to Log Analytics under the name the Azure Verified Module gave it, so no second setting.
+    const diagnostics = resource(keyVault, 'diagnostics');
+    assert.equal(text(property(diagnostics.body, 'scope')), 'vault');
+    assert.equal(text(property(diagnostics.body, 'name')), "'${name}-diagnosticSettings'");
+    assert.deepEqual(literal(property(diagnostics.body, 'properties.logs')), [{ categoryGroup: 'allLogs', enabled: true }]);
+    // Every other reference to a vault is at the same version.
+    for (const file of files.values())
+      for (const r of resources(file).filter((d) => d.target.startsWith('Microsoft.KeyVault/')))
+        assert.ok((r.apiVersion ?? '') >= '2026-02-01', `${file.path}: ${r.name} at ${r.apiVersion}`);
+  });
+
+  test('the function app: no FTP, no basic publishing credentials unless asked, platform logs to Log Analytics', () => {
+    const site = resources(bicep('infra/app/api.bicep')).find((r) => r.target.startsWith('br/public:avm/res/web/site:'))!;
+    assert.equal(literal(property(site.body, 'params.siteConfig.ftpsState')), 'Disabled');
+    assert.equal(literal(property(site.body, 'params.siteConfig.minTlsVersion')), '1.2');
+    assert.equal(literal(property(site.body, 'params.siteConfig.scmMinTlsVersion')), '1.2');
+    assert.deepEqual(literal(property(site.body, 'params.basicPublishingCredentialsPolicies')), [
+      { name: 'ftp', allow: { expression: 'allowBasicPublishingCredentials' } },
+      { name: 'scm', allow: { expression: 'allowBasicPublishingCredentials' } },
+    ]);
+    assert.match(text(property(site.body, 'params.diagnosticSettings')) ?? '', /workspaceResourceId: logAnalyticsWorkspaceId/);
+    const main = bicep('infra/main.bicep');
+    assert.equal(literal(find(main, 'param', 'allowBasicPublishingCredentials')?.value), false);
+    assert.equal(literal(find(main, 'param', 'diagnosticLogs')?.value), true);
   });
 
   test('Log Analytics and Application Insights have local authentication off', () => {
@@ -754,19 +913,32 @@ describe('outputs and parameters', () => {
 });
 
 describe('post-provision hook', () => {
-  const env = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    SERVICE_API_NAME: 'func-api-abc123',
-    SERVICE_API_BASE_URL: 'https://func-api-abc123.azurewebsites.net',
-    OAUTH_REDIRECT_URI: 'https://func-api-abc123.azurewebsites.net/api/oauth/callback',
-    MAIL_ACCOUNT_IDS: 'default,gmail-ops',
-    AZURE_RESOURCE_GROUP: 'rg-dev',
-    AZURE_KEY_VAULT_NAME: 'kv-abc123',
-    AZURE_TENANT_ID: '00000000-0000-0000-0000-000000000001',
-    API_IDENTITY_PRINCIPAL_ID: '00000000-0000-0000-0000-000000000002',
-  };
+  // The hook first removes role assignments the template no longer declares: against a stand-in `azd` and Resource
+  // Manager here (test/roleAssignmentCleanup.test.ts tests that step on its own).
+  let arm: ArmStandIn;
+  let env: NodeJS.ProcessEnv & Record<string, string>;
+  before(async () => {
+    arm = await startArmStandIn();
+    env = {
+      PATH: arm.path,
+      SERVICE_API_NAME: 'func-api-abc123',
+      SERVICE_API_BASE_URL: 'https://func-api-abc123.azurewebsites.net',
+      OAUTH_REDIRECT_URI: 'https://func-api-abc123.azurewebsites.net/api/oauth/callback',
+      MAIL_ACCOUNT_IDS: 'default,gmail-ops',
+      AZURE_RESOURCE_GROUP: 'rg-dev',
+      AZURE_KEY_VAULT_NAME: 'kv-abc123',
+      AZURE_TENANT_ID: '00000000-0000-0000-0000-000000000001',
+      API_IDENTITY_PRINCIPAL_ID: '00000000-0000-0000-0000-000000000002',
+      AZURE_RESOURCE_GROUP_ID: resourceGroupId('rg-dev'),
+      AZURE_RESOURCE_MANAGER_ENDPOINT: arm.url,
+      ROLE_ASSIGNMENT_NAMES: 'a0000000-0000-0000-0000-000000000001',
+      MONITORING_WORKBOOK_ID: `${resourceGroupId('rg-dev')}/providers/Microsoft.Insights/workbooks/0000`,
+    };
+  });
+  after(() => arm.close());
 
   function checkOutput(output: string): void {
+    assert.match(output, /Role assignments: this deployment declares 1; none left over/);
     assert.match(output, /https:\/\/func-api-abc123\.azurewebsites\.net\/api\/oauth\/callback/);
     assert.match(
       output,
@@ -783,41 +955,49 @@ describe('post-provision hook', () => {
     assert.match(output, /az keyvault secret set --vault-name kv-abc123/);
     assert.match(output, /subject: +00000000-0000-0000-0000-000000000002/);
     assert.match(output, /api:\/\/AzureADTokenExchange/);
+    assert.match(output, /Monitoring: workbook "oauth-outbox" and alert rules in resource group rg-dev/);
     assert.doesNotMatch(output, /Admin sign-in/, 'nothing about the admin sign-in while it is off');
   }
 
-  test('sh: prints the redirect URI, the authorize URL of each account and how to get the function key', () => {
-    const run = spawnSync('sh', [join(infra, 'hooks/postprovision.sh')], { env, encoding: 'utf8' });
-    assert.equal(run.status, 0, run.stderr);
-    checkOutput(run.stdout);
-    const none = spawnSync('sh', [join(infra, 'hooks/postprovision.sh')], {
-      env: { ...env, MAIL_ACCOUNT_IDS: '' },
-      encoding: 'utf8',
-    });
+  const hook = join(infra, 'hooks/postprovision.sh');
+
+  test('sh: removes stale role assignments, prints the redirect URI, the authorize URLs and how to get the function key', async () => {
+    const result = await run('sh', [hook], env);
+    assert.equal(result.status, 0, result.stderr);
+    checkOutput(result.stdout);
+    const none = await run('sh', [hook], { ...env, MAIL_ACCOUNT_IDS: '' });
     assert.equal(none.status, 0, none.stderr);
     assert.match(none.stdout, /No accounts configured yet/);
-    const signIn = spawnSync('sh', [join(infra, 'hooks/postprovision.sh')], {
-      env: { ...env, ADMIN_SIGN_IN_REDIRECT_URI: `${env.SERVICE_API_BASE_URL}/.auth/login/aad/callback` },
-      encoding: 'utf8',
+    const signIn = await run('sh', [hook], {
+      ...env,
+      ADMIN_SIGN_IN_REDIRECT_URI: `${env.SERVICE_API_BASE_URL}/.auth/login/aad/callback`,
     });
     assert.equal(signIn.status, 0, signIn.stderr);
     assert.match(
       signIn.stdout,
       /redirect URI \(Web\): +https:\/\/func-api-abc123\.azurewebsites\.net\/\.auth\/login\/aad\/callback/,
     );
-    const outside = spawnSync('sh', [join(infra, 'hooks/postprovision.sh')], { env: { PATH: env.PATH }, encoding: 'utf8' });
+    const outside = await run('sh', [hook], { PATH: env.PATH });
     assert.notEqual(outside.status, 0, 'fails clearly outside azd');
+    // When the role assignments cannot be checked, the hook fails, and with it azd provision.
+    const unchecked = await run('sh', [hook], { ...env, ROLE_ASSIGNMENT_NAMES: '' });
+    assert.notEqual(unchecked.status, 0);
+    assert.match(unchecked.stderr, /ROLE_ASSIGNMENT_NAMES is not set/);
+    assert.doesNotMatch(unchecked.stdout, /Register this redirect URI/);
   });
 
-  test('pwsh: prints the same (skipped where PowerShell is not installed)', (t) => {
+  test('pwsh: does the same (skipped where PowerShell is not installed)', async (t) => {
     const probe = spawnSync('pwsh', ['-NoProfile', '-Command', '$PSVersionTable.PSVersion.Major'], { encoding: 'utf8' });
     if (probe.error || probe.status !== 0) {
       t.skip('pwsh is not installed');
       return;
     }
-    const run = spawnSync('pwsh', ['-NoProfile', '-File', join(infra, 'hooks/postprovision.ps1')], { env, encoding: 'utf8' });
-    assert.equal(run.status, 0, run.stderr);
-    checkOutput(run.stdout);
+    const script = join(infra, 'hooks/postprovision.ps1');
+    const result = await run('pwsh', ['-NoProfile', '-File', script], env);
+    assert.equal(result.status, 0, result.stderr);
+    checkOutput(result.stdout);
+    const unchecked = await run('pwsh', ['-NoProfile', '-File', script], { ...env, ROLE_ASSIGNMENT_NAMES: '' });
+    assert.notEqual(unchecked.status, 0);
   });
 
   test('the sh and pwsh hooks print the same commands and URLs', () => {
@@ -835,6 +1015,9 @@ describe('post-provision hook', () => {
       'ADMIN_SIGN_IN_REDIRECT_URI',
       'docs/provider-microsoft.md',
       'docs/provider-google.md',
+      'removeStaleRoleAssignments.mjs',
+      'MONITORING_WORKBOOK_ID',
+      'Monitoring: workbook',
     ]) {
       assert.ok(sh.includes(fragment), `postprovision.sh prints ${fragment}`);
       assert.ok(ps1.includes(fragment), `postprovision.ps1 prints ${fragment}`);

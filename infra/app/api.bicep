@@ -1,5 +1,10 @@
 // The function app: Flex Consumption (FC1), Node.js, a user-assigned managed identity for every connection.
-// App settings are written once, after the site exists, so that PUBLIC_BASE_URL can use its real default host name.
+// App settings are written after the site exists, so that PUBLIC_BASE_URL can use its real default host name.
+//
+// What `azd provision` does to the app settings: it reads the current ones and writes them back with its own on
+// top. A setting set by hand that Bicep does not manage stays. The settings with an azd environment variable
+// (MAIL_ACCOUNTS, MESSAGE_EXPIRY_DAYS, ...) are written only when that variable is set; left empty, the app keeps
+// the value it has (or, the first time, the code's default). The connection settings below are always Bicep's.
 
 param name string
 param location string = resourceGroup().location
@@ -44,6 +49,27 @@ param adminSignInClientId string = ''
 
 @description('Object ids allowed through the admin sign-in; empty allows whoever the app registration lets sign in.')
 param adminSignInAllowedObjectIds array = []
+
+@description('MESSAGE_EXPIRY_DAYS: how long a message may wait unsent before it fails "expired" (days, fractions allowed). Empty: the app keeps its current value (7 when never set).')
+param messageExpiryDays string = ''
+
+@description('RESULT_EVENTS: which outcomes go to queue mail-results. Empty: the app keeps its current value (all when never set).')
+@allowed([
+  ''
+  'all'
+  'failures'
+  'none'
+])
+param resultEvents string = ''
+
+@description('TEST_EMAIL_WAIT_SECONDS: how long the test-email route waits for a verdict. Empty: the app keeps its current value (20 when never set).')
+param testEmailWaitSeconds string = ''
+
+@description('FTP and SCM (Kudu) basic authentication with publishing credentials. Off: deployments authenticate with Microsoft Entra ID, as azd does.')
+param allowBasicPublishingCredentials bool = false
+
+@description('Log Analytics workspace that receives the function app\'s platform logs and metrics; empty for none.')
+param logAnalyticsWorkspaceId string = ''
 
 @description('Further app settings, merged under the ones below.')
 param additionalAppSettings object = {}
@@ -94,9 +120,39 @@ module api 'br/public:avm/res/web/site:0.24.0' = {
     }
     siteConfig: {
       alwaysOn: false
+      // App Service refuses TLS 1.0 and 1.1 for inbound connections from 2027-05-31.
       minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
     }
     httpsOnly: true
+    basicPublishingCredentialsPolicies: [
+      {
+        name: 'ftp'
+        allow: allowBasicPublishingCredentials
+      }
+      {
+        name: 'scm'
+        allow: allowBasicPublishingCredentials
+      }
+    ]
+    diagnosticSettings: empty(logAnalyticsWorkspaceId)
+      ? []
+      : [
+          {
+            workspaceResourceId: logAnalyticsWorkspaceId
+            logCategoriesAndGroups: [
+              {
+                categoryGroup: 'allLogs'
+              }
+            ]
+            metricCategories: [
+              {
+                category: 'AllMetrics'
+              }
+            ]
+          }
+        ]
   }
 }
 
@@ -104,43 +160,76 @@ resource site 'Microsoft.Web/sites@2024-11-01' existing = {
   name: name
 }
 
-// Referencing the module output also orders the app settings after the site. A trailing slash would make
-// `${PUBLIC_BASE_URL}/api/oauth/callback` a different redirect URI than the one registered.
+// The app settings as they are before this deployment writes them (the first time, those the site was created with).
+var currentAppSettings = list('${site.id}/config/appsettings', '2024-11-01').properties
+
+// A trailing slash would make `${PUBLIC_BASE_URL}/api/oauth/callback` a different redirect URI than the one registered.
 var givenBaseUrl = endsWith(publicBaseUrl, '/') ? take(publicBaseUrl, length(publicBaseUrl) - 1) : publicBaseUrl
-var effectiveBaseUrl = !empty(givenBaseUrl) ? givenBaseUrl : 'https://${api.outputs.defaultHostname}'
+
+// Values the app needs from the first deployment on; a value set since (by azd or by hand) replaces them.
+// Referencing the module output also orders the app settings (and the list() above) after the site.
+var firstDeploymentSettings = {
+  MAIL_ACCOUNTS: '[]'
+  REFRESH_SCHEDULE: defaultRefreshSchedule
+  PUBLIC_BASE_URL: 'https://${api.outputs.defaultHostname}'
+}
+
+// The settings with an azd environment variable, each written only when the variable is set.
+var azdEnvironmentSettings = union(
+  empty(mailAccounts) ? {} : { MAIL_ACCOUNTS: string(mailAccounts) },
+  empty(alertRecipients) ? {} : { ALERT_RECIPIENTS: alertRecipients },
+  empty(refreshSchedule) ? {} : { REFRESH_SCHEDULE: refreshSchedule },
+  empty(givenBaseUrl) ? {} : { PUBLIC_BASE_URL: givenBaseUrl },
+  empty(messageExpiryDays) ? {} : { MESSAGE_EXPIRY_DAYS: messageExpiryDays },
+  empty(resultEvents) ? {} : { RESULT_EVENTS: resultEvents },
+  empty(testEmailWaitSeconds) ? {} : { TEST_EMAIL_WAIT_SECONDS: testEmailWaitSeconds }
+)
 
 var adminSignIn = !empty(adminSignInClientId)
 // App Service Authentication signs in with the app's managed identity as a federated credential of the app
 // registration: no client secret. The setting names the identity; the app registration must trust it.
 var adminSignInSettings = adminSignIn ? { OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID: identityClientId } : {}
 
+// Connections and identity: always what this deployment made, whatever was set by hand.
+var connectionSettings = {
+  // Host storage (timers, leases, keys), identity-based.
+  AzureWebJobsStorage__accountName: stg.name
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  // The app's own storage connection (STORAGE_CONNECTION in shared/names.ts), used by the queue trigger and the SDK clients.
+  MailStorage__queueServiceUri: stg.properties.primaryEndpoints.queue
+  MailStorage__tableServiceUri: stg.properties.primaryEndpoints.table
+  MailStorage__blobServiceUri: stg.properties.primaryEndpoints.blob
+  MailStorage__credential: 'managedidentity'
+  MailStorage__clientId: identityClientId
+  // DefaultAzureCredential / ManagedIdentityCredential pick the user-assigned identity.
+  AZURE_CLIENT_ID: identityClientId
+  KEY_VAULT_URL: keyVaultUri
+  // Telemetry with Microsoft Entra authentication (local authentication is off on the component).
+  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+}
+
+// Later arguments win: first-deployment values, then what the app has now, then azd's, then the connections.
+var appSettingsValues = union(
+  firstDeploymentSettings,
+  currentAppSettings,
+  additionalAppSettings,
+  adminSignInSettings,
+  azdEnvironmentSettings,
+  connectionSettings
+)
+
+// As the app reads it: a trailing slash set by hand is dropped there too.
+var mergedBaseUrl = appSettingsValues.PUBLIC_BASE_URL
+var effectiveBaseUrl = endsWith(mergedBaseUrl, '/') ? take(mergedBaseUrl, length(mergedBaseUrl) - 1) : mergedBaseUrl
+
 // Flex Consumption sets the runtime in functionAppConfig: FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION,
 // WEBSITE_RUN_FROM_PACKAGE and similar settings are not allowed here.
 resource appSettings 'Microsoft.Web/sites/config@2024-11-01' = {
   parent: site
   name: 'appsettings'
-  properties: union(additionalAppSettings, adminSignInSettings, {
-    // Host storage (timers, leases, keys), identity-based.
-    AzureWebJobsStorage__accountName: stg.name
-    AzureWebJobsStorage__credential: 'managedidentity'
-    AzureWebJobsStorage__clientId: identityClientId
-    // The app's own storage connection (STORAGE_CONNECTION in shared/names.ts), used by the queue trigger and the SDK clients.
-    MailStorage__queueServiceUri: stg.properties.primaryEndpoints.queue
-    MailStorage__tableServiceUri: stg.properties.primaryEndpoints.table
-    MailStorage__blobServiceUri: stg.properties.primaryEndpoints.blob
-    MailStorage__credential: 'managedidentity'
-    MailStorage__clientId: identityClientId
-    // DefaultAzureCredential / ManagedIdentityCredential pick the user-assigned identity.
-    AZURE_CLIENT_ID: identityClientId
-    KEY_VAULT_URL: keyVaultUri
-    PUBLIC_BASE_URL: effectiveBaseUrl
-    MAIL_ACCOUNTS: string(mailAccounts)
-    ALERT_RECIPIENTS: alertRecipients
-    REFRESH_SCHEDULE: !empty(refreshSchedule) ? refreshSchedule : defaultRefreshSchedule
-    // Telemetry with Microsoft Entra authentication (local authentication is off on the component).
-    APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
-    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
-  })
+  properties: appSettingsValues
 }
 
 // App Service Authentication (Microsoft Entra ID) in front of the admin pages, when adminSignInClientId is set.
@@ -205,4 +294,6 @@ resource authSettings 'Microsoft.Web/sites/config@2024-11-01' = if (adminSignIn)
 output SERVICE_API_NAME string = api.outputs.name
 output SERVICE_API_HOSTNAME string = api.outputs.defaultHostname
 output SERVICE_API_BASE_URL string = effectiveBaseUrl
+// What the app now has (empty: the code's default of 7 days); the mail-mime lifecycle rule is derived from it.
+output MESSAGE_EXPIRY_DAYS string = appSettingsValues.?MESSAGE_EXPIRY_DAYS ?? ''
 output ADMIN_SIGN_IN_REDIRECT_URI string = adminSignIn ? '${effectiveBaseUrl}/.auth/login/aad/callback' : ''

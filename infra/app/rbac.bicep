@@ -1,6 +1,11 @@
 // Least-privilege role assignments, each at the narrowest scope that works: the storage account, the Key Vault,
 // the Application Insights component, and for the SMTP relay one blob container and one queue. The roles are listed
 // once, with the reason for each, in infra/roles.json.
+//
+// Each assignment's description is its reason from roles.json: that is how the post-provision hook
+// (infra/hooks/removeStaleRoleAssignments.mjs) tells the assignments this template made from any made by hand, and
+// removes those it made earlier but no longer declares (developer access turned off, the relay changed or cleared).
+// The names of the assignments declared now are the output roleAssignmentNames.
 
 param storageAccountName string
 param keyVaultName string
@@ -30,7 +35,7 @@ resource storageAccount 'Microsoft.Storage/storageAccounts@2025-01-01' existing 
   name: storageAccountName
 }
 
-resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+resource keyVault 'Microsoft.KeyVault/vaults@2026-02-01' existing = {
   name: keyVaultName
 }
 
@@ -139,3 +144,21 @@ resource relayQueueRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
     description: role.reason
   }
 }]
+
+// Every role assignment this deployment declares, by name (a GUID). An assignment of an optional principal that is
+// not named has no name here, so the post-provision hook removes it if an earlier deployment made it.
+var appStorageNames = [for (role, i) in filter(roles.appIdentity, r => r.scope == 'storageAccount'): appStorageRoles[i].name]
+var appKeyVaultNames = [for (role, i) in filter(roles.appIdentity, r => r.scope == 'keyVault'): appKeyVaultRoles[i].name]
+var appMonitoringNames = [for (role, i) in filter(roles.appIdentity, r => r.scope == 'applicationInsights'): appMonitoringRoles[i].name]
+var developerStorageNames = [for (role, i) in filter(roles.developer, r => r.scope == 'storageAccount'): developerStorageRoles[i].name]
+var developerKeyVaultNames = [for (role, i) in filter(roles.developer, r => r.scope == 'keyVault'): developerKeyVaultRoles[i].name]
+var relayContainerNames = [for (role, i) in filter(roles.relay, r => r.scope == 'mimeContainer'): relayContainerRoles[i].name]
+var relayQueueNames = [for (role, i) in filter(roles.relay, r => r.scope == 'outboxQueue'): relayQueueRoles[i].name]
+
+output roleAssignmentNames array = concat(
+  appStorageNames,
+  appKeyVaultNames,
+  appMonitoringNames,
+  empty(developerPrincipalId) ? [] : concat(developerStorageNames, developerKeyVaultNames),
+  empty(relayPrincipalId) ? [] : concat(relayContainerNames, relayQueueNames)
+)

@@ -1,4 +1,5 @@
-# azd postprovision hook: prints what to register with Microsoft or Google and where to authorize each account.
+# azd postprovision hook: removes the role assignments the template no longer declares, then prints what to register
+# with Microsoft or Google and where to authorize each account.
 # Reads the deployment outputs that azd exports to hooks. Prints no secret: the function key is fetched by you.
 $ErrorActionPreference = 'Stop'
 
@@ -15,6 +16,12 @@ $accountIds = @()
 if ($env:MAIL_ACCOUNT_IDS) {
   $accountIds = $env:MAIL_ACCOUNT_IDS.Split(',') | Where-Object { $_ -ne '' }
 }
+
+# A deployment never deletes what it stopped declaring: without this, GRANT_DEVELOPER_ACCESS=false or an emptied
+# RELAY_PRINCIPAL_ID would take no access away. Fails the hook (and azd provision) if it cannot check.
+Write-Output ''
+node (Join-Path $PSScriptRoot 'removeStaleRoleAssignments.mjs')
+if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 
 Write-Output ''
 Write-Output "oauth-outbox is provisioned: $baseUrl"
@@ -54,6 +61,11 @@ if ($env:API_IDENTITY_PRINCIPAL_ID -and $env:AZURE_TENANT_ID) {
   Write-Output "     issuer:   https://login.microsoftonline.com/$($env:AZURE_TENANT_ID)/v2.0"
   Write-Output "     subject:  $($env:API_IDENTITY_PRINCIPAL_ID)"
   Write-Output '     audience: api://AzureADTokenExchange'
+  Write-Output ''
+}
+if ($env:MONITORING_WORKBOOK_ID) {
+  Write-Output "Monitoring: workbook `"oauth-outbox`" and alert rules in resource group $resourceGroup (Azure portal > Monitor)."
+  Write-Output "   Alerts mail ALERT_RECIPIENTS and each account's `"alerts`" receivers (docs/deployment.md, Monitoring)."
   Write-Output ''
 }
 if ($env:ADMIN_SIGN_IN_REDIRECT_URI) {

@@ -1,5 +1,6 @@
 #!/bin/sh
-# azd postprovision hook: prints what to register with Microsoft or Google and where to authorize each account.
+# azd postprovision hook: removes the role assignments the template no longer declares, then prints what to register
+# with Microsoft or Google and where to authorize each account.
 # Reads the deployment outputs that azd exports to hooks. Prints no secret: the function key is fetched by you.
 set -eu
 
@@ -13,6 +14,11 @@ app_name="${SERVICE_API_NAME:-<function app name>}"
 resource_group="${AZURE_RESOURCE_GROUP:-<resource group>}"
 vault_name="${AZURE_KEY_VAULT_NAME:-<key vault name>}"
 account_ids="${MAIL_ACCOUNT_IDS:-}"
+
+# A deployment never deletes what it stopped declaring: without this, GRANT_DEVELOPER_ACCESS=false or an emptied
+# RELAY_PRINCIPAL_ID would take no access away. Fails the hook (and azd provision) if it cannot check.
+echo ""
+node "$(dirname "$0")/removeStaleRoleAssignments.mjs"
 
 echo ""
 echo "oauth-outbox is provisioned: $base_url"
@@ -57,6 +63,11 @@ if [ -n "${API_IDENTITY_PRINCIPAL_ID:-}" ] && [ -n "${AZURE_TENANT_ID:-}" ]; the
   echo "     issuer:   https://login.microsoftonline.com/$AZURE_TENANT_ID/v2.0"
   echo "     subject:  $API_IDENTITY_PRINCIPAL_ID"
   echo "     audience: api://AzureADTokenExchange"
+  echo ""
+fi
+if [ -n "${MONITORING_WORKBOOK_ID:-}" ]; then
+  echo "Monitoring: workbook \"oauth-outbox\" and alert rules in resource group $resource_group (Azure portal > Monitor)."
+  echo "   Alerts mail ALERT_RECIPIENTS and each account's \"alerts\" receivers (docs/deployment.md, Monitoring)."
   echo ""
 fi
 if [ -n "${ADMIN_SIGN_IN_REDIRECT_URI:-}" ]; then
