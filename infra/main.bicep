@@ -76,6 +76,12 @@ param resultEvents string = ''
 @description('App setting TEST_EMAIL_WAIT_SECONDS: how long the test-email route waits for the send path\'s verdict (at most 60). Empty: the app keeps its current value, 20 when never set.')
 param testEmailWaitSeconds string = ''
 
+@description('App setting REFRESH_SPREAD_MINUTES: the hourly refresh run spreads its accounts over at most this many minutes (0 to 55). Empty: the app keeps its current value, 8 when never set.')
+param refreshSpreadMinutes string = ''
+
+@description('App setting REFRESH_CONCURRENCY: refreshes the run keeps in flight at once (1 to 32). Empty: the app keeps its current value, 8 when never set.')
+param refreshConcurrency string = ''
+
 @description('FTP and SCM (Kudu) basic authentication with publishing credentials on the function app. Off: every deployment authenticates with Microsoft Entra ID, as azd does.')
 param allowBasicPublishingCredentials bool = false
 
@@ -290,6 +296,8 @@ module api './app/api.bicep' = {
     messageExpiryDays: messageExpiryDays
     resultEvents: resultEvents
     testEmailWaitSeconds: testEmailWaitSeconds
+    refreshSpreadMinutes: refreshSpreadMinutes
+    refreshConcurrency: refreshConcurrency
     allowBasicPublishingCredentials: allowBasicPublishingCredentials
     logAnalyticsWorkspaceId: logAnalyticsWorkspaceId
     adminSignInClientId: adminSignInClientId

@@ -16,7 +16,7 @@ import { resultEvents } from '../shared/app';
 import { DEFAULT_MESSAGE_EXPIRY_DAYS, policyFromSettings } from '../shared/delivery/policy';
 import { STORAGE_CONNECTION } from '../shared/names';
 import { APP_SETTINGS } from '../shared/settings';
-import { refreshSchedule } from '../shared/tokens/refreshSchedule';
+import { refreshConcurrency, refreshSchedule, refreshSpreadMs } from '../shared/tokens/refreshSchedule';
 import { declarations, find, literal, property, readBicep, resources, type BicepFile } from './support/bicep';
 import { settingGroup } from './support/bicepAppSettings';
 import { settingsReadIn, sourceFiles } from './support/settingsRead';
@@ -57,6 +57,8 @@ const CODE_DEFAULTS: Record<string, string> = {
   TEST_EMAIL_WAIT_SECONDS: String(testEmailWaitMs({}) / 1000),
   RESULT_EVENTS: resultEvents({}),
   REFRESH_SCHEDULE: refreshSchedule({}),
+  REFRESH_SPREAD_MINUTES: String(refreshSpreadMs({}) / 60_000),
+  REFRESH_CONCURRENCY: String(refreshConcurrency({})),
   MAIL_ACCOUNTS: '[]',
 };
 

@@ -65,6 +65,12 @@ param resultEvents string = ''
 @description('TEST_EMAIL_WAIT_SECONDS: how long the test-email route waits for a verdict. Empty: the app keeps its current value (20 when never set).')
 param testEmailWaitSeconds string = ''
 
+@description('REFRESH_SPREAD_MINUTES: the refresh run spreads its accounts over at most this many minutes. Empty: the app keeps its current value (8 when never set).')
+param refreshSpreadMinutes string = ''
+
+@description('REFRESH_CONCURRENCY: refreshes the run keeps in flight at once. Empty: the app keeps its current value (8 when never set).')
+param refreshConcurrency string = ''
+
 @description('FTP and SCM (Kudu) basic authentication with publishing credentials. Off: deployments authenticate with Microsoft Entra ID, as azd does.')
 param allowBasicPublishingCredentials bool = false
 
@@ -182,7 +188,9 @@ var azdEnvironmentSettings = union(
   empty(givenBaseUrl) ? {} : { PUBLIC_BASE_URL: givenBaseUrl },
   empty(messageExpiryDays) ? {} : { MESSAGE_EXPIRY_DAYS: messageExpiryDays },
   empty(resultEvents) ? {} : { RESULT_EVENTS: resultEvents },
-  empty(testEmailWaitSeconds) ? {} : { TEST_EMAIL_WAIT_SECONDS: testEmailWaitSeconds }
+  empty(testEmailWaitSeconds) ? {} : { TEST_EMAIL_WAIT_SECONDS: testEmailWaitSeconds },
+  empty(refreshSpreadMinutes) ? {} : { REFRESH_SPREAD_MINUTES: refreshSpreadMinutes },
+  empty(refreshConcurrency) ? {} : { REFRESH_CONCURRENCY: refreshConcurrency }
 )
 
 var adminSignIn = !empty(adminSignInClientId)
