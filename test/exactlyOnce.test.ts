@@ -3,7 +3,8 @@ import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import { startAzurite, type Azurite } from '../local/peers/azurite';
 import type { SmtpSink } from '../local/peers/smtpSink';
-import { brokenInvariants, raceCaseArbitrary, runRace, settlingAct } from './support/interleavings';
+import { startGraphStandIn, type GraphStandIn } from '../local/peers/graphStandIn';
+import { brokenInvariants, graphCounter, raceCaseArbitrary, runRace, settlingAct, smtpCounter } from './support/interleavings';
 import { FAST_POLICY, startSendHarness, startTokenSink, testAccount, type SendHarness } from './support/sendHarness';
 
 /**
@@ -16,21 +17,59 @@ const RUNS = Number(process.env.RACE_RUNS ?? 500);
 let azurite: Azurite;
 let sink: SmtpSink;
 let harness: SendHarness;
+let standIn: GraphStandIn;
+const GRAPH_TOKEN = 'race-graph-token';
 
 before(async () => {
   azurite = await startAzurite();
   sink = await startTokenSink();
+  // Graph's stand-in with a token of its own: what is raced here is the pipeline, not the token's origin.
+  standIn = await startGraphStandIn({
+    verifyAccessToken: async (token) =>
+      token === GRAPH_TOKEN
+        ? {
+            sub: 'race-graph',
+            email: 'race-graph@example.com',
+            clientId: 'race',
+            scope: 'Mail.Send',
+            scp: 'Mail.Send',
+            exp: Date.now() / 1000 + 3_600,
+            aud: 'https://graph.microsoft.com',
+          }
+        : undefined,
+  });
+  // Limits that never bind: the race is between copies, not with the budget (tested in sendMailBacklog).
+  const limits = { rateLimit: { messagesPerMinute: 100_000, concurrentConnections: 4 } };
   harness = await startSendHarness({
     connectionString: azurite.connectionString,
-    // Limits that never bind: the race is between copies, not with the budget (tested in sendMailBacklog).
-    accounts: [testAccount({ id: 'race', port: sink.port, rateLimit: { messagesPerMinute: 100_000, concurrentConnections: 4 } })],
+    accounts: [
+      testAccount({ id: 'race', port: sink.port, ...limits }),
+      testAccount({
+        id: 'race-graph',
+        port: sink.port,
+        provider: 'microsoft',
+        tenantId: '7d2e4b10-6c3a-4f9e-8b21-5a0d9c3e7f46',
+        oauth: { issuer: 'http://127.0.0.1:9/' },
+        clientAuth: { type: 'secret', secretName: 'race-graph-secret' },
+        transport: 'graph',
+        graph: { baseUrl: standIn.url },
+        ...limits,
+      }),
+    ],
     policy: { ...FAST_POLICY, sendingLeaseMs: 60_000 },
     install: false,
   });
+  await harness.runtime.tokenStore.save(
+    'race-graph',
+    { accessToken: GRAPH_TOKEN, expiresAt: Date.now() + 3_600_000, scope: 'https://graph.microsoft.com/Mail.Send' },
+    {},
+    'graph',
+  );
 });
 after(async () => {
   await harness?.stop();
   await sink?.stop();
+  await standIn?.stop();
   await azurite?.stop();
 });
 
@@ -40,7 +79,10 @@ test('copies of one id, in every order the scheduler tries, give one mail, one f
   const result = await fc.check(
     fc.asyncProperty(fc.scheduler({ act: settlingAct }), raceCaseArbitrary(), async (s, race) => {
       const id = `race-${process.pid}-${++run}`;
-      const outcome = await runRace(s, race, harness.services, sink, 'race', id);
+      const outcome =
+        race.transport === 'graph'
+          ? await runRace(s, race, harness.services, graphCounter(standIn), 'race-graph', id)
+          : await runRace(s, race, harness.services, smtpCounter(sink), 'race', id);
       const broken = brokenInvariants(race, outcome);
       if (broken.length > 0)
         throw new Error(

@@ -17,6 +17,24 @@ import { DeliveryLedger } from '../../shared/storage/deliveryLedger';
 import { OutboxQueue } from '../../shared/message/outboxQueue';
 import type { QueueClient } from '@azure/storage-queue';
 import type { AccountSender } from '../../shared/smtp/accountSender';
+import { GraphFailure } from '../../shared/graph/graphFailure';
+import { GraphSender } from '../../shared/graph/graphSender';
+import type { GraphStandIn } from '../../local/peers/graphStandIn';
+
+/** Passing trouble on each transport: nothing was taken, try again later. */
+const SMTP_451 = Object.assign(new Error('451 4.3.0 Temporary server error'), {
+  code: 'EMESSAGE',
+  responseCode: 451,
+  response: '451 4.3.0 Temporary server error, please try again later',
+  command: 'DATA',
+});
+const GRAPH_503 = new GraphFailure('503 Service Unavailable', {
+  kind: 'http',
+  status: 503,
+  graphCode: 'ServiceUnavailable',
+  retryAfterMs: 1_000,
+  maybeDelivered: false,
+});
 import type { SmtpSink } from '../../local/peers/smtpSink';
 
 export const CRASH_POINTS = ['none', 'afterClaim', 'after250', 'afterEvent', 'beforeOutcome', 'storageError'] as const;
@@ -27,6 +45,8 @@ export const TROUBLES = ['none', 'laneBusy', 'smtp451'] as const;
 export type Trouble = (typeof TROUBLES)[number];
 
 export interface RaceCase {
+  /** Which transport the account uses: SMTP through the real sender, or Graph sendMail to the stand-in. */
+  transport: 'smtp' | 'graph';
   copies: number;
   crash: CrashPoint;
   trouble: Trouble;
@@ -39,6 +59,7 @@ export interface RaceOutcome {
   mails: number;
   finalStatus: string | undefined;
   finalCode: string | undefined;
+  finalReason: string | undefined;
   events: ResultEvent[];
   crashed: boolean;
   /** Invocations the host gave up on (dequeue count used up): the poison queue. */
@@ -86,6 +107,7 @@ const counters = { scheduled: 0, inFlight: 0 };
 
 export function raceCaseArbitrary(copies: { min: number; max: number } = { min: 2, max: 4 }): fc.Arbitrary<RaceCase> {
   return fc.record({
+    transport: fc.constantFrom('smtp' as const, 'graph' as const),
     copies: fc.integer(copies),
     crash: fc.constantFrom(...CRASH_POINTS),
     trouble: fc.constantFrom(...TROUBLES),
@@ -97,11 +119,23 @@ export function raceCaseArbitrary(copies: { min: number; max: number } = { min: 
  * Runs one case under scheduler `s`: `race.copies` copies of a fresh message id enqueued at once, then every copy
  * the pipeline re-enqueues (deferrals), and the host's retries of failed invocations, in waves until nothing is left.
  */
+/** Where mails of a run arrive: the SMTP server, or the Graph stand-in; counted by the text of the message. */
+export interface MailCounter {
+  count(marker: string): number;
+}
+
+export const smtpCounter = (sink: SmtpSink): MailCounter => ({
+  count: (marker) => sink.received.filter((mail) => mail.raw.includes(marker)).length,
+});
+export const graphCounter = (standIn: GraphStandIn): MailCounter => ({
+  count: (marker) => standIn.received.filter((mail) => mail.raw.includes(marker)).length,
+});
+
 export async function runRace(
   s: fc.Scheduler,
   race: RaceCase,
   base: DeliveryServices,
-  sink: SmtpSink,
+  mailbox: MailCounter,
   accountId: string,
   id: string,
 ): Promise<RaceOutcome> {
@@ -115,7 +149,8 @@ export async function runRace(
   const events: ResultEvent[] = [];
   let copySequence = 0;
   const copies: Array<{ messageId: string; text: string; deleted: boolean }> = [];
-  const mailsBefore = countMails(sink, id);
+  const marker = `race [${id}]`;
+  const mailsBefore = mailbox.count(marker);
 
   /** Waits for the scheduler, then runs `op` to its end; a dead instance never gets past its gate. */
   const step = async <T>(instance: Instance, label: string, op: () => Promise<T>): Promise<T> => {
@@ -179,6 +214,11 @@ export async function runRace(
           after250: () => crashNow(instance, 'after250'),
           trouble: troubleNow,
         }),
+      graphSenderFor: (account) =>
+        gatedSender(base.graphSenderFor(account), instance, step, {
+          after250: () => crashNow(instance, 'after250'),
+          trouble: troubleNow,
+        }),
     };
   };
 
@@ -229,9 +269,10 @@ export async function runRace(
   const row = await base.ledger.get(id);
   return {
     id,
-    mails: countMails(sink, id) - mailsBefore,
+    mails: mailbox.count(marker) - mailsBefore,
     finalStatus: row?.status,
     finalCode: row?.code,
+    finalReason: row?.reason,
     events: events.filter((e) => e.id === id),
     crashed: crashUsed && race.crash !== 'none',
     poisoned,
@@ -245,7 +286,7 @@ export function brokenInvariants(race: RaceCase, outcome: RaceOutcome): string[]
   if (outcome.mails > 1) broken.push(`${outcome.mails} mails for one id`);
   if (outcome.finalStatus !== 'sent' && outcome.finalStatus !== 'failed')
     broken.push(
-      `no final ledger row (status ${outcome.finalStatus ?? 'none'}, ${outcome.leftWaiting} left waiting, ${outcome.poisoned} poisoned)`,
+      `no final ledger row (status ${outcome.finalStatus ?? 'none'} ${outcome.finalCode ?? ''}: ${outcome.finalReason ?? ''}; ${outcome.leftWaiting} left waiting, ${outcome.poisoned} poisoned)`,
     );
   if (outcome.finalStatus === 'sent' && outcome.mails !== 1) broken.push(`ledger says sent, server has ${outcome.mails} mails`);
   if (outcome.finalStatus && !outcome.events.some((e) => e.status === outcome.finalStatus))
@@ -258,10 +299,6 @@ export function brokenInvariants(race: RaceCase, outcome: RaceOutcome): string[]
   if (race.crash === 'after250' && outcome.crashed && outcome.finalCode !== 'delivery_unconfirmed')
     broken.push(`an attempt that died after the 250 ended ${outcome.finalStatus}/${outcome.finalCode}, not delivery_unconfirmed`);
   return broken;
-}
-
-function countMails(sink: SmtpSink, id: string): number {
-  return sink.received.filter((mail) => mail.raw.includes(`race [${id}]`)).length;
 }
 
 type Step = <T>(instance: Instance, label: string, op: () => Promise<T>) => Promise<T>;
@@ -298,13 +335,14 @@ function gatedTable(
   });
 }
 
-/** The account's real sender with each lane's SMTP send gated; `after250` may kill the instance once the server said 250. */
-function gatedSender(
-  sender: AccountSender,
+/** A transport's real sender with each lane's send gated; `after250` may kill the instance once the server took it. */
+function gatedSender<S extends AccountSender | GraphSender>(
+  sender: S,
   instance: Instance,
   step: Step,
   faults: { after250: () => boolean; trouble: (trouble: Trouble) => boolean },
-): AccountSender {
+): S {
+  const graph = sender instanceof GraphSender;
   return new Proxy(sender, {
     get(target, property, receiver) {
       if (property !== 'acquire') return Reflect.get(target, property, receiver) as unknown;
@@ -314,18 +352,10 @@ function gatedSender(
         if (!lane) return lane;
         return {
           release: () => lane.release(),
-          send: async (...args: Parameters<typeof lane.send>) => {
-            const sent = await step(instance, 'smtp.send', () => {
-              if (faults.trouble('smtp451'))
-                return Promise.reject(
-                  Object.assign(new Error('451 4.3.0 Temporary server error'), {
-                    code: 'EMESSAGE',
-                    responseCode: 451,
-                    response: '451 4.3.0 Temporary server error, please try again later',
-                    command: 'DATA',
-                  }),
-                );
-              return lane.send(...args);
+          send: async (...args: unknown[]) => {
+            const sent = await step(instance, graph ? 'graph.send' : 'smtp.send', () => {
+              if (faults.trouble('smtp451')) return Promise.reject(graph ? GRAPH_503 : SMTP_451);
+              return (lane.send as (...a: unknown[]) => Promise<unknown>)(...args);
             });
             if (faults.after250()) throw new Crash();
             return sent;
