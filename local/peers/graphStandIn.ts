@@ -44,6 +44,11 @@ export interface GraphStandInOptions {
   appMailboxes?: string[];
   /** Default true; false keeps only the count (`taken`), for long runs such as the benchmark. */
   keepReceived?: boolean;
+  /**
+   * Exchange's sending limit per mailbox (30 a minute), as Graph applies it: a message over it in any sliding window
+   * is answered 429 ApplicationThrottled with Retry-After, and counted in `throttled`.
+   */
+  mailboxBudget?: { perWindow: number; windowMs: number };
 }
 
 export interface GraphReceived {
@@ -71,6 +76,10 @@ export interface GraphStandIn {
   readonly requests: number;
   /** Messages taken, whether kept in `received` or not. */
   readonly taken: number;
+  /** When each message was taken (epoch ms), in order. */
+  readonly takenAt: readonly number[];
+  /** Requests refused with 429 for the mailbox budget. */
+  readonly throttled: number;
   /** Answers the next requests with these, in order. */
   reply(...replies: ScriptedReply[]): void;
   waitForMessages(n: number, timeoutMs?: number): Promise<GraphReceived[]>;
@@ -94,6 +103,9 @@ export async function startGraphStandIn(options: GraphStandInOptions): Promise<G
   const waiters = new Set<() => void>();
   let requests = 0;
   let taken = 0;
+  let throttled = 0;
+  const takenAt: number[] = [];
+  const takenBy = new Map<string, number[]>();
   let sequence = 0;
 
   const server = createServer((req, res) => {
@@ -151,6 +163,24 @@ export async function startGraphStandIn(options: GraphStandInOptions): Promise<G
         },
         retryAfter,
       );
+    }
+    const budget = options.mailboxBudget;
+    if (budget && !scripted) {
+      const now = Date.now();
+      const times = (takenBy.get(user.toLowerCase()) ?? []).filter((at) => at > now - budget.windowMs);
+      takenBy.set(user.toLowerCase(), times);
+      if (times.length >= budget.perWindow) {
+        throttled++;
+        const retryAfter = Math.max(1, Math.ceil((times[0]! + budget.windowMs - now) / 1000));
+        return answer(
+          res,
+          requestId,
+          clientRequestId,
+          { status: 429, code: 'ApplicationThrottled', message: 'Application is over its MailboxConcurrency limit.' },
+          retryAfter,
+        );
+      }
+      times.push(now);
     }
     // A 504 comes after Graph took the message unless told otherwise; a closed connection, before.
     const deliver =
@@ -302,6 +332,7 @@ export async function startGraphStandIn(options: GraphStandInOptions): Promise<G
       await writeFile(path.join(options.mailDir, `${stamp}-${id}.eml`), mail.raw);
     }
     taken++;
+    takenAt.push(Date.now());
     if (options.keepReceived !== false) received.push({ id, ...mail });
     for (const wake of [...waiters]) wake();
   }
@@ -315,6 +346,10 @@ export async function startGraphStandIn(options: GraphStandInOptions): Promise<G
     },
     get taken() {
       return taken;
+    },
+    takenAt,
+    get throttled() {
+      return throttled;
     },
     reply(...replies) {
       script.push(...replies);

@@ -50,6 +50,7 @@ import { measureAppRss } from './appRss';
 import { countStorageOps } from './storageOps';
 import { REFRESH_TARGETS, runRefreshBench } from './refreshBench';
 import { RELAY_TARGETS, runRelayBench } from './relayBench';
+import { FileSecretStore } from '../../shared/storage/fileSecretStore';
 import { measureRace, runRaceProperty } from './race';
 import type { GraphBenchResult } from './graphBench';
 import { ACCOUNTS_PAGE_TARGET_MS, measureAccountsPage } from './accountsPage';
@@ -604,6 +605,56 @@ async function startProfiles(children: Record<string, number>) {
   };
 }
 
+/** The shared budget on the Graph transport: the same workers, sending through GraphSender to the stand-in. */
+async function measureGraphBudget(azurite: Azurite, storage: StorageClients) {
+  const peers = spawnChild('test/bench/graphPeersProcess.ts');
+  cleanups.push(() => peers.stop());
+  const graph = await peers.request<{ url: string; accessToken: string; issuer: string; clientId: string; clientSecret: string }>(
+    'start',
+    {
+      mailboxBudget: { perWindow: CFG.perWindow, windowMs: CFG.windowMs },
+    },
+  );
+  const outbox = storage.queue(QUEUES.outbox);
+  await outbox.clearMessages();
+  const backlog = ALLOWED + 2 * CFG.perWindow;
+  const runId = Date.now().toString(36);
+  await runLimited(backlog, 32, (i) =>
+    outbox.sendMessage(
+      encodeQueueJson({ id: `graph-budget-${runId}-${i}`, to: ['rcpt@example.com'], subject: `Graph budget ${i}`, text: TEXT }),
+    ),
+  );
+  // One vault for all instances: a shared secret file with the app's client secret; prepared one after the other, so
+  // that the first creates the key that seals access tokens and the others find it.
+  const secretsFile = path.join(await mkdtemp(path.join(os.tmpdir(), 'outbox-bench-graph-')), 'secrets.json');
+  await new FileSecretStore(secretsFile).set('bench-graph-secret', graph.clientSecret);
+  const workers = Array.from({ length: WORKERS }, () => spawnChild('test/bench/budgetWorker.ts'));
+  cleanups.push(() => Promise.all(workers.map((w) => w.stop())));
+  for (const worker of workers)
+    await worker.request('prepare', {
+      connectionString: azurite.connectionString,
+      port: 9,
+      accountId: 'shared-graph',
+      perWindow: CFG.perWindow,
+      windowMs: CFG.windowMs,
+      concurrency: HANDLER_CONCURRENCY,
+      graph,
+      secretsFile,
+    });
+  const startAt = Date.now() + 300;
+  const results = await Promise.all(
+    workers.map((worker) => worker.request<WorkerStats>('run', { startAt, durationMs: DURATION_MS }, DURATION_MS + 60_000)),
+  );
+  const stats = await peers.request<{ takenInRange: number; throttled: number }>('stats', {
+    from: startAt,
+    to: startAt + DURATION_MS,
+  });
+  await Promise.all(workers.map((w) => w.stop(10_000)));
+  await peers.stop();
+  await outbox.clearMessages();
+  return { stats, workers: results, backlog, ratio: stats.takenInRange / ALLOWED };
+}
+
 async function measureBudget(sink: Sink, azurite: Azurite, storage: StorageClients) {
   const { port } = await sink.start({
     security: 'plain',
@@ -848,7 +899,9 @@ watchdog.unref();
 
 let stackConnectionString: string | undefined;
 try {
-  const needsStack = ['raw', 'core', 'burst', 'handler', 'budget', 'backlog', 'apprss', 'race'].some((part) => ONLY.has(part));
+  const needsStack = ['raw', 'core', 'burst', 'handler', 'budget', 'backlog', 'apprss', 'race', 'graph'].some((part) =>
+    ONLY.has(part),
+  );
   if (needsStack) {
     const sinkChild = spawnChild('test/bench/sinkProcess.ts');
     cleanups.push(() => sinkChild.stop());
@@ -997,6 +1050,23 @@ try {
         `app RSS: ${a.completed} invocations (${a.errors} errors) of the bundle's sendMail in ${round(a.ms / 1000)} s; RSS ${round(a.rssMbAfterLoad)} MB after load, peak ${round(a.rssMbPeak)} MB`,
       );
     }
+    if (ONLY.has('graph')) {
+      progress(
+        `graph budget: ${WORKERS} workers on the Graph transport, stand-in allowing ${CFG.perWindow} per ${CFG.windowMs / 1000} s`,
+      );
+      const g = await measureGraphBudget(azurite, storage);
+      report.graph_budget_ratio = round(g.ratio, 3);
+      report.graph_throttle_replies = g.stats.throttled;
+      details.push(
+        `graph budget: ${g.stats.takenInRange} taken in ${DURATION_MS / 1000} s of ${ALLOWED} allowed (backlog ${g.backlog}); ${g.stats.throttled} refused 429 by the stand-in; workers: ${g.workers
+          .map(
+            (w) =>
+              `${w.outcomes.sent ?? 0} sent, deferrals ${JSON.stringify(w.deferrals)}, ${w.errors} errors${w.firstError ? ` (${w.firstError.split('\n')[0]})` : ''}${w.firstOtherDeferral ? `; first other deferral: ${w.firstOtherDeferral}` : ''}`,
+          )
+          .join(' | ')}`,
+      );
+    }
+
     if (ONLY.has('race')) {
       const burstSize = QUICK ? 500 : 2_000;
       progress(`race: copies of one id at the same moment, idle and inside a ${burstSize}-message burst`);

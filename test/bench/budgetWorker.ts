@@ -2,8 +2,9 @@
  * One instance of the app for the shared-budget benchmark: its own runtime, AccountSender (real connection
  * slots in the shared `leases` table) and RateBudget (same row as the other instances, with the benchmark's
  * window), taking messages from the shared `mail-outbox` backlog through the real send core.
- * Requests: `prepare` { connectionString, port, accountId, perWindow, windowMs, concurrency } and
- * `run` { startAt, durationMs } (epoch ms) → WorkerStats.
+ * Requests: `prepare` { connectionString, port, accountId, perWindow, windowMs, concurrency, graph? } and
+ * `run` { startAt, durationMs } (epoch ms) → WorkerStats. With `graph` { url, accessToken } the account is an app-only
+ * Microsoft account on the Graph transport, sending to the Graph stand-in at `url`.
  *
  * What-if experiments (`whatIf` in prepare; not the shipped behaviour, to put numbers on proposed changes):
  *   guard=<ms>      the RateBudget's guard between a grant and the server's count (default: window / 100)
@@ -15,6 +16,7 @@ import type { Account } from '../../shared/config';
 import { deliverMessage, type DeliveryOutcome } from '../../shared/delivery/deliverMessage';
 import { DEFAULT_POLICY } from '../../shared/delivery/policy';
 import { RateBudget } from '../../shared/limits/rateBudget';
+import { FileSecretStore } from '../../shared/storage/fileSecretStore';
 import { QUEUES, TABLES } from '../../shared/names';
 import { startSendHarness, testAccount, type SendHarness } from '../support/sendHarness';
 import { rssSampler, serve } from './ipc';
@@ -29,6 +31,8 @@ export interface WorkerStats {
   inFlightAtEnd: number;
   errors: number;
   firstError?: string;
+  /** Why the first deferral for something other than the limits happened (a setup problem shows here). */
+  firstOtherDeferral?: string;
   lanesAtEnd: number;
   rssMbAfterPrepare: number;
   rssMbPeak: number;
@@ -51,20 +55,39 @@ serve(
         windowMs: number;
       };
       concurrency = Number(message.concurrency ?? 16);
+      const graph = message.graph as
+        { url: string; accessToken: string; issuer: string; clientId: string; clientSecret: string } | undefined;
+      const rateLimit = { messagesPerMinute: Math.round((perWindow * 60_000) / windowMs), concurrentConnections: 3 };
+      const onGraph = graph
+        ? {
+            provider: 'microsoft' as const,
+            flow: 'client_credentials' as const,
+            tenantId: '4b8e2c71-0d3f-4a96-8e15-7c2b9f6d0a38',
+            clientId: graph.clientId,
+            clientAuth: { type: 'secret' as const, secretName: 'bench-graph-secret' },
+            oauth: { issuer: graph.issuer },
+            transport: 'graph' as const,
+            graph: { baseUrl: graph.url },
+          }
+        : {};
+      // Instances share one vault: on Graph the workers share one secret file (client secret, sealing key).
+      const secretsFile = message.secretsFile as string | undefined;
       harness = await startSendHarness({
         connectionString,
-        accounts: [
-          testAccount({
-            id: accountId,
-            port,
-            smtp: { security: 'plain' },
-            rateLimit: { messagesPerMinute: Math.round((perWindow * 60_000) / windowMs), concurrentConnections: 3 },
-          }),
-        ],
+        ...(secretsFile ? { secrets: new FileSecretStore(secretsFile) } : {}),
+        accounts: [testAccount({ id: accountId, port, smtp: { security: 'plain' }, rateLimit, ...onGraph })],
         policy: DEFAULT_POLICY,
         clearQueues: false,
         install: false,
+        seedTokens: !graph,
       });
+      if (graph)
+        await harness.runtime.tokenStore.save(
+          accountId,
+          { accessToken: graph.accessToken, expiresAt: Date.now() + 3_600_000 },
+          {},
+          'graph',
+        );
       const whatIf = (message.whatIf as string[] | undefined) ?? [];
       const guard = whatIf.find((w) => w.startsWith('guard='));
       const budgetOptions = guard ? { guardMs: Number(guard.slice('guard='.length)) } : {};
@@ -110,10 +133,13 @@ serve(
       );
       await sleep(Math.max(0, endAt - Date.now()));
       const deferrals: Record<string, number> = {};
+      let firstOtherDeferral: string | undefined;
       for (const line of harness.logs) {
         if (!line.includes('"mail.deferred"')) continue;
         const code = String((JSON.parse(line) as { errorCode?: string }).errorCode);
         deferrals[code] = (deferrals[code] ?? 0) + 1;
+        if (!firstOtherDeferral && !['rate_limited', 'connection_limit', 'throttled'].includes(code))
+          firstOtherDeferral = String((JSON.parse(line) as { reason?: string }).reason);
       }
       const account = harness.accounts[0]!;
       return {
@@ -123,6 +149,7 @@ serve(
         inFlightAtEnd: inFlight,
         errors: pump.stats.errors,
         ...(pump.stats.firstError ? { firstError: pump.stats.firstError } : {}),
+        ...(firstOtherDeferral ? { firstOtherDeferral } : {}),
         lanesAtEnd: services.senderFor(account).openConnections,
         rssMbAfterPrepare,
         rssMbPeak: rss.peakMb(),

@@ -142,11 +142,14 @@ export async function startSendHarness(options: {
     for (const name of Object.values(QUEUES)) await runtime.storage.queue(name).clearMessages();
   }
   for (const account of options.seedTokens === false ? [] : accounts) {
+    const expiresAt = Date.now() + 3_600_000;
     await runtime.tokenStore.save(account.id, {
       accessToken: tokenFor(account.id),
-      expiresAt: Date.now() + 3_600_000,
+      expiresAt,
       refreshToken: `refresh-${account.id}`,
     });
+    // In memory too: harnesses standing for instances share the tables but not a secret store (the sealing key).
+    runtime.tokens.remember(account.id, { accessToken: tokenFor(account.id), expiresAt });
   }
   const services = runtime.delivery;
   if (options.install !== false) setApp(runtime);
