@@ -160,6 +160,7 @@ const VIEW_KEYS = [
   'links',
   'transport',
   'graphNotice',
+  'graphSince',
 ].sort();
 
 describe('GET /api/accounts and /api/accounts/{id}', () => {

@@ -258,6 +258,36 @@ describe('npm start', { timeout: 120_000 }, () => {
     assert.match(stdout, /^Result event e2e-invalid /m);
   });
 
+  test("the Graph demo account's message reaches the mailbox through the Graph stand-in, and the ledger keeps Graph's answer", async () => {
+    const sent = await run(
+      'npm',
+      [
+        'run',
+        '--silent',
+        'enqueue',
+        '--',
+        '--account',
+        'demo-graph',
+        '--to',
+        'erin@example.com',
+        '--subject',
+        'Through Graph',
+        '--id',
+        'e2e-graph',
+      ],
+      { cwd: REPO, env: stack.env },
+    );
+    assert.match(sent.stdout, /Enqueued/);
+    await poll('the Graph message in the mailbox', async () => {
+      const list = (await (await fetch(`http://127.0.0.1:${stack.ports.MAILBOX_PORT}/messages.json`)).json()) as {
+        subject: string;
+      }[];
+      return list.find((entry) => entry.subject === 'Through Graph');
+    });
+    const results = await run('npm', ['run', '--silent', 'results', '--', '--id', 'e2e-graph'], { cwd: REPO, env: stack.env });
+    assert.match(results.stdout, /202 Accepted request-id=/);
+  });
+
   test('an account added on the status page is authorized and sends without a restart, and its creation is audited', async () => {
     const base = `http://127.0.0.1:${stack.ports.OUTBOX_PORT}/api`;
     const fields = {
