@@ -13,9 +13,10 @@ import { SenderPool } from './delivery/senderPool';
 import { ConfigError } from './errors';
 import { INSTANCE_ID } from './instanceId';
 import { consoleLogger, type Logger } from './log/logger';
-import { CONTAINERS, QUEUES, TABLES } from './names';
+import { CONTAINERS, QUEUES, RELAY_CONTAINERS, TABLES } from './names';
 import type { ManagedIdentityCredentialFactory } from './oauth/clientAuth';
 import { ProviderClients } from './oauth/providerClient';
+import { publishAllowedSenders } from './relay/publishAllowedSenders';
 import { readSetting, RESULT_EVENT_CHOICES, type Env, type ResultEvents } from './settings';
 import { createSecretStore } from './storage/createSecretStore';
 import { DeliveryLedger } from './storage/deliveryLedger';
@@ -50,6 +51,8 @@ export interface App {
   readonly tokens: TokenService;
   readonly senders: SenderPool;
   readonly delivery: DeliveryServices;
+  /** Writes the allowed-senders document the SMTP relay reads (refresh timer, and on a stop or a new grant). */
+  publishAllowedSenders(): Promise<number>;
 }
 
 export interface AppOverrides {
@@ -114,11 +117,16 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
     unrecorded: new Map(),
   };
 
+  const relaySenders = storage.container(RELAY_CONTAINERS.senders);
+  const publish = () => publishAllowedSenders({ accounts, accountStatus, container: relaySenders });
+
   // A new grant also ends the wait of the account's messages held for it: they go out now, not minutes later.
   accountStates.onChange(async (accountId, change) => {
     dropSessions(accountId);
     if (change === 'authorized') await releaseWaiting(delivery, accountId);
   });
+  // The relay hears of a stop or a new grant at its next read, not at the next hourly run.
+  accountStates.onChange(() => publish());
 
   return {
     env,
@@ -136,6 +144,7 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
     tokens,
     senders,
     delivery,
+    publishAllowedSenders: publish,
   };
 }
 
