@@ -7,6 +7,8 @@ import { functionKeyOf } from '../shared/web/functionKey';
 import { loadAccountViews } from '../shared/admin/loadAccountViews';
 import { accountViewSources, getApp } from '../shared/app';
 import { htmlResponse } from '../shared/web/html';
+import { RELAY_CONTAINERS } from '../shared/names';
+import { readRelayActivity } from '../shared/relay/relayActivity';
 
 const TEST_ID = /^test-[a-z0-9-]{1,40}-[0-9TZ]{1,24}$/;
 
@@ -21,7 +23,14 @@ export async function admin(request: HttpRequest): Promise<HttpResponseInit> {
   }
   try {
     const now = new Date();
-    const views = await loadAccountViews(accountViewSources(runtime), now);
+    const [views, relays] = await Promise.all([
+      loadAccountViews(accountViewSources(runtime), now),
+      // The relay section is extra: a page without it beats no page.
+      readRelayActivity(runtime.storage.container(RELAY_CONTAINERS.activity)).catch((error: unknown) => {
+        runtime.log.warn('admin.relay_activity_unreadable', { error: (error as Error).message.split('\n')[0] });
+        return [];
+      }),
+    ]);
     const sent = request.query.get('sent') ?? '';
     const testId = TEST_ID.test(sent) ? sent : undefined;
     const verdict = testId ? testVerdict(testId, await runtime.delivery.ledger.get(testId)) : undefined;
@@ -31,6 +40,7 @@ export async function admin(request: HttpRequest): Promise<HttpResponseInit> {
         views,
         now: now.getTime(),
         functionKey: functionKeyOf(request),
+        relays,
         ...(verdict ? { testVerdict: verdict } : {}),
       }),
     );

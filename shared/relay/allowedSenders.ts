@@ -5,7 +5,8 @@
  * app would then refuse. Nothing in it is secret: addresses, a state, and a pause's end.
  */
 import { z } from 'zod';
-import type { AccountState, AccountStatus } from '../accounts/accountStatus';
+import { sendDecision } from '../accounts/accountRules';
+import type { AccountStatus } from '../accounts/accountStatus';
 import type { Account } from '../config/account';
 
 export const ALLOWED_SENDERS_BLOB = 'allowed-senders.json';
@@ -14,7 +15,7 @@ export const ALLOWED_SENDERS_BLOB = 'allowed-senders.json';
 export const PUBLISHED_STATES = ['ready', 'paused', 'needs_reauthorization', 'configuration_error'] as const;
 export type PublishedState = (typeof PUBLISHED_STATES)[number];
 
-const publishedAccount = z
+const publishedAccountSchema = z
   .object({
     allowedFrom: z.array(z.string().min(3).max(320)).max(1000),
     state: z.enum(PUBLISHED_STATES),
@@ -27,26 +28,31 @@ export const allowedSendersSchema = z
   .object({
     version: z.literal(1),
     publishedAt: z.iso.datetime(),
-    accounts: z.record(z.string(), publishedAccount),
+    accounts: z.record(z.string(), publishedAccountSchema),
   })
   .strict();
 
 export type AllowedSendersDocument = z.infer<typeof allowedSendersSchema>;
-export type PublishedAccount = z.infer<typeof publishedAccount>;
+export type PublishedAccount = z.infer<typeof publishedAccountSchema>;
 
-/** Degraded and stale accounts still send while their token lasts: for a device they are ready. */
-export function publishedState(state: AccountState | undefined): PublishedState {
-  switch (state) {
-    case 'paused':
-      return 'paused';
-    case 'reauthorization_required':
-    case 'not_authorized':
-    case undefined:
-      return 'needs_reauthorization';
-    case 'configuration_error':
-      return 'configuration_error';
+/**
+ * The send path's own decision (accounts/accountRules), so that the relay refuses exactly what would wait:
+ * degraded and stale accounts still send while their token lasts; an account nobody authorized yet waits for
+ * an administrator as one whose grant was revoked does.
+ */
+export function publishedAccount(account: Account, status: AccountStatus | undefined, now: number): PublishedAccount {
+  const allowedFrom = [...account.allowedFrom];
+  if (status?.state === 'not_authorized' && account.flow === 'authorization_code')
+    return { allowedFrom, state: 'needs_reauthorization' };
+  const decision = sendDecision(account.id, status, now);
+  if (decision.open) return { allowedFrom, state: 'ready' };
+  switch (decision.code) {
+    case 'needs_reauthorization':
+      return { allowedFrom, state: 'needs_reauthorization' };
+    case 'config_error':
+      return { allowedFrom, state: 'configuration_error' };
     default:
-      return 'ready';
+      return { allowedFrom, state: 'paused', ...(status?.pausedUntil ? { until: status.pausedUntil } : {}) };
   }
 }
 
@@ -56,13 +62,7 @@ export function buildAllowedSenders(
   now = new Date(),
 ): AllowedSendersDocument {
   const byId = new Map(statuses.map((status) => [status.accountId, status]));
-  const entries = accounts.map((account): [string, PublishedAccount] => {
-    const status = byId.get(account.id);
-    // A client-credentials account has no grant to wait for: without a status row it has simply not sent yet.
-    const state = !status && account.flow === 'client_credentials' ? 'ready' : publishedState(status?.state);
-    const until = state === 'paused' && status?.pausedUntil ? { until: status.pausedUntil } : {};
-    return [account.id, { allowedFrom: [...account.allowedFrom], state, ...until }];
-  });
+  const entries = accounts.map((account) => [account.id, publishedAccount(account, byId.get(account.id), now.getTime())]);
   return { version: 1, publishedAt: now.toISOString(), accounts: Object.fromEntries(entries) };
 }
 
