@@ -68,7 +68,7 @@ export class AccountSenders {
         this.health?.ok('allowed senders');
         return this.problem(
           'relay.allowed_senders_missing',
-          'not published yet: the app writes it on its next token refresh run; until then only the devices\' allowedFrom are checked',
+          "not published yet: the app writes it on its next token refresh run; until then only the devices' allowedFrom are checked",
         );
       }
       const reason = `${status ?? ''} ${(error as Error).message.split('\n')[0]}`.trim();
@@ -82,7 +82,8 @@ export class AccountSenders {
     if (!this.document) return undefined;
     const account = this.document.accounts[device.account];
     if (!account) return REPLIES.unknownAccount(device.account);
-    if (!account.allowedFrom.includes(address)) return REPLIES.accountSenderNotAllowed(field, address, device.account, account.allowedFrom);
+    if (!account.allowedFrom.includes(address))
+      return REPLIES.accountSenderNotAllowed(field, address, device.account, account.allowedFrom);
     return undefined;
   }
 
@@ -95,7 +96,9 @@ export class AccountSenders {
       case 'ready':
         return undefined;
       case 'paused':
-        return account.until && Date.parse(account.until) <= Date.now() ? undefined : REPLIES.accountPaused(accountId, account.until);
+        return account.until && Date.parse(account.until) <= Date.now()
+          ? undefined
+          : REPLIES.accountPaused(accountId, account.until);
       case 'needs_reauthorization':
         return REPLIES.accountNeedsReauthorization(accountId);
       case 'configuration_error':

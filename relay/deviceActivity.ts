@@ -28,7 +28,8 @@ export class DeviceActivityLog {
     private readonly log: Logger,
     private readonly health?: StorageHealth,
   ) {
-    for (const device of devices) this.entries.set(device.name, { device: device.name, account: device.account, queued: 0, refused: 0 });
+    for (const device of devices)
+      this.entries.set(device.name, { device: device.name, account: device.account, queued: 0, refused: 0 });
     this.entries.set(NO_DEVICE, { device: NO_DEVICE, queued: 0, refused: 0 });
   }
 

@@ -12,11 +12,21 @@ interface TlsErrorFields {
   hint?: string;
 }
 
-export function describeTlsError(error: Error & { code?: string; remoteAddress?: string }, listener: ListenerKind): TlsErrorFields {
+export function describeTlsError(
+  error: Error & { code?: string; remoteAddress?: string },
+  listener: ListenerKind,
+): TlsErrorFields {
   const text = `${error.code ?? ''} ${error.message}`;
-  const fields: TlsErrorFields = { remote: error.remoteAddress ?? null, errorCode: error.code, error: error.message.split('\n')[0]!.slice(0, 200) };
+  const fields: TlsErrorFields = {
+    remote: error.remoteAddress ?? null,
+    errorCode: error.code,
+    error: error.message.split('\n')[0]!.slice(0, 200),
+  };
   if (/unsupported protocol|UNSUPPORTED_PROTOCOL|version too low|no protocols available/i.test(text))
-    return { ...fields, hint: 'the device offers only TLS 1.0/1.1; the relay needs TLS 1.2 or later (see the plain port for old devices)' };
+    return {
+      ...fields,
+      hint: 'the device offers only TLS 1.0/1.1; the relay needs TLS 1.2 or later (see the plain port for old devices)',
+    };
   if (/wrong version number|http request|packet length too long|unknown protocol/i.test(text))
     return {
       ...fields,
@@ -26,7 +36,10 @@ export function describeTlsError(error: Error & { code?: string; remoteAddress?:
           : 'the device speaks something other than TLS here: choose STARTTLS on port 587 or SSL/TLS on port 465',
     };
   if (/no shared cipher|NO_SHARED_CIPHER|sslv3 alert handshake failure/i.test(text))
-    return { ...fields, hint: 'no cipher in common: the device is too old for TLS 1.2 with a modern cipher (see the plain port for old devices)' };
+    return {
+      ...fields,
+      hint: 'no cipher in common: the device is too old for TLS 1.2 with a modern cipher (see the plain port for old devices)',
+    };
   return fields;
 }
 

@@ -200,7 +200,10 @@ describe('relay in the local stack', () => {
       log: { info: () => {}, warn: () => {}, error: () => {} },
     });
     try {
-      assert.match(relay.bannerLine, /SMTP relay +127\.0\.0\.1:\d+ STARTTLS\n +user name scanner, password scanner: sends for "demo" as demo@example\.com/);
+      assert.match(
+        relay.bannerLine,
+        /SMTP relay +127\.0\.0\.1:\d+ STARTTLS\n +user name scanner, password scanner: sends for "demo" as demo@example\.com/,
+      );
       const curl = await promisify(execFile)('curl', ['--version']).catch(() => undefined);
       if (!curl) return t.skip('curl is not installed');
       // docs/local.md, with this run's port and CA path.

@@ -154,7 +154,10 @@ describe('relay: the accounts as the app publishes them', () => {
     await relay.relay.refreshAllowedSenders();
     const revoked = await refusal(send('scanner@contoso.test'));
     assert.equal(revoked.code, 451);
-    assert.match(revoked.text, /^451 4\.7\.0 Account "scans" must be authorized again by an administrator on the oauth-outbox status page/);
+    assert.match(
+      revoked.text,
+      /^451 4\.7\.0 Account "scans" must be authorized again by an administrator on the oauth-outbox status page/,
+    );
 
     await harness.runtime.accountStates.markAuthorized(account!, {
       authorizedUser: 'scans@example.com',

@@ -47,11 +47,17 @@ export function dialogueHandlers(dialogue: Dialogue, listener: ListenerConfig): 
       const declared = address.args ? Number((address.args as Record<string, string>).SIZE) : NaN;
       runChecks(
         MAIL_FROM_CHECKS,
-        { session, dialogue, sender: address.address.toLowerCase(), ...(Number.isFinite(declared) ? { declaredSize: declared } : {}) },
+        {
+          session,
+          dialogue,
+          sender: address.address.toLowerCase(),
+          ...(Number.isFinite(declared) ? { declaredSize: declared } : {}),
+        },
         callback,
       );
     },
-    onRcptTo: (address, session, callback) => runChecks(RCPT_TO_CHECKS, { session, dialogue, recipient: address.address }, callback),
+    onRcptTo: (address, session, callback) =>
+      runChecks(RCPT_TO_CHECKS, { session, dialogue, recipient: address.address }, callback),
     onData: (stream, session, callback) => receiveData(dialogue, stream, session, callback),
     onClose: (session) => closeSession(dialogue, session),
   };

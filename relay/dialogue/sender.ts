@@ -14,7 +14,8 @@ export const senderPresent: CommandCheck = (context) => {
 export const deviceMaySend: CommandCheck = (context) => {
   const device = need(context, 'device');
   const sender = need(context, 'sender');
-  if (!device.allowedFrom.includes(sender)) return REPLIES.senderNotAllowed('Sender address (MAIL FROM)', sender, device.allowedFrom);
+  if (!device.allowedFrom.includes(sender))
+    return REPLIES.senderNotAllowed('Sender address (MAIL FROM)', sender, device.allowedFrom);
   return undefined;
 };
 

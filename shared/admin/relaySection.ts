@@ -19,7 +19,8 @@ function relayTable(relay: RelayActivity, now: number): SafeHtml {
   const devices = relay.devices.filter((d) => d.device !== NO_DEVICE || d.refused > 0);
   return html`<div class="relay" data-relay="${relay.relay}">
     <p>
-      <code>${relay.relay}</code> <span class="note">running since ${when(relay.startedAt, now)}, last report ${when(relay.updatedAt, now)}</span>
+      <code>${relay.relay}</code>
+      <span class="note">running since ${when(relay.startedAt, now)}, last report ${when(relay.updatedAt, now)}</span>
     </p>
     <table class="devices">
       <thead>
@@ -36,17 +37,23 @@ function relayTable(relay: RelayActivity, now: number): SafeHtml {
         ${devices.map(
           (device) =>
             html`<tr data-device="${device.device}">
-              <td>${device.device === NO_DEVICE ? html`<span class="note">no device (unknown user or network)</span>` : device.device}</td>
+              <td>
+                ${device.device === NO_DEVICE ? html`<span class="note">no device (unknown user or network)</span>` : device.device}
+              </td>
               <td>${device.account ? html`<code>${device.account}</code>` : '—'}</td>
               <td data-count="queued">${device.queued}</td>
               <td data-count="refused">${device.refused}</td>
-              <td>${device.lastMessage ? html`${when(device.lastMessage.at, now)}<br /><code>${device.lastMessage.id}</code>` : '—'}</td>
+              <td>
+                ${device.lastMessage ? html`${when(device.lastMessage.at, now)}<br /><code>${device.lastMessage.id}</code>` : '—'}
+              </td>
               <td data-refusal="${device.lastRefusal?.reason ?? ''}">
-                ${device.lastRefusal
-                  ? html`${when(device.lastRefusal.at, now)} from <code>${device.lastRefusal.remote}</code><br /><code
-                        >${device.lastRefusal.reply}</code
-                      >`
-                  : '—'}
+                ${
+                  device.lastRefusal
+                    ? html`${when(device.lastRefusal.at, now)} from <code>${device.lastRefusal.remote}</code><br /><code
+                          >${device.lastRefusal.reply}</code
+                        >`
+                    : '—'
+                }
               </td>
             </tr>`,
         )}

@@ -67,7 +67,9 @@ export function buildAllowedSenders(
 }
 
 /** The document as read from storage; a reason when it is not one. */
-export function parseAllowedSenders(text: string): { ok: true; document: AllowedSendersDocument } | { ok: false; reason: string } {
+export function parseAllowedSenders(
+  text: string,
+): { ok: true; document: AllowedSendersDocument } | { ok: false; reason: string } {
   let json: unknown;
   try {
     json = JSON.parse(text);

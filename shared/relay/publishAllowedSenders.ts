@@ -20,6 +20,8 @@ export async function publishAllowedSenders(sources: PublishSources, now = new D
   const body = JSON.stringify(document, null, 1);
   await sources.container
     .getBlockBlobClient(ALLOWED_SENDERS_BLOB)
-    .upload(body, Buffer.byteLength(body), { blobHTTPHeaders: { blobContentType: 'application/json', blobCacheControl: 'no-cache' } });
+    .upload(body, Buffer.byteLength(body), {
+      blobHTTPHeaders: { blobContentType: 'application/json', blobCacheControl: 'no-cache' },
+    });
   return Object.keys(document.accounts).length;
 }

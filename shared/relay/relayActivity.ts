@@ -28,7 +28,10 @@ const deviceActivity = z
     account: z.string().max(64).optional(),
     queued: z.number().int().min(0),
     refused: z.number().int().min(0),
-    lastMessage: z.object({ at: z.iso.datetime(), id: z.string().max(200) }).strict().optional(),
+    lastMessage: z
+      .object({ at: z.iso.datetime(), id: z.string().max(200) })
+      .strict()
+      .optional(),
     lastRefusal: refusal.optional(),
   })
   .strict();

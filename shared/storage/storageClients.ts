@@ -56,7 +56,9 @@ export function createStorageClients(env: Env, connection = STORAGE_CONNECTION):
       await Promise.all([
         ...Object.values(QUEUES).map((name) => queues.getQueueClient(name).createIfNotExists()),
         ...Object.values(TABLES).map((name) => tableService.createTable(name)),
-        ...[...Object.values(CONTAINERS), ...Object.values(RELAY_CONTAINERS)].map((name) => blobs.getContainerClient(name).createIfNotExists()),
+        ...[...Object.values(CONTAINERS), ...Object.values(RELAY_CONTAINERS)].map((name) =>
+          blobs.getContainerClient(name).createIfNotExists(),
+        ),
       ]);
     },
   };
