@@ -18,10 +18,8 @@ export interface PublishSources {
 export async function publishAllowedSenders(sources: PublishSources, now = new Date()): Promise<number> {
   const document = buildAllowedSenders(sources.accounts, await sources.accountStatus.list(), now);
   const body = JSON.stringify(document, null, 1);
-  await sources.container
-    .getBlockBlobClient(ALLOWED_SENDERS_BLOB)
-    .upload(body, Buffer.byteLength(body), {
-      blobHTTPHeaders: { blobContentType: 'application/json', blobCacheControl: 'no-cache' },
-    });
+  await sources.container.getBlockBlobClient(ALLOWED_SENDERS_BLOB).upload(body, Buffer.byteLength(body), {
+    blobHTTPHeaders: { blobContentType: 'application/json', blobCacheControl: 'no-cache' },
+  });
   return Object.keys(document.accounts).length;
 }
