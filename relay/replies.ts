@@ -83,7 +83,7 @@ export const REPLIES = {
   accountNeedsReauthorization: (account: string): Reply => ({
     responseCode: 451,
     reason: 'needs_reauthorization',
-    message: `4.7.0 Account "${account}" must be authorized again by an administrator on the oauth-outbox status page; nothing was queued, please try again later`,
+    message: `4.7.0 Account "${account}" is not authorized (not yet, or no longer): an administrator must authorize it on the oauth-outbox status page; nothing was queued, please try again later`,
   }),
   accountConfigError: (account: string): Reply => ({
     responseCode: 451,

@@ -87,6 +87,20 @@ describe('relay: the accounts as the app publishes them', () => {
 
   it('the app publishes every account with its allowed senders and a state, and nothing secret', async () => {
     await harness.runtime.publishAllowedSenders();
+    const senders = harness.runtime.storage.container(RELAY_CONTAINERS.senders).getBlockBlobClient(ALLOWED_SENDERS_BLOB);
+    const unauthorized = parseAllowedSenders((await senders.downloadToBuffer()).toString('utf8'));
+    assert.ok(unauthorized.ok);
+    assert.equal(
+      unauthorized.document.accounts.scans?.state,
+      'needs_reauthorization',
+      'never authorized: waits for an administrator',
+    );
+    // The authorization publishes again by itself.
+    await harness.runtime.accountStates.markAuthorized(harness.accounts[0]!, {
+      authorizedUser: 'scans@example.com',
+      scopes: 'smtp',
+      tokenExpiresAt: Date.now() + 3_600_000,
+    });
     const blob = await harness.runtime.storage
       .container(RELAY_CONTAINERS.senders)
       .getBlockBlobClient(ALLOWED_SENDERS_BLOB)
@@ -156,7 +170,7 @@ describe('relay: the accounts as the app publishes them', () => {
     assert.equal(revoked.code, 451);
     assert.match(
       revoked.text,
-      /^451 4\.7\.0 Account "scans" must be authorized again by an administrator on the oauth-outbox status page/,
+      /^451 4\.7\.0 Account "scans" is not authorized \(not yet, or no longer\): an administrator must authorize it on the oauth-outbox status page/,
     );
 
     await harness.runtime.accountStates.markAuthorized(account!, {

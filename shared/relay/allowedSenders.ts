@@ -37,12 +37,13 @@ export type PublishedAccount = z.infer<typeof publishedAccountSchema>;
 
 /**
  * The send path's own decision (accounts/accountRules), so that the relay refuses exactly what would wait:
- * degraded and stale accounts still send while their token lasts; an account nobody authorized yet waits for
- * an administrator as one whose grant was revoked does.
+ * degraded and stale accounts still send while their token lasts; an account nobody authorized yet (no status
+ * row, or `not_authorized`) waits for an administrator as one whose grant was revoked does.
  */
 export function publishedAccount(account: Account, status: AccountStatus | undefined, now: number): PublishedAccount {
   const allowedFrom = [...account.allowedFrom];
-  if (status?.state === 'not_authorized' && account.flow === 'authorization_code')
+  // The authorization writes the first status row: an account without one was never authorized.
+  if (account.flow === 'authorization_code' && (!status || status.state === 'not_authorized'))
     return { allowedFrom, state: 'needs_reauthorization' };
   const decision = sendDecision(account.id, status, now);
   if (decision.open) return { allowedFrom, state: 'ready' };
