@@ -15,6 +15,7 @@ import { REPLIES, type Reply } from './replies';
 import type { StorageHealth } from './storageHealth';
 
 export const SENDERS_REFRESH_MS = 60_000;
+const FIRST_READ_MS = 5_000;
 
 export class AccountSenders {
   private document: AllowedSendersDocument | undefined;
@@ -29,10 +30,15 @@ export class AccountSenders {
     private readonly health?: StorageHealth,
   ) {}
 
-  /** Reads the document now, then every `intervalMs`. */
-  async start(intervalMs = SENDERS_REFRESH_MS): Promise<void> {
-    await this.refresh();
+  /**
+   * Reads the document now, then every `intervalMs`. Waits for the first read at most `firstReadMs`: storage
+   * that does not answer must not keep the relay from listening (it then answers as without a document).
+   */
+  async start(intervalMs = SENDERS_REFRESH_MS, firstReadMs = FIRST_READ_MS): Promise<void> {
     if (!this.source) return;
+    let timeout: NodeJS.Timeout | undefined;
+    await Promise.race([this.refresh(), new Promise<void>((resolve) => (timeout = setTimeout(resolve, firstReadMs)))]);
+    clearTimeout(timeout);
     this.timer = setInterval(() => void this.refresh(), intervalMs);
     this.timer.unref();
   }

@@ -135,6 +135,8 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
     }
   } catch (error) {
     await closeServers();
+    senders.stop();
+    await activity.close();
     throw error;
   }
 
