@@ -121,6 +121,12 @@ export const REPLIES = {
     reason: 'tls_on_smtp_port',
     message: '5.5.1 The device started TLS at once on a STARTTLS port: choose STARTTLS, or SSL/TLS on port 465',
   }),
+  /** Never sent (the handshake failed): the entry on the status page. */
+  tlsTooOld: (): Reply => ({
+    responseCode: 500,
+    reason: 'tls_too_old',
+    message: '5.7.0 The device offers only TLS 1.0/1.1; use TLS 1.2 or later, or the plain port for old devices',
+  }),
   storageUnavailable: (): Reply => ({
     responseCode: 451,
     reason: 'storage_unavailable',

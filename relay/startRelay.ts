@@ -23,7 +23,7 @@ import { blobStore, type MimeStore } from './mimeStore';
 import { REPLIES } from './replies';
 import { StorageHealth } from './storageHealth';
 import { createStorageTarget, type StorageTarget } from './storageTarget';
-import { describeTlsError, IMPLICIT_TLS_HINT, watchForImplicitTls } from './tlsErrors';
+import { describeTlsError, IMPLICIT_TLS_HINT, TLS_TOO_OLD_HINT, watchForImplicitTls, type ConnectionError } from './tlsErrors';
 
 export interface StartRelayOptions {
   /** A configuration as in the JSON file (validated here), or one already loaded with loadRelayConfig. */
@@ -101,6 +101,7 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
   };
 
   const servers: Array<{ listener: ListenerConfig; server: SMTPServer; port: number }> = [];
+  const reported = new WeakSet<Error>();
   const closeServers = () =>
     Promise.all(servers.map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))));
   try {
@@ -122,8 +123,13 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
         logger: false,
         ...dialogueHandlers(dialogue, listener),
       });
-      server.on('error', (error: Error & { code?: string; remoteAddress?: string }) => {
-        log.warn('relay.connection_error', { listener: listener.kind, ...describeTlsError(error, listener.kind) });
+      server.on('error', (error: ConnectionError) => {
+        // smtp-server reports a failed STARTTLS handshake from the socket and again from the connection.
+        if (reported.has(error)) return;
+        reported.add(error);
+        const fields = describeTlsError(error, listener.kind);
+        log.warn('relay.connection_error', { listener: listener.kind, ...fields });
+        if (fields.hint === TLS_TOO_OLD_HINT) activity.refused(undefined, REPLIES.tlsTooOld(), fields.remote ?? '');
       });
       if (listener.kind !== 'tls')
         watchForImplicitTls(server.server, (remote) => {

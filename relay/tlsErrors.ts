@@ -12,21 +12,25 @@ interface TlsErrorFields {
   hint?: string;
 }
 
-export function describeTlsError(
-  error: Error & { code?: string; remoteAddress?: string },
-  listener: ListenerKind,
-): TlsErrorFields {
-  const text = `${error.code ?? ''} ${error.message}`;
+export type ConnectionError = Error & {
+  code?: string;
+  remoteAddress?: string;
+  /** smtp-server's: the client's address, and the OpenSSL message it replaced by its own. */
+  meta?: { remoteAddress?: string; message?: string };
+};
+
+export const TLS_TOO_OLD_HINT =
+  'the device offers only TLS 1.0/1.1; the relay needs TLS 1.2 or later (see the plain port for old devices)';
+
+export function describeTlsError(error: ConnectionError, listener: ListenerKind): TlsErrorFields {
+  const text = `${error.code ?? ''} ${error.message} ${error.meta?.message ?? ''}`;
   const fields: TlsErrorFields = {
-    remote: error.remoteAddress ?? null,
+    remote: error.remoteAddress ?? error.meta?.remoteAddress ?? null,
     errorCode: error.code,
     error: error.message.split('\n')[0]!.slice(0, 200),
   };
   if (/unsupported protocol|UNSUPPORTED_PROTOCOL|version too low|no protocols available/i.test(text))
-    return {
-      ...fields,
-      hint: 'the device offers only TLS 1.0/1.1; the relay needs TLS 1.2 or later (see the plain port for old devices)',
-    };
+    return { ...fields, hint: TLS_TOO_OLD_HINT };
   if (/wrong version number|http request|packet length too long|unknown protocol/i.test(text))
     return {
       ...fields,

@@ -5,6 +5,7 @@
  * message into the ledger, and the status page lists the device with its counts and its last refusal.
  */
 import assert from 'node:assert/strict';
+import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { HttpRequest } from './support/azureFunctions';
 import { admin } from '../functions/admin';
@@ -70,6 +71,14 @@ async function refusal(promise: Promise<unknown>): Promise<{ code: number; text:
     return typeof error.responseCode === 'number';
   });
   return { code: caught!.responseCode!, text: caught!.response ?? '' };
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 async function published() {
@@ -221,6 +230,34 @@ describe('relay: what the administrator sees', () => {
     const line = relay.logs.find((l) => l.includes('"relay.tls_on_smtp_port"'));
     assert.ok(line, 'logged');
     assert.match(line, /"remote":"127\.0\.0\.1".*choose STARTTLS on this port, or SSL\/TLS on port 465/);
+  });
+
+  it('a device that offers only TLS 1.0/1.1 leaves one log line per attempt with its address and what to do', async () => {
+    const old = { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0', rejectUnauthorized: false } as const;
+    const handshakeFails = (socket: ReturnType<typeof tlsConnect>) =>
+      new Promise<void>((resolve) => {
+        socket.once('error', () => resolve());
+        socket.once('secureConnect', () => assert.fail('a TLS 1.1 handshake succeeded'));
+      });
+    const before = relay.logs.length;
+    await handshakeFails(tlsConnect({ host: '127.0.0.1', port: relay.tlsPort!, ...old }));
+    // STARTTLS, then the same old handshake: smtp-server reports this one twice.
+    const smtp = await SmtpDialogue.connect({ port: relay.port });
+    await smtp.command('EHLO device.test');
+    await assert.rejects(smtp.startTls(old), /alert protocol version|unsupported protocol/i);
+    const lines = () => relay.logs.slice(before).filter((l) => l.includes('"relay.connection_error"'));
+    await waitFor(() => relay.logs.slice(before).some((l) => l.includes('"relay.session"')));
+    assert.deepEqual(
+      lines().map((l) => (JSON.parse(l) as { listener: string }).listener),
+      ['tls', 'starttls'],
+    );
+    for (const line of lines()) {
+      assert.match(line, /"remote":"127\.0\.0\.1"/);
+      assert.match(
+        line,
+        /"hint":"the device offers only TLS 1\.0\/1\.1; the relay needs TLS 1\.2 or later \(see the plain port for old devices\)"/,
+      );
+    }
   });
 
   it('a client that tries PLAIN then LOGIN on one connection spends one of its tries, and the log names the user', async () => {
