@@ -5,9 +5,9 @@
  */
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
-import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { parseAllowedSenders, ALLOWED_SENDERS_BLOB, type AllowedSendersDocument } from '../shared/relay/allowedSenders';
+import { certificateExpiry, EXPIRY_WARNING_DAYS } from './certificateExpiry';
 import { loadRelayConfig, type RelayConfig } from './config';
 import { createStorageTarget } from './storageTarget';
 
@@ -20,7 +20,11 @@ export async function checkConfig(file: string): Promise<ConfigCheck> {
   const config = loadRelayConfig({ RELAY_CONFIG: file });
   const lines = [`${file}: valid.`, ...describe(config)];
   const problems = await unreadableFiles(config);
-  if (config.tls && 'certFile' in config.tls && problems.length === 0) lines.push(await certificateLine(config.tls.certFile));
+  if (problems.length === 0) {
+    if (config.tls && 'certFile' in config.tls) lines.push(await certificateLine('tls', config.tls.certFile));
+    if ('credential' in config.storage && config.storage.credential.type === 'clientCertificate')
+      lines.push(await certificateLine('identity', config.storage.credential.certificateFile));
+  }
   if (problems.length > 0) {
     lines.push('  senders    not checked against the accounts: fix the files first');
     return { lines, problems };
@@ -75,13 +79,14 @@ async function unreadableFiles(config: RelayConfig): Promise<string[]> {
   return problems;
 }
 
-async function certificateLine(certFile: string): Promise<string> {
+async function certificateLine(label: string, file: string): Promise<string> {
   try {
-    const certificate = new X509Certificate(await readFile(certFile));
-    const days = Math.floor((Date.parse(certificate.validTo) - Date.now()) / 86_400_000);
-    return `  tls        ${certificate.subject.replace(/\n/g, ', ')}, expires ${certificate.validTo} (in ${days} days)${days <= 30 ? ': renew it soon' : ''}`;
+    const expiry = certificateExpiry(await readFile(file, 'utf8'));
+    if (!expiry) return `  ${label.padEnd(10)} ${file} holds no PEM certificate`;
+    const soon = expiry.daysLeft <= EXPIRY_WARNING_DAYS ? ': renew it soon' : '';
+    return `  ${label.padEnd(10)} ${expiry.subject}, expires ${expiry.notAfter} (in ${expiry.daysLeft} days)${soon}`;
   } catch (error) {
-    return `  tls        ${certFile} is not a PEM certificate: ${(error as Error).message}`;
+    return `  ${label.padEnd(10)} ${file} is not a PEM certificate: ${(error as Error).message}`;
   }
 }
 

@@ -23,6 +23,7 @@ import { blobStore, type MimeStore } from './mimeStore';
 import { REPLIES } from './replies';
 import { StorageHealth } from './storageHealth';
 import { createStorageTarget, type StorageTarget } from './storageTarget';
+import { logCertificateExpiry } from './certificateExpiry';
 import { describeTlsError, IMPLICIT_TLS_HINT, TLS_TOO_OLD_HINT, watchForImplicitTls, type ConnectionError } from './tlsErrors';
 
 export interface StartRelayOptions {
@@ -80,6 +81,8 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
     storageHealth,
   );
   if (target?.credential) void checkIdentity(target.credential, log, storageHealth);
+  if ('credential' in config.storage && config.storage.credential.type === 'clientCertificate')
+    logCertificateExpiry(log, 'storage_identity', await readFile(config.storage.credential.certificateFile, 'utf8'));
   await senders.start(options.sendersRefreshMs);
   activity.start(options.activityFlushMs);
 
@@ -213,12 +216,9 @@ async function checkIdentity(credential: TokenCredential, log: Logger, health: S
   }
 }
 
-/** Days before the certificate's expiry from which every start and reload warns. */
-const EXPIRY_WARNING_DAYS = 30;
-
 /**
  * Reads the pair and checks that it is usable (a broken file after a renewal must not replace a good one);
- * logs when it expires, with a warning within the last 30 days.
+ * logs when it expires.
  */
 async function loadTls(source: NonNullable<RelayConfig['tls']>, log: Logger): Promise<{ key: string; cert: string }> {
   const [key, cert] =
@@ -226,11 +226,7 @@ async function loadTls(source: NonNullable<RelayConfig['tls']>, log: Logger): Pr
       ? await Promise.all([readFile(source.keyFile, 'utf8'), readFile(source.certFile, 'utf8')])
       : [source.key, source.cert];
   tls.createSecureContext({ key, cert });
-  const certificate = new X509Certificate(cert);
-  const daysLeft = Math.floor((Date.parse(certificate.validTo) - Date.now()) / 86_400_000);
-  const fields = { subject: certificate.subject.replace(/\n/g, ', '), notAfter: certificate.validTo, daysLeft };
-  if (daysLeft <= EXPIRY_WARNING_DAYS) log.warn('relay.tls_certificate_expires_soon', fields);
-  else log.info('relay.tls_certificate', fields);
+  logCertificateExpiry(log, 'tls', cert);
   return { key, cert };
 }
 

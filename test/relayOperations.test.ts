@@ -11,6 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { BlobServiceClient } from '@azure/storage-blob';
+import selfsigned from 'selfsigned';
 import { DEV_ACCOUNT_KEY, startAzurite, type Azurite } from '../local/peers/azurite';
 import { RELAY_CONTAINERS } from '../shared/names';
 import { ALLOWED_SENDERS_BLOB, type AllowedSendersDocument } from '../shared/relay/allowedSenders';
@@ -164,6 +165,40 @@ describe('relay /health', () => {
       );
     } finally {
       await broken.close();
+    }
+  });
+});
+
+describe('relay certificates', () => {
+  it('logs when the storage identity certificate expires, and warns within 30 days', async () => {
+    const notBeforeDate = new Date(Date.now() - 86_400_000);
+    const pems = await selfsigned.generate([{ name: 'commonName', value: 'oauth-outbox-relay' }], {
+      keyType: 'ec',
+      curve: 'P-256',
+      algorithm: 'sha256',
+      notBeforeDate,
+      notAfterDate: new Date(notBeforeDate.getTime() + 11 * 86_400_000),
+    });
+    const identityFile = path.join(dir, 'storage-identity.pem');
+    await writeFile(identityFile, `${pems.private}${pems.cert}`);
+    const relay = await startTestRelay(DEAD_STORAGE, [SCANNER], {
+      storage: {
+        blobServiceUrl: 'http://127.0.0.1:9/devstoreaccount1',
+        queueServiceUrl: 'http://127.0.0.1:9/devstoreaccount1',
+        credential: { type: 'clientCertificate', tenantId: 'contoso', clientId: 'relay', certificateFile: identityFile },
+        requestTimeoutSeconds: 2,
+      },
+    });
+    try {
+      const warning = relay.logs.find((l) => l.includes('"relay.storage_identity_certificate_expires_soon"'));
+      assert.ok(warning, relay.logs.join('\n'));
+      assert.match(warning, /"subject":"CN=oauth-outbox-relay".*"daysLeft":(9|10)\b/);
+      assert.ok(
+        relay.logs.some((l) => l.includes('"relay.tls_certificate"')),
+        'the TLS certificate, far from expiry, is an info line',
+      );
+    } finally {
+      await relay.close();
     }
   });
 });
