@@ -18,8 +18,17 @@ export interface PublishSources {
 export async function publishAllowedSenders(sources: PublishSources, now = new Date()): Promise<number> {
   const document = buildAllowedSenders(sources.accounts, await sources.accountStatus.list(), now);
   const body = JSON.stringify(document, null, 1);
-  await sources.container.getBlockBlobClient(ALLOWED_SENDERS_BLOB).upload(body, Buffer.byteLength(body), {
-    blobHTTPHeaders: { blobContentType: 'application/json', blobCacheControl: 'no-cache' },
-  });
+  const upload = () =>
+    sources.container.getBlockBlobClient(ALLOWED_SENDERS_BLOB).upload(body, Buffer.byteLength(body), {
+      blobHTTPHeaders: { blobContentType: 'application/json', blobCacheControl: 'no-cache' },
+    });
+  try {
+    await upload();
+  } catch (error) {
+    // A deployment from before the relay had this container: the app's identity may create it.
+    if ((error as { code?: string }).code !== 'ContainerNotFound') throw error;
+    await sources.container.createIfNotExists();
+    await upload();
+  }
   return Object.keys(document.accounts).length;
 }
