@@ -8,7 +8,8 @@
  *   hash-password   read a password (prompt, or one line on stdin) and print its hash for "passwordHash"
  *                   --generate: make up a strong password, print it on stderr and its hash on stdout
  *
- * SIGTERM/SIGINT stop gracefully (messages in DATA finish); SIGHUP re-reads the TLS certificate and key.
+ * SIGTERM/SIGINT stop gracefully (messages in DATA finish); SIGHUP re-reads the TLS certificate and key;
+ * SIGUSR2 lifts every failed-login block.
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -72,6 +73,8 @@ async function run(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // After fixing a device's password: its address may log in again at once (Windows has no SIGUSR2: restart).
+  process.on('SIGUSR2', () => void relay.unblockLogins());
   process.on(
     'SIGHUP',
     // A failed reload (a half-written renewal) keeps the certificate in use.

@@ -56,6 +56,8 @@ export interface Relay {
   refreshAllowedSenders(): Promise<void>;
   /** Writes the device report now. */
   flushActivity(): Promise<void>;
+  /** Lifts the failed-login blocks of every client address (SIGUSR2); returns how many addresses it forgot. */
+  unblockLogins(): number;
 }
 
 const isResolved = (config: RelayConfig | RelayConfigInput): config is RelayConfig => Array.isArray(config.listeners);
@@ -196,6 +198,11 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
       log.info('relay.tls_reloaded', { notAfter: new X509Certificate(tlsMaterial.cert).validTo });
     },
     refreshAllowedSenders: () => senders.refresh(),
+    unblockLogins() {
+      const count = dialogue.throttle.unblock();
+      log.info('relay.logins_unblocked', { addresses: count });
+      return count;
+    },
     flushActivity: () => activity.flush(),
   };
 }

@@ -15,7 +15,8 @@ import selfsigned from 'selfsigned';
 import { DEV_ACCOUNT_KEY, startAzurite, type Azurite } from '../local/peers/azurite';
 import { RELAY_CONTAINERS } from '../shared/names';
 import { ALLOWED_SENDERS_BLOB, type AllowedSendersDocument } from '../shared/relay/allowedSenders';
-import { startTestRelay, testRelayConfig } from './support/relayHarness';
+import { spawnRelayProcess, startTestRelay, testRelayConfig } from './support/relayHarness';
+import { SmtpDialogue } from './support/relayDevice';
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '..');
@@ -199,6 +200,37 @@ describe('relay certificates', () => {
       );
     } finally {
       await relay.close();
+    }
+  });
+});
+
+describe('relay failed-login blocks', () => {
+  it('SIGUSR2 lifts them without a restart', async () => {
+    const relay = await spawnRelayProcess(
+      await testRelayConfig(azurite.connectionString, [SCANNER], {
+        loginFailures: { maxFailures: 1, windowSeconds: 60, blockSeconds: 600, delayStepMs: 0, maxDelayMs: 0 },
+      }),
+    );
+    const login = async (password: string) => {
+      const smtp = await SmtpDialogue.connect({ port: relay.port, localAddress: '127.0.0.71' });
+      try {
+        return (await smtp.openAndLogin(SCANNER.user, password)).code;
+      } finally {
+        smtp.end();
+      }
+    };
+    try {
+      assert.equal(await login('guess'), 535);
+      assert.equal(await login(SCANNER.password), 454, 'blocked');
+      relay.kill('SIGUSR2');
+      const deadline = Date.now() + 10_000;
+      while (!relay.logs.some((l) => l.includes('"relay.logins_unblocked"'))) {
+        if (Date.now() > deadline) assert.fail(`no relay.logins_unblocked line:\n${relay.logs.join('\n')}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.equal(await login(SCANNER.password), 235, 'the right password works again at once');
+    } finally {
+      await relay.stop();
     }
   });
 });
