@@ -6,8 +6,20 @@
 #     -v /etc/oauth-outbox-relay:/config:ro -e RELAY_CONFIG=/config/relay.json oauth-outbox-relay
 #
 # The configuration names the ports; inside the container use ports above 1023 (the process does not run
-# as root) and map them as above. SIGTERM (docker stop) lets messages already in DATA finish: give it
-# shutdownGraceSeconds plus a few (docker stop -t 40). SIGHUP re-reads the TLS certificate and key.
+# as root) and map them as above. relay.container.example.json is a configuration for this image: its ports
+# are the EXPOSEd ones and its files are under /config. The process runs as the image's user "node" (uid and
+# gid 1000): the mounted files must be readable by it (chgrp 1000 and chmod 640 for the keys).
+# SIGTERM (docker stop) lets messages already in DATA finish: give it shutdownGraceSeconds plus a few
+# (docker stop -t 40). SIGHUP re-reads the TLS certificate and key.
+#
+# Behind Docker's port mapping the relay sees the device's own address only while the mapping is done by
+# iptables (Linux, IPv4, the default); where Docker's userland proxy forwards instead (connections to
+# localhost, IPv6 without ip6tables, Docker Desktop) every device appears as the bridge's gateway, so
+# sourceRanges cannot tell devices apart and one device's failed logins block all. Then run it with
+# --network host.
+#
+# The base image is named by tag; pin it by digest for a reproducible build (docker buildx imagetools
+# inspect node:22-bookworm-slim prints the digest): FROM node:22-bookworm-slim@sha256:<digest>.
 
 FROM node:22-bookworm-slim AS build
 WORKDIR /src

@@ -8,6 +8,8 @@ import { accountQueryFrom, loadAccountPage } from '../shared/admin/accountPage';
 import { accountManagement, accountsOverview } from '../shared/admin/accountsTable';
 import { getFreshApp } from '../shared/app';
 import { htmlResponse } from '../shared/web/html';
+import { RELAY_CONTAINERS } from '../shared/names';
+import { readRelayActivity } from '../shared/relay/relayActivity';
 
 const TEST_ID = /^test-[a-z0-9-]{1,40}-[0-9TZ]{1,24}$/;
 
@@ -27,18 +29,25 @@ export async function admin(request: HttpRequest): Promise<HttpResponseInit> {
   try {
     const now = new Date();
     const key = functionKeyOf(request);
-    const accounts = await loadAccountPage(
-      {
-        directory: runtime.directory,
-        accountStatus: runtime.accountStatus,
-        stateIndex: runtime.stateIndex,
-        ledger: runtime.delivery.ledger,
-        audit: runtime.accountAudit,
-        publicBaseUrl: runtime.publicBaseUrl,
-      },
-      accountQueryFrom(request.query),
-      now,
-    );
+    const [accounts, relays] = await Promise.all([
+      loadAccountPage(
+        {
+          directory: runtime.directory,
+          accountStatus: runtime.accountStatus,
+          stateIndex: runtime.stateIndex,
+          ledger: runtime.delivery.ledger,
+          audit: runtime.accountAudit,
+          publicBaseUrl: runtime.publicBaseUrl,
+        },
+        accountQueryFrom(request.query),
+        now,
+      ),
+      // The relay section is extra: a page without it beats no page.
+      readRelayActivity(runtime.storage.container(RELAY_CONTAINERS.activity)).catch((error: unknown) => {
+        runtime.log.warn('admin.relay_activity_unreadable', { error: (error as Error).message.split('\n')[0] });
+        return [];
+      }),
+    ]);
     const sent = request.query.get('sent') ?? '';
     const testId = TEST_ID.test(sent) ? sent : undefined;
     const verdict = testId ? testVerdict(testId, await runtime.delivery.ledger.get(testId)) : undefined;
@@ -50,6 +59,7 @@ export async function admin(request: HttpRequest): Promise<HttpResponseInit> {
         functionKey: key,
         overview: accountsOverview(accounts, key),
         cardExtras: new Map(accounts.entries.map((entry) => [entry.account.id, accountManagement(entry, key)])),
+        relays,
         ...(verdict ? { testVerdict: verdict } : {}),
       }),
     );

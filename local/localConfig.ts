@@ -25,6 +25,10 @@ export interface LocalPorts {
   relay: number;
   /** The Microsoft Graph stand-in (`POST /v1.0/users/{user}/sendMail`). */
   graph: number;
+  /** The relay with implicit TLS (what port 465 is in production). */
+  relayTls: number;
+  /** The relay without TLS, for this machine only (what port 25 for old devices is in production). */
+  relayPlain: number;
   blob: number;
   queue: number;
   table: number;
@@ -72,6 +76,8 @@ const PORT_SETTINGS: Record<keyof LocalPorts, { name: string; fallback: number }
   smtp: { name: 'SMTP_PORT', fallback: 2525 },
   relay: { name: 'RELAY_PORT', fallback: 2587 },
   graph: { name: 'GRAPH_PORT', fallback: 7082 },
+  relayTls: { name: 'RELAY_TLS_PORT', fallback: 2465 },
+  relayPlain: { name: 'RELAY_PLAIN_PORT', fallback: 2526 },
   blob: { name: 'AZURITE_BLOB_PORT', fallback: 10000 },
   queue: { name: 'AZURITE_QUEUE_PORT', fallback: 10001 },
   table: { name: 'AZURITE_TABLE_PORT', fallback: 10002 },

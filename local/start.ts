@@ -34,6 +34,7 @@ Starts Azurite, a local OpenID provider, a local SMTP server with a mailbox page
   --no-functions   everything but the functions (run them with \`func start\` instead)
 
 Ports: OUTBOX_PORT (7071), IDP_PORT (7080), MAILBOX_PORT (7081), SMTP_PORT (2525), GRAPH_PORT (7082),
+       RELAY_PORT (2587, STARTTLS), RELAY_TLS_PORT (2465, SSL/TLS), RELAY_PLAIN_PORT (2526, no TLS, 127.0.0.1 only),
        AZURITE_BLOB_PORT (10000), AZURITE_QUEUE_PORT (10001), AZURITE_TABLE_PORT (10002).
 Data:  OUTBOX_DATA_DIR (.local). Your own accounts: MAIL_ACCOUNTS or MAIL_ACCOUNTS_FILE.
 Keys:  LOCAL_FUNCTION_KEY: when set, routes that need a function key in Azure need this one (?code= or x-functions-key).`;
@@ -83,6 +84,8 @@ async function main(): Promise<void> {
     });
     stops.push({ name: 'Azurite', stop: azurite.stop });
     await runtime.storage.ensureCreated();
+    // What the relay checks senders and account states against; the refresh timer and a new grant write it again.
+    await runtime.publishAllowedSenders();
 
     const idp = await startIdentityProvider({
       port: ports.idp,
@@ -119,6 +122,9 @@ async function main(): Promise<void> {
       const relay = await startLocalRelay({
         host,
         port: ports.relay,
+        tlsPort: ports.relayTls,
+        plainPort: ports.relayPlain,
+        caFile: tls.caPath,
         connectionString: readSetting(process.env, 'MailStorage') ?? '',
         certFile: tls.serverCertPath,
         keyFile: tls.serverKeyPath,

@@ -1,7 +1,11 @@
 // Bundles the relay (relay/main.ts and everything it imports) into one ESM file that runs with plain Node, no
-// node_modules: what the container image ships. `npm run build:relay [-- --outfile=path]` (default dist/relay.mjs).
+// node_modules: what the container image ships. `npm run build:relay [-- --outfile=path]` (default dist/relay.mjs),
+// with its SHA-256 next to it (relay.mjs.sha256, as `sha256sum -c` reads it) for whoever downloads the file.
 // The banner gives the CommonJS dependencies (nodemailer, smtp-server's helpers, ...) the `require` they expect.
 import { build } from 'esbuild';
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -37,8 +41,18 @@ export async function buildRelay(outfile = 'dist/relay.mjs') {
   return Object.values(result.metafile.outputs).find((o) => o.entryPoint)?.bytes ?? 0;
 }
 
+/** Writes `<file>.sha256` in sha256sum's format and returns the hash. */
+export async function writeChecksum(file) {
+  const hash = createHash('sha256')
+    .update(await readFile(path.resolve(root, file)))
+    .digest('hex');
+  await writeFile(path.resolve(root, `${file}.sha256`), `${hash}  ${path.basename(file)}\n`);
+  return hash;
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const outfile = process.argv.find((a) => a.startsWith('--outfile='))?.slice('--outfile='.length);
+  const outfile = process.argv.find((a) => a.startsWith('--outfile='))?.slice('--outfile='.length) ?? 'dist/relay.mjs';
   const bytes = await buildRelay(outfile);
-  console.log(`${outfile ?? 'dist/relay.mjs'}: ${bytes} bytes`);
+  const hash = await writeChecksum(outfile);
+  console.log(`${outfile}: ${bytes} bytes, SHA-256 ${hash} (also in ${outfile}.sha256)`);
 }

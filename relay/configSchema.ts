@@ -67,8 +67,6 @@ const credentialSchema = z.discriminatedUnion('type', [
     })
     .strict(),
   z.object({ type: z.literal('default') }).strict(),
-  /** The service URLs carry a SAS token (allowing blob create/write and queue add only). */
-  z.object({ type: z.literal('sas') }).strict(),
 ]);
 
 const storageCommon = {

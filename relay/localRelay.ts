@@ -1,7 +1,8 @@
 /**
- * The relay in the local stack (`npm start`): STARTTLS on 127.0.0.1:RELAY_PORT (default 2587) with the local
- * CA's certificate, Azurite as storage, and one demo device `scanner` / `scanner` that sends for the demo
- * account. local/start.ts starts it next to the other local servers:
+ * The relay in the local stack (`npm start`): STARTTLS on 127.0.0.1:RELAY_PORT (default 2587), implicit TLS on
+ * RELAY_TLS_PORT (2465) and a plain port on RELAY_PLAIN_PORT (2526) that takes only 127.0.0.1, so that every
+ * setting a device offers can be tried; the local CA's certificate, Azurite as storage, and one demo device
+ * `scanner` / `scanner` that sends for the demo account. local/start.ts starts it next to the other local servers:
  *
  *   const relay = await startLocalRelay({ host, port: relayPort(process.env), connectionString, certFile, keyFile,
  *                                         account: DEMO.accountId, from: DEMO.user });
@@ -29,7 +30,14 @@ export function relayPort(env: Env = process.env): number {
 
 export interface LocalRelayOptions {
   host: string;
+  /** STARTTLS. */
   port: number;
+  /** Implicit TLS; none when left out. */
+  tlsPort?: number;
+  /** No TLS, from 127.0.0.1 only; none when left out. */
+  plainPort?: number;
+  /** The local CA, which a device must trust: named in the banner. */
+  caFile?: string;
   /** Azurite's connection string (the container and the queue are created if missing). */
   connectionString: string;
   certFile: string;
@@ -49,7 +57,13 @@ export async function startLocalRelay(options: LocalRelayOptions): Promise<Local
   const relay = await startRelay({
     config: {
       hostname: 'localhost',
-      listeners: { starttls: { host: options.host, port: options.port } },
+      listeners: {
+        starttls: { host: options.host, port: options.port },
+        ...(options.tlsPort !== undefined ? { tls: { host: options.host, port: options.tlsPort } } : {}),
+        ...(options.plainPort !== undefined
+          ? { plain: { host: options.host, port: options.plainPort, allowFrom: ['127.0.0.1/32'] } }
+          : {}),
+      },
       tls: { certFile: options.certFile, keyFile: options.keyFile },
       storage: { connectionString: options.connectionString, createIfMissing: true },
       shutdownGraceSeconds: 5,
@@ -63,9 +77,17 @@ export async function startLocalRelay(options: LocalRelayOptions): Promise<Local
       ],
     },
     ...(options.log ? { log: options.log } : {}),
+    // The app publishes again when an account is authorized: a few seconds, not a minute, before the relay knows.
+    sendersRefreshMs: 5_000,
   });
   const { user, password } = LOCAL_RELAY_DEVICE;
+  const { starttls, tls, plain } = relay.ports;
+  const indent = ' '.repeat(22);
   return Object.assign(relay, {
-    bannerLine: `  SMTP relay          ${options.host}:${relay.port} (STARTTLS; device ${user} / ${password} sends for "${options.account}" as ${options.from})`,
+    bannerLine: [
+      `  SMTP relay          ${options.host}:${starttls} STARTTLS${tls !== undefined ? `, :${tls} SSL/TLS` : ''}${plain !== undefined ? `, :${plain} no TLS (this machine only)` : ''}`,
+      `${indent}user name ${user}, password ${password}: sends for "${options.account}" as ${options.from}`,
+      ...(options.caFile ? [`${indent}the device must trust the CA in ${options.caFile}`] : []),
+    ].join('\n'),
   });
 }

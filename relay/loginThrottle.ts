@@ -1,7 +1,7 @@
 /**
  * Failed logins per client address: each failure within the window makes the next answer slower, and after
  * `maxFailures` the address is refused outright (without checking the password) until the block expires.
- * In memory, per relay process: enough against guessing, and it forgets everything on restart.
+ * In memory, per relay process: enough against guessing; a restart, or SIGUSR2 (main.ts), lifts every block.
  */
 import type { LoginFailurePolicy } from './config';
 
@@ -43,6 +43,16 @@ export class LoginThrottle {
     this.entries.set(address, entry);
     this.prune(now);
     return { delayMs: Math.min(this.policy.delayStepMs * failures, this.policy.maxDelayMs), blocked, failures };
+  }
+
+  /** Forgets the failures and the block of one client address (as clientKey gives it), or of all; returns how many. */
+  unblock(address?: string): number {
+    if (address === undefined) {
+      const count = this.entries.size;
+      this.entries.clear();
+      return count;
+    }
+    return this.entries.delete(address) ? 1 : 0;
   }
 
   /** Entries are in the order of their last failure, so the stale ones are at the front. */

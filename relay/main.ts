@@ -2,25 +2,34 @@
  * `npm run relay` (or `node dist/relay.mjs` in the container image):
  *
  *   (no command)    run the relay with the configuration file named by RELAY_CONFIG
- *   check-config    validate that file and print what it configures, then exit
+ *   check-config    validate that file (or the one named), check the files it names and, when storage answers,
+ *                   the devices' senders against the accounts; print what it configures, then exit
+ *   send-test       prove the storage identity's role assignments with one request of each kind
  *   hash-password   read a password (prompt, or one line on stdin) and print its hash for "passwordHash"
  *                   --generate: make up a strong password, print it on stderr and its hash on stdout
  *
- * SIGTERM/SIGINT stop gracefully (messages in DATA finish); SIGHUP re-reads the TLS certificate and key.
+ * SIGTERM/SIGINT stop gracefully (messages in DATA finish); SIGHUP re-reads the TLS certificate and key;
+ * SIGUSR2 lifts every failed-login block.
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../shared/errors';
 import { consoleLogger } from '../shared/log/logger';
-import { loadRelayConfig } from './config';
+import { checkConfig } from './checkConfig';
+import { loadRelayConfig, RELAY_CONFIG_SETTING } from './config';
 import { hashPassword } from './passwordHash';
+import { sendTest } from './sendTest';
 import { startRelay } from './startRelay';
 
 const USAGE = `Usage: npm run relay [-- <command>]
 
 Commands:
   (none)           run the relay; RELAY_CONFIG names its JSON configuration file (see docs/relay.md)
-  check-config     validate the configuration file and print a summary
+  check-config [file]
+                   validate the configuration file (default: RELAY_CONFIG), check that the files it names can
+                   be read and, when storage answers, that each device's account allows its senders
+  send-test        write and delete a blob, add a queue message, read the allowed senders and write the
+                   device report with the configured identity: proves its role assignments
   hash-password    print the hash of a password for a device's "passwordHash"
                    (asks for it, or reads one line from stdin: echo -n 'secret' | npm run relay -- hash-password)
     --generate     make up a strong password instead: the password goes to stderr, the hash to stdout`;
@@ -36,7 +45,9 @@ async function main(): Promise<void> {
     case 'run':
       return run();
     case 'check-config':
-      return checkConfig();
+      return printConfigCheck(positionals[1] ?? process.env[RELAY_CONFIG_SETTING]);
+    case 'send-test':
+      return printSendTest();
     case 'hash-password':
       return printHash(Boolean(values.generate));
     default:
@@ -62,6 +73,8 @@ async function run(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // After fixing a device's password: its address may log in again at once (Windows has no SIGUSR2: restart).
+  process.on('SIGUSR2', () => void relay.unblockLogins());
   process.on(
     'SIGHUP',
     // A failed reload (a half-written renewal) keeps the certificate in use.
@@ -70,23 +83,24 @@ async function run(): Promise<void> {
   );
 }
 
-function checkConfig(): void {
-  const config = loadRelayConfig(process.env);
-  const lines = [
-    `${process.env.RELAY_CONFIG}: valid.`,
-    `  host name  ${config.hostname}`,
-    ...config.listeners.map(
-      (l) =>
-        `  listener   ${l.kind.padEnd(8)} ${l.host ?? '*'}:${l.port}${l.allowFrom.length ? ` from ${l.allowFrom.map((r) => r.text).join(', ')}` : ''}`,
-    ),
-    `  health     ${config.health ? `${config.health.host ?? '*'}:${config.health.port}/health` : 'off'}`,
-    `  storage    ${'connectionString' in config.storage ? 'connection string' : `${config.storage.blobServiceUrl.split('?')[0]} (${config.storage.credential.type})`}`,
-    ...config.devices.map(
-      (d) =>
-        `  device     ${d.name}: ${d.user ? `user ${d.user}` : 'by address'}${d.sourceRanges.length ? ` from ${d.sourceRanges.map((r) => r.text).join(', ')}` : ''} → account ${d.account}, From ${d.allowedFrom.join(', ')}; ≤ ${d.maxMessageBytes} bytes, ≤ ${d.maxRecipients} recipients`,
-    ),
-  ];
+async function printConfigCheck(file: string | undefined): Promise<void> {
+  if (!file)
+    throw new ConfigError(
+      `Name the configuration file: npm run relay -- check-config relay.json (or set ${RELAY_CONFIG_SETTING}).`,
+    );
+  const { lines, problems } = await checkConfig(file);
   console.log(lines.join('\n'));
+  if (problems.length > 0) {
+    console.log(`\n${problems.length} problem(s):\n  ${problems.join('\n  ')}`);
+    process.exitCode = 1;
+  }
+}
+
+async function printSendTest(): Promise<void> {
+  const config = loadRelayConfig(process.env);
+  const steps = await sendTest(config);
+  for (const { step, ok, detail } of steps) console.log(`${ok ? 'ok  ' : 'FAIL'} ${step.padEnd(20)} ${detail}`);
+  if (steps.some((s) => !s.ok)) process.exitCode = 1;
 }
 
 async function printHash(generate: boolean): Promise<void> {

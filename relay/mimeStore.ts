@@ -17,6 +17,8 @@ export interface MimeQueueMessage {
   version: 1;
   id: string;
   account: string;
+  /** The relay device it came from, shown in the ledger and on the status page. */
+  device: string;
   mime: { blob: string; envelope: { from: string; to: string[] } };
 }
 

@@ -1,7 +1,8 @@
 /**
  * One message from DATA to its reply. In order:
  *
- *   1. header section  → From (and Sender) must be allowed for the device, else 550 at the final dot
+ *   1. header section  → one From, whose display name is not an address, and every From and Sender address
+ *                        allowed for the device and its account, else 550 at the final dot (headerChecks.ts)
  *   2. every byte      → counted against the device's size limit, else 552
  *   3. the MIME        → streamed to blob mail-mime/<yyyy>/<mm>/<dd>/<id>.eml, Bcc fields cut out of the header
  *   4. final dot       → blob committed, then the queue message enqueued; only then `250 2.0.0 queued as <id>`
@@ -13,7 +14,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Device } from './config';
-import { findHeaderEnd, headerFields, senderHeaders, withoutBcc } from '../shared/message/mimeHeaders';
+import { findHeaderEnd, headerFields, withoutBcc } from '../shared/message/mimeHeaders';
+import { checkSenderHeaders, type AccountCheck } from './headerChecks';
 import { mimeBlobReference, type MimeStore, type MimeUpload } from './mimeStore';
 import { REPLIES, type Reply } from './replies';
 
@@ -30,6 +32,8 @@ export interface MessageContext {
   device: Device;
   envelope: { from: string; to: string[] };
   store: MimeStore;
+  /** The account's allowed senders, as published by the app (none: the device's list alone decides). */
+  accountCheck?: AccountCheck;
   now?: () => Date;
 }
 
@@ -44,20 +48,6 @@ export function mimeBlobName(id: string, now: Date): string {
   return `${yyyy}/${mm}/${dd}/${id}.eml`;
 }
 
-/** Checks the sender fields of the header against the device's allowed From list. */
-export function checkSenderHeaders(header: Buffer, device: Device): Reply | undefined {
-  const allowed = device.allowedFrom;
-  const senders = senderHeaders(header);
-  if (senders.fromFields > 1) return REPLIES.manyFromFields('From', senders.fromFields);
-  if (senders.from.length === 0) return REPLIES.noFrom(allowed);
-  const badFrom = senders.from.find((address) => !allowed.includes(address));
-  if (badFrom) return REPLIES.senderNotAllowed('From', badFrom, allowed);
-  if (senders.senderFields > 1) return REPLIES.manyFromFields('Sender', senders.senderFields);
-  const badSender = senders.sender?.find((address) => !allowed.includes(address));
-  if (badSender) return REPLIES.senderNotAllowed('Sender', badSender, allowed);
-  return undefined;
-}
-
 export async function receiveMessage(stream: Readable, context: MessageContext): Promise<Outcome> {
   const { device, store } = context;
   const now = (context.now ?? (() => new Date()))();
@@ -69,7 +59,7 @@ export async function receiveMessage(stream: Readable, context: MessageContext):
   let upload: MimeUpload | undefined;
 
   const startBody = async (header: Buffer, rest: Buffer) => {
-    refusal = checkSenderHeaders(header, device);
+    refusal = checkSenderHeaders(header, device, context.accountCheck);
     if (refusal) return;
     upload = store.open(blobName);
     await upload.write(withoutBcc(header, headerFields(header)));
@@ -125,6 +115,7 @@ export async function receiveMessage(stream: Readable, context: MessageContext):
       version: 1,
       id,
       account: device.account,
+      device: device.name,
       mime: { blob: mimeBlobReference(blobName), envelope: context.envelope },
     });
   } catch (error) {

@@ -18,10 +18,12 @@ const list = (addresses: readonly string[]) =>
 export const REPLIES = {
   queued: (id: string) => `2.0.0 queued as ${id}`,
 
-  authRequired: (): Reply => ({
+  authRequired: (secure = true): Reply => ({
     responseCode: 530,
     reason: 'auth_required',
-    message: "5.7.0 Authentication required: log in with this device's user name and password (after STARTTLS)",
+    message: secure
+      ? "5.7.0 Authentication required: log in with this device's user name and password"
+      : "5.7.0 Authentication required: turn on STARTTLS (port 587) or SSL/TLS (port 465), then log in with this device's user name and password",
   }),
   tlsRequired: (): Reply => ({
     responseCode: 538,
@@ -58,6 +60,36 @@ export const REPLIES = {
     reason: 'sender_not_allowed',
     message: `5.6.0 The message has no From address; the device must set one of ${list(allowed)}`,
   }),
+  displayNameAddress: (field: string, name: string): Reply => ({
+    responseCode: 550,
+    reason: 'sender_not_allowed',
+    message: `5.7.1 The ${field} display name "${name.slice(0, 80)}" looks like another address; use a name without "@" (e.g. "Scanner 2nd floor")`,
+  }),
+  unknownAccount: (account: string): Reply => ({
+    responseCode: 550,
+    reason: 'unknown_account',
+    message: `5.7.1 This device sends for account "${account}", which oauth-outbox does not have; fix "account" of the device in the relay's configuration, or add the account to MAIL_ACCOUNTS`,
+  }),
+  accountSenderNotAllowed: (field: string, address: string, account: string, allowed: readonly string[]): Reply => ({
+    responseCode: 550,
+    reason: 'sender_not_allowed',
+    message: `5.7.1 ${field} <${address}> is not allowed for account "${account}" (it allows ${list(allowed)}); add it to the account's allowedFrom in MAIL_ACCOUNTS, or set the device to send as one of those`,
+  }),
+  accountPaused: (account: string, until: string | undefined): Reply => ({
+    responseCode: 451,
+    reason: 'account_paused',
+    message: `4.7.0 Account "${account}" is paused${until ? ` until ${until}` : ''} (see the oauth-outbox status page); nothing was queued, please try again later`,
+  }),
+  accountNeedsReauthorization: (account: string): Reply => ({
+    responseCode: 451,
+    reason: 'needs_reauthorization',
+    message: `4.7.0 Account "${account}" is not authorized (not yet, or no longer): an administrator must authorize it on the oauth-outbox status page; nothing was queued, please try again later`,
+  }),
+  accountConfigError: (account: string): Reply => ({
+    responseCode: 451,
+    reason: 'configuration_error',
+    message: `4.7.0 Account "${account}" has a configuration problem (see the oauth-outbox status page); nothing was queued, please try again later`,
+  }),
   manyFromFields: (field: string, count: number): Reply => ({
     responseCode: 550,
     reason: 'invalid_message',
@@ -82,6 +114,18 @@ export const REPLIES = {
     responseCode: 452,
     reason: 'too_many_recipients',
     message: `4.5.3 Too many recipients: at most ${limit} per message; send the rest in another message`,
+  }),
+  /** Never sent (the device speaks TLS and cannot read it): the entry on the status page. */
+  implicitTlsOnSmtpPort: (): Reply => ({
+    responseCode: 500,
+    reason: 'tls_on_smtp_port',
+    message: '5.5.1 The device started TLS at once on a STARTTLS port: choose STARTTLS, or SSL/TLS on port 465',
+  }),
+  /** Never sent (the handshake failed): the entry on the status page. */
+  tlsTooOld: (): Reply => ({
+    responseCode: 500,
+    reason: 'tls_too_old',
+    message: '5.7.0 The device offers only TLS 1.0/1.1; use TLS 1.2 or later, or the plain port for old devices',
   }),
   storageUnavailable: (): Reply => ({
     responseCode: 451,

@@ -1,6 +1,8 @@
 /**
- * Where the relay writes: the `mail-mime` container and the `mail-outbox` queue, reached with a connection
- * string (Azurite, simple setups) or the service URLs and an Entra identity (`@azure/identity`).
+ * Where the relay writes: the `mail-mime` container and the `mail-outbox` queue, and its device report in
+ * `relay-activity`; what it reads: the allowed-senders document in `relay-senders`. Reached with a connection
+ * string (Azurite) or the service URLs and an Entra identity (`@azure/identity`). There is no SAS option: the
+ * deployment turns shared keys off, and a SAS is signed with one.
  */
 import { readFileSync } from 'node:fs';
 import {
@@ -10,15 +12,19 @@ import {
   WorkloadIdentityCredential,
   type TokenCredential,
 } from '@azure/identity';
-import { AnonymousCredential, BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { ConfigError } from '../shared/errors';
-import { CONTAINERS, QUEUES } from '../shared/names';
+import { CONTAINERS, QUEUES, RELAY_CONTAINERS } from '../shared/names';
 import type { CredentialConfig, StorageConfig } from './config';
 
 export interface StorageTarget {
   container: ContainerClient;
   queue: QueueClient;
+  /** `relay-senders`: read only. */
+  senders: ContainerClient;
+  /** `relay-activity`: this relay's report of its devices. */
+  activity: ContainerClient;
   /** For logs: the account, never a key or a SAS token. */
   describe: string;
   /** The Entra identity, when one is used: startRelay asks it for a token once, to report a bad setup early. */
@@ -50,26 +56,26 @@ export function createStorageTarget(config: StorageConfig): StorageTarget {
     blobs = BlobServiceClient.fromConnectionString(config.connectionString, options);
     queues = QueueServiceClient.fromConnectionString(config.connectionString, options);
     describe = `account ${blobs.accountName} (connection string)`;
-  } else if (config.credential.type === 'sas') {
-    blobs = new BlobServiceClient(config.blobServiceUrl, new AnonymousCredential(), options);
-    queues = new QueueServiceClient(config.queueServiceUrl, new AnonymousCredential(), options);
-    describe = `${new URL(config.blobServiceUrl).host} (SAS)`;
   } else {
     const credential = tokenCredential(config.credential);
     blobs = new BlobServiceClient(config.blobServiceUrl, credential, options);
     queues = new QueueServiceClient(config.queueServiceUrl, credential, options);
     describe = `${new URL(config.blobServiceUrl).host} (${config.credential.type})`;
-    return {
-      container: blobs.getContainerClient(CONTAINERS.mime),
-      queue: queues.getQueueClient(QUEUES.outbox),
-      describe,
-      credential,
-    };
+    return { ...clients(blobs, queues), describe, credential };
   }
-  return { container: blobs.getContainerClient(CONTAINERS.mime), queue: queues.getQueueClient(QUEUES.outbox), describe };
+  return { ...clients(blobs, queues), describe };
 }
 
-function tokenCredential(config: Exclude<CredentialConfig, { type: 'sas' }>): TokenCredential {
+function clients(blobs: BlobServiceClient, queues: QueueServiceClient) {
+  return {
+    container: blobs.getContainerClient(CONTAINERS.mime),
+    queue: queues.getQueueClient(QUEUES.outbox),
+    senders: blobs.getContainerClient(RELAY_CONTAINERS.senders),
+    activity: blobs.getContainerClient(RELAY_CONTAINERS.activity),
+  };
+}
+
+function tokenCredential(config: CredentialConfig): TokenCredential {
   switch (config.type) {
     case 'clientCertificate': {
       let pem: string;

@@ -20,10 +20,11 @@ import { GraphSenderPool } from './graph/graphSenderPool';
 import { ConfigError } from './errors';
 import { INSTANCE_ID } from './instanceId';
 import { consoleLogger, type Logger } from './log/logger';
-import { CONTAINERS, QUEUES, TABLES } from './names';
+import { CONTAINERS, QUEUES, RELAY_CONTAINERS, TABLES } from './names';
 import type { ManagedIdentityCredentialFactory } from './oauth/clientAuth';
 import { ProviderClients } from './oauth/providerClient';
 import { revokeGrant } from './oauth/revokeGrant';
+import { publishAllowedSenders } from './relay/publishAllowedSenders';
 import { readSetting, RESULT_EVENT_CHOICES, type Env, type ResultEvents } from './settings';
 import { createSecretStore } from './storage/createSecretStore';
 import { AccessTokenTable } from './storage/accessTokenTable';
@@ -70,6 +71,8 @@ export interface App {
   readonly senders: SenderPool;
   readonly graphSenders: GraphSenderPool;
   readonly delivery: DeliveryServices;
+  /** Writes the allowed-senders document the SMTP relay reads (refresh timer, and on a stop or a new grant). */
+  publishAllowedSenders(): Promise<number>;
 }
 
 export interface AppOverrides {
@@ -158,11 +161,16 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
     unrecorded: new Map(),
   };
 
+  const relaySenders = storage.container(RELAY_CONTAINERS.senders);
+  const publish = () => publishAllowedSenders({ accounts: directory.accounts, accountStatus, container: relaySenders });
+
   // A new grant also ends the wait of the account's messages held for it: they go out now, not minutes later.
   accountStates.onChange(async (accountId, change) => {
     dropSessions(accountId);
     if (change === 'authorized') await releaseWaiting(delivery, accountId);
   });
+  // The relay hears of a stop or a new grant at its next read, not at the next hourly run.
+  accountStates.onChange(() => publish());
 
   const accountAudit = new AccountAuditTable(storage.table(TABLES.accountAudit));
   const accountAdmin = new AccountAdmin({
@@ -208,6 +216,7 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
     senders,
     graphSenders,
     delivery,
+    publishAllowedSenders: publish,
   };
 }
 

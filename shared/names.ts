@@ -23,5 +23,15 @@ export const CONTAINERS = {
   mime: 'mail-mime',
 } as const;
 
+/**
+ * The relay's two containers, apart from CONTAINERS until infra/ creates them: `relay-senders` holds the
+ * allowed-senders document the app publishes and the relay may only read; `relay-activity` holds what each
+ * relay reports of its devices (the relay writes it, the status page reads it).
+ */
+export const RELAY_CONTAINERS = {
+  senders: 'relay-senders',
+  activity: 'relay-activity',
+} as const;
+
 /** The connection name used by the queue trigger and by our own storage clients (`MailStorage`, `MailStorage__queueServiceUri`, ...). */
 export const STORAGE_CONNECTION = 'MailStorage';

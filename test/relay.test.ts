@@ -78,6 +78,7 @@ describe('relay: what a device sends arrives unchanged', () => {
       version: 1,
       id,
       account: 'demo',
+      device: 'scanner',
       mime: {
         blob: message.mime.blob,
         envelope: { from: 'scanner@contoso.test', to: ['alice@fabrikam.test', 'bob@fabrikam.test'] },
@@ -154,18 +155,23 @@ describe('relay: what a device sends arrives unchanged', () => {
 });
 
 describe('relay: refusals come in the SMTP dialogue, with a reason a person can act on', () => {
-  it('refuses AUTH before STARTTLS (538) and mail without a login (530)', async () => {
+  it('offers AUTH only after STARTTLS, refuses it before, and refuses mail without a login (530)', async () => {
     const smtp = await SmtpDialogue.connect({ port: relay.port });
     try {
       assert.match(smtp.greeting.text, /^220 localhost ESMTP oauth-outbox relay/);
       const ehlo = await smtp.command('EHLO device.test');
       assert.match(ehlo.text, /STARTTLS/);
+      assert.doesNotMatch(ehlo.text, /AUTH/, 'no AUTH offered in clear text');
       const auth = await smtp.login('scanner', PASSWORD);
-      assert.equal(auth.code, 538);
-      assert.match(auth.text, /STARTTLS/);
+      assert.equal(auth.code, 500, 'AUTH before TLS is not a command');
       const mail = await smtp.command('MAIL FROM:<scanner@contoso.test>');
       assert.equal(mail.code, 530);
-      assert.match(mail.text, /^530 5\.7\.0 Authentication required/);
+      assert.match(mail.text, /^530 5\.7\.0 Authentication required: turn on STARTTLS \(port 587\) or SSL\/TLS \(port 465\)/);
+      await smtp.command('RSET');
+      await smtp.startTls();
+      const secured = await smtp.command('EHLO device.test');
+      assert.match(secured.text, /AUTH PLAIN LOGIN/);
+      assert.equal((await smtp.login('scanner', PASSWORD)).code, 235);
     } finally {
       smtp.end();
     }

@@ -33,8 +33,14 @@ describe('relay packaging', () => {
     assert.ok(bytes > 0 && bytes < 4 * 1024 * 1024, `bundle of ${bytes} bytes`);
     await copyFile(path.join(root, 'relay/relay.example.json'), path.join(dir, 'relay.json'));
     const env = { ...process.env, RELAY_CONFIG: path.join(dir, 'relay.json'), NODE_OPTIONS: '' };
-    const checked = await run(process.execPath, [bundle, 'check-config'], { cwd: dir, env });
+    // The example names files of a real server: the check says which are missing, and fails.
+    const checked = await run(process.execPath, [bundle, 'check-config'], { cwd: dir, env }).then(
+      () => assert.fail('check-config passed without the files the example names'),
+      (error: { code: number; stdout: string }) => error,
+    );
+    assert.equal(checked.code, 1);
     assert.match(checked.stdout, /valid\.\n {2}host name {2}relay\.contoso\.com/);
+    assert.match(checked.stdout, /tls\.certFile: \/etc\/oauth-outbox-relay\/tls\/fullchain\.pem does not exist/);
     const hashing = run(process.execPath, [bundle, 'hash-password'], { cwd: dir, env });
     hashing.child.stdin!.end('from the bundle\n');
     assert.equal(await verifyPassword('from the bundle', (await hashing).stdout.trim()), true);
@@ -48,7 +54,7 @@ describe('relay packaging', () => {
       dockerfile,
       new RegExp(`^CMD \\["node", ${RELAY_RUNTIME.nodeOptions.map((o) => `"${o}"`).join(', ')}, "relay\\.mjs"\\]$`, 'm'),
     );
-    assert.match(unit, new RegExp(`^ExecStart=/usr/bin/node ${options} /opt/oauth-outbox-relay/relay\\.mjs$`, 'm'));
+    assert.match(unit, new RegExp(`^ExecStart=/usr/bin/env node ${options} /opt/oauth-outbox-relay/relay\\.mjs$`, 'm'));
     for (const [name, value] of Object.entries(RELAY_RUNTIME.env)) {
       assert.match(dockerfile, new RegExp(`\\b${name}=${value}\\b`));
       assert.match(unit, new RegExp(`^Environment=${name}=${value}$`, 'm'));
@@ -64,6 +70,28 @@ describe('relay packaging', () => {
     await copyFile(path.join(root, 'relay/oauth-outbox-relay.service'), copy);
     const { stderr } = await run('systemd-analyze', ['verify', copy]);
     assert.equal(stderr.trim(), '');
+  });
+
+  it('the container example matches the Dockerfile: its ports, /config paths and RELAY_CONFIG', async () => {
+    const dockerfile = await read('Dockerfile');
+    const config = loadRelayConfig({ RELAY_CONFIG: path.join(root, 'relay.container.example.json') });
+    const exposed = /^EXPOSE (.+)$/m.exec(dockerfile)?.[1]?.split(/\s+/).map(Number) ?? [];
+    const ports = [...config.listeners.map((l) => l.port), config.health?.port];
+    assert.deepEqual([...ports].sort(), [...exposed].sort());
+    assert.ok(
+      ports.every((port) => port !== undefined && port > 1023),
+      'ports a user other than root may open',
+    );
+    assert.match(dockerfile, /RELAY_CONFIG=\/config\/relay\.json/);
+    const files = [
+      ...(config.tls && 'certFile' in config.tls ? [config.tls.certFile, config.tls.keyFile] : []),
+      ...('credential' in config.storage && config.storage.credential.type === 'clientCertificate'
+        ? [config.storage.credential.certificateFile]
+        : []),
+    ];
+    assert.ok(files.length >= 3);
+    for (const file of files) assert.match(file, /^\/config\//);
+    assert.match(dockerfile, new RegExp(`HEALTHCHECK[\\s\\S]*\\|\\| ${config.health?.port}\\)`));
   });
 
   it('the example configuration is valid', () => {

@@ -14,7 +14,7 @@ import { addressBytes, bestMatch, clientKey, inRange, parseIpRange } from '../re
 import { LoginThrottle } from '../relay/loginThrottle';
 import { findHeaderEnd, headerFields, senderHeaders, withoutBcc } from '../shared/message/mimeHeaders';
 import { hashPassword, passwordHashProblem, verifyPassword } from '../relay/passwordHash';
-import { checkSenderHeaders } from '../relay/receiveMessage';
+import { checkSenderHeaders } from '../relay/headerChecks';
 import { createStorageTarget } from '../relay/storageTarget';
 import { TEST_SCRYPT } from './support/relayHarness';
 
@@ -271,12 +271,8 @@ describe('relay storage target', () => {
     assert.equal(local.queue.name, 'mail-outbox');
     assert.equal(local.describe, 'account devstoreaccount1 (connection string)');
     assert.equal(local.credential, undefined);
-    const sas = createStorageTarget({
-      blobServiceUrl: `${urls.blobServiceUrl}/?sv=2024-11-04&sp=cw&sig=c2VjcmV0`,
-      queueServiceUrl: `${urls.queueServiceUrl}/?sv=2024-11-04&sp=a&sig=c2VjcmV0`,
-      credential: { type: 'sas' },
-    });
-    assert.equal(sas.describe, 'stoutbox.blob.core.windows.net (SAS)');
+    assert.equal(local.senders.containerName, 'relay-senders');
+    assert.equal(local.activity.containerName, 'relay-activity');
     const managed = createStorageTarget({
       ...urls,
       credential: { type: 'managedIdentity', clientId: '11111111-1111-1111-1111-111111111111' },

@@ -96,7 +96,10 @@ const mail = (id: string, account = 'graph', over: Record<string, unknown> = {})
   ...over,
 });
 const deliverOnce = (message: object) =>
-  deliverMessage(harness.services, encodeQueueJson(message), { queueMessageId: `q-${Date.now()}-${Math.random()}`, dequeueCount: 1 });
+  deliverMessage(harness.services, encodeQueueJson(message), {
+    queueMessageId: `q-${Date.now()}-${Math.random()}`,
+    dequeueCount: 1,
+  });
 
 test("a Graph account's message goes out through sendMail once; the ledger keeps Graph's request-id and the result event follows", async () => {
   const before = standIn.received.length;

@@ -114,12 +114,13 @@ function printReport(report: Report, where: string, id: string | undefined): voi
     out.push(`Deliveries (table ${TABLES.deliveries}, newest first):`);
     out.push(
       ...table(
-        ['UPDATED', 'ID', 'STATUS', 'ACCOUNT', 'TRIES', 'DETAIL'],
+        ['UPDATED', 'ID', 'STATUS', 'ACCOUNT', 'DEVICE', 'TRIES', 'DETAIL'],
         report.deliveries.map((d) => [
           shortTime(d.updatedAt),
           d.id,
           d.status,
           d.account ?? '',
+          d.device ?? '',
           String(d.attempts),
           detail(d.code, d.reason ?? d.smtpReply ?? (d.nextAttemptAt ? `next attempt ${shortTime(d.nextAttemptAt)}` : d.subject)),
         ]),
@@ -153,6 +154,7 @@ const DELIVERY_FIELDS = [
   'reason',
   'smtpReply',
   'account',
+  'device',
   'subject',
   'recipients',
   'attempts',

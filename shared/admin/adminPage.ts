@@ -5,6 +5,8 @@ import { withFunctionKey } from '../web/functionKey';
 import type { TestVerdict } from './testEmailOutcome';
 import { formatUtc, relativeTime } from '../web/timeText';
 import { ACCOUNTS_STYLE } from './accountsTable';
+import type { RelayActivity } from '../relay/relayActivity';
+import { relaySection } from './relaySection';
 
 export interface StatusPageInput {
   views: readonly AccountView[];
@@ -13,6 +15,8 @@ export interface StatusPageInput {
   /** A test email just queued by this page's form (after its redirect back here). */
   /** The outcome of the test email just requested (`?sent=<id>`). */
   testVerdict?: TestVerdict;
+  /** What each SMTP relay last reported of its devices (none: no relay section). */
+  relays?: readonly RelayActivity[];
   now: number;
   /** Counts, search, paging, the create form and the audit trail (accountsTable.ts). */
   overview?: SafeHtml;
@@ -37,17 +41,26 @@ main{max-width:64rem}
 .actions input{padding:.35rem .5rem;border:1px solid #b8bdc7;border-radius:4px;min-width:16rem}
 .notice{background:#e8f0fe;border:1px solid #2f5bd3;border-radius:6px;padding:.6rem .9rem}
 .recent table{border-collapse:collapse;font-size:.85rem;margin:.4rem 0}.recent td,.recent th{border-top:1px solid #e1e4ea;padding:.25rem .5rem;text-align:left;vertical-align:top}
+.relays table{border-collapse:collapse;font-size:.85rem;margin:.4rem 0 1rem}.relays td,.relays th{border-top:1px solid #e1e4ea;padding:.25rem .5rem;text-align:left;vertical-align:top}
 .badge{font-size:.75rem;font-weight:600;color:#444b57;border:1px solid #b8bdc7;border-radius:4px;padding:0 .35rem;margin-left:.4rem;vertical-align:middle}
 `.trim();
 
 /** The status page: one card per account with its state in words, its facts, Authorize and a test-email form. */
-export function statusPage({ views, functionKey, testVerdict, now, overview, cardExtras }: StatusPageInput): SafeHtml {
+export function statusPage({
+  views,
+  functionKey,
+  testVerdict,
+  relays = [],
+  now,
+  overview,
+  cardExtras,
+}: StatusPageInput): SafeHtml {
   const body = html`<style>
       ${raw(STYLE)}
       ${raw(ACCOUNTS_STYLE)}
     </style>
     ${testVerdict ? verdictNotice(testVerdict, now) : ''} ${views.length === 0 && !overview ? NO_ACCOUNTS : ''} ${overview ?? ''}
-    ${views.map((view) => accountCard(view, functionKey, now, cardExtras?.get(view.id)))}
+    ${views.map((view) => accountCard(view, functionKey, now, cardExtras?.get(view.id)))} ${relaySection(relays, now)}
     <p class="note">
       Counts are the deliveries recorded in the last 24 hours. Times are UTC. The same as JSON:
       <a href="${withFunctionKey('/api/accounts', functionKey)}">/api/accounts</a>.

@@ -86,6 +86,7 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
     );
   }
   fields.account = account.id;
+  if (isMimeMessage(message) && message.device) fields.device = message.device;
   if (!isMimeMessage(message)) fields.subject = message.subject.slice(0, 200);
   // The queue message's own age first (no read); a copy deferred earlier is checked again on its ledger row.
   if (now - Date.parse(ledger.fresh.firstSeenAt) > services.policy.maxAgeMs) {

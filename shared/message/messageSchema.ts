@@ -129,6 +129,11 @@ const mimeBlobRef = z
 export const mimeMailMessageSchema = z
   .object({
     ...common,
+    /** The SMTP relay's device that sent it; shown in the ledger and on the status page. */
+    device: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/, { error: 'letters, digits, ".", "_", "@" and "-", at most 64' })
+      .optional(),
     mime: z
       .object({
         blob: mimeBlobRef,

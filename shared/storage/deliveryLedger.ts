@@ -12,6 +12,8 @@ export interface DeliveryRecord {
   id: string;
   status: DeliveryStatus;
   account?: string;
+  /** The SMTP relay's device, for a message that came through the relay. */
+  device?: string;
   /** SMTP attempts (throttling and account waits are not attempts). */
   attempts: number;
   deferrals: number;

@@ -3,7 +3,7 @@ import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { ConfigError } from '../errors';
-import { CONTAINERS, QUEUES, STORAGE_CONNECTION, TABLES } from '../names';
+import { CONTAINERS, QUEUES, RELAY_CONTAINERS, STORAGE_CONNECTION, TABLES } from '../names';
 import { readSetting, type Env } from '../settings';
 
 /** Clients for the queues, tables and blob container of the mail storage account, from the `MailStorage` connection. */
@@ -56,7 +56,9 @@ export function createStorageClients(env: Env, connection = STORAGE_CONNECTION):
       await Promise.all([
         ...Object.values(QUEUES).map((name) => queues.getQueueClient(name).createIfNotExists()),
         ...Object.values(TABLES).map((name) => tableService.createTable(name)),
-        ...Object.values(CONTAINERS).map((name) => blobs.getContainerClient(name).createIfNotExists()),
+        ...[...Object.values(CONTAINERS), ...Object.values(RELAY_CONTAINERS)].map((name) =>
+          blobs.getContainerClient(name).createIfNotExists(),
+        ),
       ]);
     },
   };

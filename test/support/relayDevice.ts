@@ -155,7 +155,8 @@ export class SmtpDialogue {
     return new Promise((resolve, reject) => this.socket.write(data, (error) => (error ? reject(error) : resolve())));
   }
 
-  async startTls(): Promise<void> {
+  /** STARTTLS and the handshake; `options` replace the defaults (an old device: TLS 1.1 at most). */
+  async startTls(options: tls.ConnectionOptions = {}): Promise<void> {
     const reply = await this.command('STARTTLS');
     if (reply.code !== 220) throw new Error(`STARTTLS refused: ${reply.text}`);
     const { caPem } = await loadTestTls();
@@ -163,7 +164,7 @@ export class SmtpDialogue {
     plain.removeAllListeners('data');
     plain.removeAllListeners('close');
     const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {
-      const s = tls.connect({ socket: plain, ca: caPem, servername: 'localhost' }, () => resolve(s));
+      const s = tls.connect({ socket: plain, ca: caPem, servername: 'localhost', ...options }, () => resolve(s));
       s.once('error', reject);
     });
     this.socket = secure;
