@@ -8,19 +8,17 @@
 import { Readable } from 'node:stream';
 import type { ContainerClient } from '@azure/storage-blob';
 import type { QueueClient } from '@azure/storage-queue';
+import type { MimeMailMessage } from '../shared/message/messageSchema';
+import { OutboxQueue } from '../shared/message/outboxQueue';
 import { CONTAINERS } from '../shared/names';
 
 export const BLOCK_BYTES = 4 * 1024 * 1024;
 
-/** The queue message of a finished MIME message (DESIGN section 4). */
-export interface MimeQueueMessage {
-  version: 1;
-  id: string;
-  account: string;
-  /** The relay device it came from, shown in the ledger and on the status page. */
-  device: string;
-  mime: { blob: string; envelope: { from: string; to: string[] } };
-}
+/**
+ * The queue message of a finished MIME message: the app's own schema (message/messageSchema.ts), with the fields the
+ * relay always sets (its id, account and device) required.
+ */
+export type MimeQueueMessage = MimeMailMessage & { version: 1; id: string; account: string; device: string };
 
 export interface MimeUpload {
   /** Resolves when more may be written. After a storage failure it discards: finish() reports the failure. */
@@ -47,8 +45,7 @@ export function blobStore(container: ContainerClient, queue: QueueClient): MimeS
   return {
     open: (name) => new BlockUpload(container, name),
     async enqueue(message) {
-      // The queue trigger expects base64 of UTF-8 JSON; -1: the message never expires while it waits to be sent.
-      await queue.sendMessage(Buffer.from(JSON.stringify(message), 'utf8').toString('base64'), { messageTimeToLive: -1 });
+      await new OutboxQueue(queue).enqueue(message);
     },
     async remove(name) {
       await container.getBlockBlobClient(name).deleteIfExists();

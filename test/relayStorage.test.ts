@@ -11,6 +11,10 @@ import { after, before, describe, it } from 'node:test';
 import { startAzurite, type Azurite } from '../local/peers/azurite';
 import { composeMime, deviceTransport, queuedId, sendMime, SmtpDialogue } from './support/relayDevice';
 import { relayStorage, spawnRelayProcess, startTestRelay, testRelayConfig, type TestRelay } from './support/relayHarness';
+import { blobStore, type MimeStore } from '../relay/mimeStore';
+import { startRelay } from '../relay/startRelay';
+import { createLogger } from '../shared/log/logger';
+import { CONTAINERS } from '../shared/names';
 
 const PASSWORD = 'device password';
 const DEVICE = { user: 'scanner', password: PASSWORD, account: 'demo', allowedFrom: ['scanner@contoso.test'] };
@@ -123,6 +127,39 @@ describe('relay: storage failures are a 451, and the retry is queued once', () =
       assert.match(String(deferred?.error), /^queue: /, 'logged as a failed enqueue');
     } finally {
       await storage.queue.createIfNotExists();
+    }
+  });
+});
+
+describe('relay: the order of the writes', () => {
+  it('the blob is committed before the queue message names it, so the send path never meets a missing blob', async () => {
+    const azurite = await startAzurite();
+    const storage = relayStorage(azurite.connectionString);
+    const seen: boolean[] = [];
+    const real = blobStore(storage.container, storage.queue);
+    // The real store, asked at each enqueue whether the blob its message names is already there.
+    const store: MimeStore = {
+      ...real,
+      async enqueue(message) {
+        const name = message.mime.blob.slice(`${CONTAINERS.mime}/`.length);
+        seen.push(await storage.container.getBlockBlobClient(name).exists());
+        return real.enqueue(message);
+      },
+    };
+    const logs: string[] = [];
+    const relay = await startRelay({
+      config: await testRelayConfig(azurite.connectionString, [DEVICE]),
+      log: createLogger((_level, line) => logs.push(line)),
+      store,
+    });
+    try {
+      await store.ensureCreated();
+      const port = relay.ports.starttls ?? relay.port;
+      await sendMime(await deviceTransport({ port, user: 'scanner', pass: PASSWORD }), await mime(2000), ENVELOPE);
+      assert.deepEqual(seen, [true], 'one enqueue, after the blob was there');
+    } finally {
+      await relay.close();
+      await azurite.stop();
     }
   });
 });

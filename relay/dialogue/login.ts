@@ -53,6 +53,8 @@ export function logIn(
         user: user.slice(0, 256),
         reason: result.reason,
         ...(result.device ? { device: result.device.name } : {}),
+        // How long the answer is held back: each failure from one address makes the next one slower.
+        delayMs,
       });
       if (blocked)
         log.warn('relay.login_blocked', {
