@@ -104,6 +104,15 @@ describe('KeyVaultSecretStore against the Key Vault double', () => {
     assert.equal(await store.get(name), undefined);
   });
 
+  test('delete removes a secret through the service (an account deleted on the page), and a missing one is fine', async () => {
+    const store = newStore();
+    const name = uniqueName('deleted');
+    await store.set(name, 'client-secret-of-a-deleted-account');
+    await store.delete(name);
+    assert.equal(await store.get(name), undefined);
+    await store.delete(uniqueName('never-there'));
+  });
+
   test('names are case-insensitive, as in Key Vault', async () => {
     const store = newStore();
     const name = uniqueName('Mixed-Case');

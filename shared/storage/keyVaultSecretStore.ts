@@ -49,6 +49,18 @@ export class KeyVaultSecretStore implements SecretStore {
     }
   }
 
+  /** Deletes the secret (soft delete: recoverable for the vault's retention period); a missing one is fine. */
+  async delete(name: string): Promise<void> {
+    assertSecretName(name);
+    try {
+      // The delete request goes out when the operation begins; waiting for it to finish is not needed here.
+      await this.client.beginDeleteSecret(name);
+    } catch (error) {
+      if (isNotFound(error)) return;
+      throw toStoreError('delete', name, error);
+    }
+  }
+
   async set(name: string, value: string, options: SecretSetOptions = {}): Promise<void> {
     assertSecretWrite(name, value, options);
     try {
@@ -115,7 +127,7 @@ function isDisabled(error: unknown): boolean {
 }
 
 // A new Error rather than the SDK's RestError: that one keeps the request, whose body holds the value on a set.
-function toStoreError(operation: 'get' | 'set', name: string, error: unknown, value?: string): SecretStoreError {
+function toStoreError(operation: 'get' | 'set' | 'delete', name: string, error: unknown, value?: string): SecretStoreError {
   const { statusCode, code, message, response } = asServiceError(error);
   const status = typeof statusCode === 'number' ? statusCode : undefined;
   const errorCode = typeof code === 'string' ? code : undefined;

@@ -80,7 +80,7 @@ export class SecretStoreError extends Error {
   override readonly name = 'SecretStoreError';
   constructor(
     message: string,
-    readonly operation: 'get' | 'set',
+    readonly operation: 'get' | 'set' | 'delete',
     readonly secretName: string,
     /** HTTP status from Key Vault, when there was a response. */
     readonly statusCode?: number,
