@@ -154,11 +154,16 @@ var tableNames = [
 var blobContainerNames = [
   'mail-attachments'
   'mail-mime'
+  'relay-senders'
+  'relay-activity'
 ]
 // The SMTP relay's container (MIME messages that wait in mail-outbox; the relay writes them, the app reads and deletes
 // them) and the queue the relay sends to.
 var mimeContainerName = 'mail-mime'
 var outboxQueueName = 'mail-outbox'
+// What the app publishes for the relay (allowed senders and account states) and what the relay reports of its devices.
+var relaySendersContainerName = 'relay-senders'
+var relayActivityContainerName = 'relay-activity'
 
 // Who receives the alert rules' mails: ALERT_RECIPIENTS and every account's own alert receivers, as the app's
 // account alerts do (shared/config/loadAccounts.ts splits ALERT_RECIPIENTS the same way).
@@ -315,6 +320,8 @@ module rbac './app/rbac.bicep' = {
     managedIdentityPrincipalId: apiUserAssignedIdentity.outputs.principalId
     developerPrincipalId: grantDeveloperAccess ? principalId : ''
     mimeContainerName: mimeContainerName
+    relaySendersContainerName: relaySendersContainerName
+    relayActivityContainerName: relayActivityContainerName
     outboxQueueName: outboxQueueName
     relayPrincipalId: relayPrincipalId
     relayPrincipalType: relayPrincipalType

@@ -24,7 +24,7 @@ export const CONTAINERS = {
 } as const;
 
 /**
- * The relay's two containers, apart from CONTAINERS until infra/ creates them: `relay-senders` holds the
+ * The relay's two containers (infra/ creates them and grants the relay its roles on them): `relay-senders` holds the
  * allowed-senders document the app publishes and the relay may only read; `relay-activity` holds what each
  * relay reports of its devices (the relay writes it, the status page reads it).
  */

@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { CONTAINERS, QUEUES, STORAGE_CONNECTION, TABLES } from '../shared/names';
+import { CONTAINERS, QUEUES, RELAY_CONTAINERS, STORAGE_CONNECTION, TABLES } from '../shared/names';
 import { APP_SETTINGS, DEFAULT_REFRESH_SCHEDULE } from '../shared/settings';
 import { DEFAULT_MESSAGE_EXPIRY_DAYS, policyFromSettings } from '../shared/delivery/policy';
 import type { Node } from 'web-tree-sitter';
@@ -65,6 +65,8 @@ const SCOPE_TYPES: Readonly<Record<string, string>> = {
   applicationInsights: 'Microsoft.Insights/components',
   mimeContainer: 'Microsoft.Storage/storageAccounts/blobServices/containers',
   outboxQueue: 'Microsoft.Storage/storageAccounts/queueServices/queues',
+  relaySendersContainer: 'Microsoft.Storage/storageAccounts/blobServices/containers',
+  relayActivityContainer: 'Microsoft.Storage/storageAccounts/blobServices/containers',
 };
 
 /** Set by the platform or needed by it, not read by our code. */
@@ -468,7 +470,10 @@ describe('storage', () => {
     const lists = storageLists();
     assert.deepEqual(new Set(lists.queues as string[]), new Set(Object.values(QUEUES)));
     assert.deepEqual(new Set(lists.tables as string[]), new Set(Object.values(TABLES)));
-    assert.deepEqual(new Set(lists.containers as string[]), new Set(Object.values(CONTAINERS)));
+    assert.deepEqual(
+      new Set(lists.containers as string[]),
+      new Set([...Object.values(CONTAINERS), ...Object.values(RELAY_CONTAINERS)]),
+    );
     assert.equal(text(property(lists.module.body, 'params.deploymentContainerName')), 'deploymentStorageContainerName');
   });
 
@@ -803,10 +808,15 @@ describe('role assignments', () => {
     }
   });
 
-  test('the SMTP relay gets blob write on mail-mime and message send on mail-outbox, nothing else, only when named', () => {
+  test('the SMTP relay gets blob write on mail-mime, message send on mail-outbox, read on relay-senders and write on relay-activity, nothing else, only when named', () => {
     assert.deepEqual(
       rolesFile.relay.map((r) => `${r.role} @ ${r.scope}`),
-      ['Storage Blob Data Contributor @ mimeContainer', 'Storage Queue Data Message Sender @ outboxQueue'],
+      [
+        'Storage Blob Data Contributor @ mimeContainer',
+        'Storage Queue Data Message Sender @ outboxQueue',
+        'Storage Blob Data Reader @ relaySendersContainer',
+        'Storage Blob Data Contributor @ relayActivityContainer',
+      ],
     );
     const rbac = bicep('infra/app/rbac.bicep');
     const existing = (name: string) => resources(rbac).find((r) => r.existing && r.name === name);
@@ -817,6 +827,10 @@ describe('role assignments', () => {
     const params = property(resource(main, 'rbac').body, 'params');
     assert.equal(text(property(params, 'mimeContainerName')), 'mimeContainerName');
     assert.equal(text(property(params, 'outboxQueueName')), 'outboxQueueName');
+    assert.equal(text(property(params, 'relaySendersContainerName')), 'relaySendersContainerName');
+    assert.equal(text(property(params, 'relayActivityContainerName')), 'relayActivityContainerName');
+    assert.equal(literal(find(main, 'var', 'relaySendersContainerName')?.value), RELAY_CONTAINERS.senders);
+    assert.equal(literal(find(main, 'var', 'relayActivityContainerName')?.value), RELAY_CONTAINERS.activity);
     assert.equal(text(property(params, 'relayPrincipalId')), 'relayPrincipalId');
     assert.equal(literal(find(main, 'var', 'mimeContainerName')?.value), CONTAINERS.mime);
     assert.equal(literal(find(main, 'var', 'outboxQueueName')?.value), QUEUES.outbox);

@@ -235,7 +235,7 @@ describe('what the template declares and how it marks its own', () => {
 
   test('every assignment carries its reason from roles.json as description, and the reasons tell them apart', () => {
     const assignments = resources(rbac).filter((r) => r.target === 'Microsoft.Authorization/roleAssignments');
-    assert.equal(assignments.length, 7);
+    assert.equal(assignments.length, 9);
     for (const a of assignments)
       assert.equal(property(a.body, 'properties.description')?.text, `${a.loop?.variable}.reason`, a.name);
     const reasons = ['appIdentity', 'developer', 'relay', 'retired'].flatMap((list) =>
@@ -253,7 +253,7 @@ describe('what the template declares and how it marks its own', () => {
       'appKeyVaultNames',
       'appMonitoringNames',
       'empty(developerPrincipalId) ? [] : concat(developerStorageNames, developerKeyVaultNames)',
-      'empty(relayPrincipalId) ? [] : concat(relayContainerNames, relayQueueNames)',
+      'empty(relayPrincipalId) ? [] : concat(relayContainerNames, relayQueueNames, relaySendersNames, relayActivityNames)',
     ]);
     // Each names var lists the `name` of its resource loop, over the same roles.
     const assignments = resources(rbac).filter((r) => r.target === 'Microsoft.Authorization/roleAssignments');

@@ -23,6 +23,12 @@ param mimeContainerName string
 @description('Queue the SMTP relay sends messages to.')
 param outboxQueueName string
 
+@description('Blob container of the allowed-senders document the app publishes for the SMTP relay (the relay reads it).')
+param relaySendersContainerName string
+
+@description('Blob container of the SMTP relay\'s device report (the relay writes it, the status page reads it).')
+param relayActivityContainerName string
+
 @description('Principal (object) id of the SMTP relay; empty grants nothing.')
 param relayPrincipalId string = ''
 
@@ -51,6 +57,16 @@ resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2025-01-01'
 resource mimeContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-01-01' existing = {
   parent: blobService
   name: mimeContainerName
+}
+
+resource relaySendersContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-01-01' existing = {
+  parent: blobService
+  name: relaySendersContainerName
+}
+
+resource relayActivityContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-01-01' existing = {
+  parent: blobService
+  name: relayActivityContainerName
 }
 
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2025-01-01' existing = {
@@ -120,8 +136,8 @@ resource developerKeyVaultRoles 'Microsoft.Authorization/roleAssignments@2022-04
   }
 }]
 
-// The SMTP relay, optional: it writes MIME blobs to one container and sends to one queue, nothing else. It needs no
-// read access: it answers its client 250 once both writes succeeded.
+// The SMTP relay, optional: it writes MIME blobs to one container and sends to one queue; it reads the allowed senders
+// the app publishes in a second container and writes its device report to a third. Nothing else.
 
 resource relayContainerRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in filter(roles.relay, r => r.scope == 'mimeContainer'): if (!empty(relayPrincipalId)) {
   name: guid(mimeContainer.id, relayPrincipalId, role.id)
@@ -145,6 +161,28 @@ resource relayQueueRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   }
 }]
 
+resource relaySendersRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in filter(roles.relay, r => r.scope == 'relaySendersContainer'): if (!empty(relayPrincipalId)) {
+  name: guid(relaySendersContainer.id, relayPrincipalId, role.id)
+  scope: relaySendersContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.id)
+    principalId: relayPrincipalId
+    principalType: relayPrincipalType
+    description: role.reason
+  }
+}]
+
+resource relayActivityRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in filter(roles.relay, r => r.scope == 'relayActivityContainer'): if (!empty(relayPrincipalId)) {
+  name: guid(relayActivityContainer.id, relayPrincipalId, role.id)
+  scope: relayActivityContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.id)
+    principalId: relayPrincipalId
+    principalType: relayPrincipalType
+    description: role.reason
+  }
+}]
+
 // Every role assignment this deployment declares, by name (a GUID). An assignment of an optional principal that is
 // not named has no name here, so the post-provision hook removes it if an earlier deployment made it.
 var appStorageNames = [for (role, i) in filter(roles.appIdentity, r => r.scope == 'storageAccount'): appStorageRoles[i].name]
@@ -154,11 +192,13 @@ var developerStorageNames = [for (role, i) in filter(roles.developer, r => r.sco
 var developerKeyVaultNames = [for (role, i) in filter(roles.developer, r => r.scope == 'keyVault'): developerKeyVaultRoles[i].name]
 var relayContainerNames = [for (role, i) in filter(roles.relay, r => r.scope == 'mimeContainer'): relayContainerRoles[i].name]
 var relayQueueNames = [for (role, i) in filter(roles.relay, r => r.scope == 'outboxQueue'): relayQueueRoles[i].name]
+var relaySendersNames = [for (role, i) in filter(roles.relay, r => r.scope == 'relaySendersContainer'): relaySendersRoles[i].name]
+var relayActivityNames = [for (role, i) in filter(roles.relay, r => r.scope == 'relayActivityContainer'): relayActivityRoles[i].name]
 
 output roleAssignmentNames array = concat(
   appStorageNames,
   appKeyVaultNames,
   appMonitoringNames,
   empty(developerPrincipalId) ? [] : concat(developerStorageNames, developerKeyVaultNames),
-  empty(relayPrincipalId) ? [] : concat(relayContainerNames, relayQueueNames)
+  empty(relayPrincipalId) ? [] : concat(relayContainerNames, relayQueueNames, relaySendersNames, relayActivityNames)
 )
