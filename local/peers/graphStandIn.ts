@@ -9,6 +9,7 @@
  * answers in order: 429 or 503 with Retry-After, 504 after accepting the message, 403, or a connection closed
  * mid-request.
  */
+import { arrivals } from './arrivals';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -99,8 +100,8 @@ export async function startGraphStandIn(options: GraphStandInOptions): Promise<G
   const host = options.host ?? '127.0.0.1';
   const maxRequestBytes = options.maxRequestBytes ?? 4 * 1024 * 1024;
   const received: GraphReceived[] = [];
+  const arrival = arrivals(received, 'Graph stand-in');
   const script: ScriptedReply[] = [];
-  const waiters = new Set<() => void>();
   let requests = 0;
   let taken = 0;
   let throttled = 0;
@@ -334,7 +335,7 @@ export async function startGraphStandIn(options: GraphStandInOptions): Promise<G
     taken++;
     takenAt.push(Date.now());
     if (options.keepReceived !== false) received.push({ id, ...mail });
-    for (const wake of [...waiters]) wake();
+    arrival.arrived();
   }
 
   const listening = await listenHttp(server, host, options.port ?? 0);
@@ -354,22 +355,7 @@ export async function startGraphStandIn(options: GraphStandInOptions): Promise<G
     reply(...replies) {
       script.push(...replies);
     },
-    waitForMessages(n, timeoutMs = 5_000) {
-      if (received.length >= n) return Promise.resolve([...received]);
-      return new Promise((resolve, reject) => {
-        const wake = () => {
-          if (received.length < n) return;
-          clearTimeout(timer);
-          waiters.delete(wake);
-          resolve([...received]);
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(wake);
-          reject(new Error(`Graph stand-in: ${received.length} of ${n} messages after ${timeoutMs} ms`));
-        }, timeoutMs);
-        waiters.add(wake);
-      });
-    },
+    waitForMessages: (n, timeoutMs) => arrival.waitFor(n, timeoutMs),
     stop: listening.stop,
   };
 }

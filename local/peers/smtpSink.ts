@@ -3,6 +3,7 @@
  * answers a rejected token the way Gmail does (a 334 challenge carrying a JSON error, then 535 5.7.8)
  * and keeps every accepted message in memory and, optionally, as .eml files.
  */
+import { arrivals } from './arrivals';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -68,7 +69,7 @@ export async function startSmtpSink(options: SmtpSinkOptions): Promise<SmtpSink>
   const host = options.host ?? '127.0.0.1';
   const name = options.name ?? 'smtp-sink.localhost';
   const received: ReceivedMail[] = [];
-  const waiters = new Set<() => void>();
+  const arrival = arrivals(received, 'smtp sink');
   let authFailures = 0;
   let sequence = 0;
 
@@ -124,7 +125,7 @@ export async function startSmtpSink(options: SmtpSinkOptions): Promise<SmtpSink>
       void store(mail).then(
         () => {
           received.push(mail);
-          for (const wake of [...waiters]) wake();
+          arrival.arrived();
           callback(null, `2.0.0 OK ${id} - ${name}`);
         },
         (err: Error) =>
@@ -154,22 +155,7 @@ export async function startSmtpSink(options: SmtpSinkOptions): Promise<SmtpSink>
     get connectionsPeak() {
       return listening.connectionsPeak;
     },
-    waitForMessages(n, timeoutMs = 5_000) {
-      if (received.length >= n) return Promise.resolve([...received]);
-      return new Promise((resolve, reject) => {
-        const wake = () => {
-          if (received.length < n) return;
-          clearTimeout(timer);
-          waiters.delete(wake);
-          resolve([...received]);
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(wake);
-          reject(new Error(`smtp sink: ${received.length} of ${n} messages after ${timeoutMs} ms`));
-        }, timeoutMs);
-        waiters.add(wake);
-      });
-    },
+    waitForMessages: (n, timeoutMs) => arrival.waitFor(n, timeoutMs),
     stop: () => listening.stop(),
   };
 }
