@@ -73,7 +73,7 @@ export const REPLIES = {
   accountSenderNotAllowed: (field: string, address: string, account: string, allowed: readonly string[]): Reply => ({
     responseCode: 550,
     reason: 'sender_not_allowed',
-    message: `5.7.1 ${field} <${address}> is not allowed for account "${account}" (it allows ${list(allowed)}); add it to the account's allowedFrom in MAIL_ACCOUNTS, or set the device to send as one of those`,
+    message: `5.7.1 ${field} <${address}> is not allowed for account "${account}" (it allows ${list(allowed)}); add it to the account's allowedFrom (in MAIL_ACCOUNTS or on the admin page), or set the device to send as one of those`,
   }),
   accountPaused: (account: string, until: string | undefined): Reply => ({
     responseCode: 451,

@@ -162,7 +162,7 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
   };
 
   const relaySenders = storage.container(RELAY_CONTAINERS.senders);
-  const publish = () => publishAllowedSenders({ accounts: directory.accounts, accountStatus, container: relaySenders });
+  const publish = () => publishAllowedSenders({ accounts: directory.entries, accountStatus, container: relaySenders });
 
   // A new grant also ends the wait of the account's messages held for it: they go out now, not minutes later.
   accountStates.onChange(async (accountId, change) => {
@@ -189,6 +189,7 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
       gate.forget(accountId);
     },
     releaseWaiting: (accountId) => releaseWaiting(delivery, accountId, new Date(), new Set(['paused'])),
+    publishForRelay: publish,
     log,
   });
 

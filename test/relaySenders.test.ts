@@ -129,7 +129,7 @@ describe('relay: the accounts as the app publishes them', () => {
     assert.equal(reply.code, 550);
     assert.match(
       reply.text,
-      /^550 5\.7\.1 Sender address \(MAIL FROM\) <printer@contoso\.test> is not allowed for account "scans" \(it allows scanner@contoso\.test\); add it to the account's allowedFrom in MAIL_ACCOUNTS, or set the device to send as one of those$/,
+      /^550 5\.7\.1 Sender address \(MAIL FROM\) <printer@contoso\.test> is not allowed for account "scans" \(it allows scanner@contoso\.test\); add it to the account's allowedFrom \(in MAIL_ACCOUNTS or on the admin page\), or set the device to send as one of those$/,
     );
     assert.equal(await storage.count(), before, 'nothing queued');
   });
@@ -191,6 +191,35 @@ describe('relay: the accounts as the app publishes them', () => {
     });
     await relay.relay.refreshAllowedSenders();
     assert.match((await send('scanner@contoso.test')).response, /^250 2\.0\.0 queued as /);
+  });
+});
+
+describe('relay: accounts managed on the admin page', () => {
+  it('an account created, paused and deleted on the page reaches the relay at once: 451 while paused, 550 once gone', async () => {
+    const admin = harness.runtime.accountAdmin;
+    const config = testAccount({ id: ORPHAN.account, port: sink.port, from: 'scanner@contoso.test' });
+    const created = await admin.create(ORPHAN.account, { config: { ...config, id: ORPHAN.account } }, 'admin@contoso.test');
+    assert.ok(created.ok, JSON.stringify(created));
+    await harness.runtime.accountStates.markAuthorized(created.entry!.account, {
+      authorizedUser: 'gone@example.com',
+      scopes: 'smtp',
+      tokenExpiresAt: Date.now() + 3_600_000,
+    });
+    await relay.relay.refreshAllowedSenders();
+    assert.match((await send('scanner@contoso.test', 'scanner@contoso.test', ORPHAN.user)).response, /^250 2\.0\.0 queued as /);
+
+    // Paused on the page (not by the provider): no status row changes, the admin change itself publishes.
+    assert.ok((await admin.update(ORPHAN.account, { state: 'paused' }, 'admin@contoso.test')).ok);
+    await relay.relay.refreshAllowedSenders();
+    const paused = await refusal(send('scanner@contoso.test', 'scanner@contoso.test', ORPHAN.user));
+    assert.equal(paused.code, 451);
+    assert.match(paused.text, /^451 4\.7\.0 Account "gone" is paused/);
+
+    assert.ok((await admin.delete(ORPHAN.account, 'admin@contoso.test')).ok);
+    await relay.relay.refreshAllowedSenders();
+    const gone = await refusal(send('scanner@contoso.test', 'scanner@contoso.test', ORPHAN.user));
+    assert.equal(gone.code, 550);
+    assert.match(gone.text, /which oauth-outbox does not have/);
   });
 });
 

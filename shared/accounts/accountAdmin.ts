@@ -44,6 +44,8 @@ export interface AccountAdminDeps {
   dropSessions(accountId: string): void;
   /** Resumed: the account's waiting messages go out now. */
   releaseWaiting(accountId: string): Promise<unknown>;
+  /** Tells the SMTP relay the accounts and their states as they are now (its allowed-senders document). */
+  publishForRelay(): Promise<unknown>;
   log: Logger;
 }
 
@@ -111,6 +113,7 @@ export class AccountAdmin {
       ...stateChange(undefined, row.state),
     ]);
     await this.deps.directory.refresh();
+    await this.publish(id);
     return { ok: true, status: 201, entry: this.deps.directory.entry(id) };
   }
 
@@ -151,6 +154,7 @@ export class AccountAdmin {
     this.deps.dropSessions(id);
     await this.deps.directory.refresh();
     if (before.state === 'paused' && state === 'active') await this.deps.releaseWaiting(id);
+    await this.publish(id);
     return { ok: true, status: 200, entry: this.deps.directory.entry(id) };
   }
 
@@ -190,8 +194,18 @@ export class AccountAdmin {
     this.deps.dropSessions(id);
     await this.record('delete', id, who, configChanges(before.config, undefined), notes.join('; '));
     await this.deps.directory.refresh();
+    await this.publish(id);
     this.deps.log.info('accounts.deleted', { account: id, note: notes.join('; ') });
     return { ok: true, status: 200, entry: undefined, note: notes.join('; ') };
+  }
+
+  /** The change is made: a relay that cannot hear of it now does at the next hourly publication. */
+  private async publish(accountId: string): Promise<void> {
+    try {
+      await this.deps.publishForRelay();
+    } catch (error) {
+      this.deps.log.warn('relay.allowed_senders_publish_failed', { account: accountId, error });
+    }
   }
 
   private refuseAppSetting(id: string): AdminResult | undefined {

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { sendDecision } from '../accounts/accountRules';
+import type { AdminState } from '../accounts/accountConfigTable';
 import type { AccountStatus } from '../accounts/accountStatus';
 import type { Account } from '../config/account';
 
@@ -35,13 +36,25 @@ export const allowedSendersSchema = z
 export type AllowedSendersDocument = z.infer<typeof allowedSendersSchema>;
 export type PublishedAccount = z.infer<typeof publishedAccountSchema>;
 
+/** An account as the directory holds it: its configuration and whether an administrator paused it on the page. */
+export interface PublishableAccount {
+  account: Account;
+  state: AdminState;
+}
+
 /**
  * The send path's own decision (accounts/accountRules), so that the relay refuses exactly what would wait:
  * degraded and stale accounts still send while their token lasts; an account nobody authorized yet (no status
- * row, or `not_authorized`) waits for an administrator as one whose grant was revoked does.
+ * row, or `not_authorized`) waits for an administrator as one whose grant was revoked does, and so does one an
+ * administrator paused on the page (until it is resumed, so without `until`).
  */
-export function publishedAccount(account: Account, status: AccountStatus | undefined, now: number): PublishedAccount {
+export function publishedAccount(
+  { account, state }: PublishableAccount,
+  status: AccountStatus | undefined,
+  now: number,
+): PublishedAccount {
   const allowedFrom = [...account.allowedFrom];
+  if (state === 'paused') return { allowedFrom, state: 'paused' };
   // The authorization writes the first status row: an account without one was never authorized.
   if (account.flow === 'authorization_code' && (!status || status.state === 'not_authorized'))
     return { allowedFrom, state: 'needs_reauthorization' };
@@ -58,12 +71,12 @@ export function publishedAccount(account: Account, status: AccountStatus | undef
 }
 
 export function buildAllowedSenders(
-  accounts: readonly Account[],
+  accounts: readonly PublishableAccount[],
   statuses: readonly AccountStatus[],
   now = new Date(),
 ): AllowedSendersDocument {
   const byId = new Map(statuses.map((status) => [status.accountId, status]));
-  const entries = accounts.map((account) => [account.id, publishedAccount(account, byId.get(account.id), now.getTime())]);
+  const entries = accounts.map((entry) => [entry.account.id, publishedAccount(entry, byId.get(entry.account.id), now.getTime())]);
   return { version: 1, publishedAt: now.toISOString(), accounts: Object.fromEntries(entries) };
 }
 

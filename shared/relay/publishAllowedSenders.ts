@@ -1,10 +1,10 @@
 import type { ContainerClient } from '@azure/storage-blob';
 import type { AccountStatusTable } from '../accounts/accountStatusTable';
-import type { Account } from '../config/account';
-import { ALLOWED_SENDERS_BLOB, buildAllowedSenders } from './allowedSenders';
+import { ALLOWED_SENDERS_BLOB, buildAllowedSenders, type PublishableAccount } from './allowedSenders';
 
 export interface PublishSources {
-  accounts: readonly Account[];
+  /** Every usable account with its administrative state (AccountDirectory.entries). */
+  accounts: readonly PublishableAccount[];
   accountStatus: AccountStatusTable;
   /** Container `relay-senders`. */
   container: ContainerClient;
@@ -12,8 +12,8 @@ export interface PublishSources {
 
 /**
  * Writes the allowed-senders document from the configuration and the status rows as they are now (one table
- * read, one blob write). Called by the refresh timer on every run and when an account stops or is authorized
- * again; returns the number of accounts published.
+ * read, one blob write). Called by the refresh timer on every run, when an account stops or is authorized
+ * again, and after every change on the admin page; returns the number of accounts published.
  */
 export async function publishAllowedSenders(sources: PublishSources, now = new Date()): Promise<number> {
   const document = buildAllowedSenders(sources.accounts, await sources.accountStatus.list(), now);
