@@ -111,6 +111,15 @@ param relayPrincipalId string = ''
 @description('Kind of the relayPrincipalId: ServicePrincipal for a managed identity or an app registration.')
 param relayPrincipalType string = 'ServicePrincipal'
 
+@description('Create a user-assigned managed identity for the SMTP relay, with the relay\'s role assignments. Attach it to the Azure VM or container that runs the relay, or federate it (relayFederatedIssuer) for Kubernetes. The post-provision hook writes a relay.json for it.')
+param createRelayIdentity bool = false
+
+@description('With createRelayIdentity: the OIDC issuer whose tokens the relay identity accepts (the issuer URL of an AKS or Azure Arc-enabled Kubernetes cluster). Empty: no federated credential.')
+param relayFederatedIssuer string = ''
+
+@description('With relayFederatedIssuer: the subject of those tokens; for Kubernetes system:serviceaccount:<namespace>:<service account>.')
+param relayFederatedSubject string = 'system:serviceaccount:oauth-outbox:oauth-outbox-relay'
+
 @description('Application (client) id of a Microsoft Entra app registration for App Service Authentication in front of the admin pages (status page, account routes, authorize). Empty: off, the function key alone guards them. Not verified on Flex Consumption: read docs/deployment.md first.')
 param adminSignInClientId string = ''
 
@@ -187,6 +196,28 @@ module apiUserAssignedIdentity 'br/public:avm/res/managed-identity/user-assigned
     name: !empty(apiUserAssignedIdentityName) ? apiUserAssignedIdentityName : '${abbrs.managedIdentityUserAssignedIdentities}${serviceName}-${resourceToken}'
     location: location
     tags: tags
+  }
+}
+
+// The SMTP relay's identity, when the deployment creates it: one more user-assigned identity, never the app's.
+var relayIdentityName = '${abbrs.managedIdentityUserAssignedIdentities}relay-${resourceToken}'
+module relayIdentity 'br/public:avm/res/managed-identity/user-assigned-identity:0.6.0' = if (createRelayIdentity) {
+  name: 'relayIdentity'
+  scope: rg
+  params: {
+    name: relayIdentityName
+    location: location
+    tags: tags
+    federatedIdentityCredentials: empty(relayFederatedIssuer)
+      ? []
+      : [
+          {
+            name: 'oauth-outbox-relay'
+            issuer: relayFederatedIssuer
+            subject: relayFederatedSubject
+            audiences: ['api://AzureADTokenExchange']
+          }
+        ]
   }
 }
 
@@ -325,6 +356,8 @@ module rbac './app/rbac.bicep' = {
     outboxQueueName: outboxQueueName
     relayPrincipalId: relayPrincipalId
     relayPrincipalType: relayPrincipalType
+    relayIdentityName: createRelayIdentity ? relayIdentityName : ''
+    relayIdentityPrincipalId: createRelayIdentity ? relayIdentity!.outputs.principalId : ''
   }
 }
 
@@ -351,4 +384,11 @@ output MONITORING_WORKBOOK_ID string = operations.outputs.workbookId
 // For the post-provision hook's removal of role assignments this template made before and no longer declares.
 output AZURE_RESOURCE_GROUP_ID string = rg.id
 output AZURE_RESOURCE_MANAGER_ENDPOINT string = environment().resourceManager
+// The relay's identity (empty unless createRelayIdentity): the post-provision hook writes relay.json from these.
+output RELAY_IDENTITY_NAME string = createRelayIdentity ? relayIdentityName : ''
+output RELAY_IDENTITY_CLIENT_ID string = createRelayIdentity ? relayIdentity!.outputs.clientId : ''
+output RELAY_IDENTITY_PRINCIPAL_ID string = createRelayIdentity ? relayIdentity!.outputs.principalId : ''
+output RELAY_IDENTITY_RESOURCE_ID string = createRelayIdentity ? relayIdentity!.outputs.resourceId : ''
+// Where the relay may send its events: the hook prints how to read this component's connection string.
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output ROLE_ASSIGNMENT_NAMES string = join(rbac.outputs.roleAssignmentNames, ',')

@@ -780,7 +780,6 @@ describe('role assignments', () => {
     for (const [list, principal] of [
       ['appIdentity', 'managedIdentityPrincipalId'],
       ['developer', 'developerPrincipalId'],
-      ['relay', 'relayPrincipalId'],
     ] as const) {
       for (const scope of new Set(rolesFile[list].map((e) => e.scope))) {
         const assignment = assignments.find((a) => {
@@ -806,6 +805,38 @@ describe('role assignments', () => {
         else assert.equal(assignment.condition?.text, `(!empty(${principal}))`, `${list} roles are optional`);
       }
     }
+
+    // The relay's roles go to the principal named by relayPrincipalId, the identity the deployment created, or both.
+    assert.equal(
+      text(find(rbac, 'var', 'relayGrants')?.value),
+      'flatten(map(relayGrantees, grantee => map(roles.relay, role => { grantee: grantee, role: role })))',
+    );
+    const grantees = text(find(rbac, 'var', 'relayGrantees')?.value) ?? '';
+    assert.match(grantees, /empty\(relayPrincipalId\) \? \[\] : \[\{ key: relayPrincipalId, created: false \}\]/);
+    assert.match(grantees, /empty\(relayIdentityName\) \? \[\] : \[\{ key: relayIdentityId, created: true \}\]/);
+    for (const scope of new Set(rolesFile.relay.map((e) => e.scope))) {
+      const assignment = assignments.find((a) => {
+        const source = a.loop?.source;
+        return (
+          callee(source) === 'filter' &&
+          callArguments(source)[0]?.text === 'relayGrants' &&
+          descendants(source, 'string').some((s) => stringValue(s) === scope)
+        );
+      });
+      assert.ok(assignment, `rbac.bicep loops over the relay grants with scope ${scope}`);
+      const grant = assignment.loop!.variable;
+      const scopeSymbol = text(property(assignment.body, 'scope'))!;
+      assert.equal(existing.get(scopeSymbol), SCOPE_TYPES[scope], `${assignment.name} is scoped to the ${scope}`);
+      assert.equal(
+        text(property(assignment.body, 'properties.principalId')),
+        `${grant}.grantee.created ? relayIdentityPrincipalId : relayPrincipalId`,
+      );
+      assert.equal(
+        text(property(assignment.body, 'properties.roleDefinitionId')),
+        `subscriptionResourceId('Microsoft.Authorization/roleDefinitions', ${grant}.role.id)`,
+      );
+      assert.equal(text(property(assignment.body, 'name')), `guid(${scopeSymbol}.id, ${grant}.grantee.key, ${grant}.role.id)`);
+    }
   });
 
   test('the SMTP relay gets blob write on mail-mime, message send on mail-outbox, read on relay-senders and write on relay-activity, nothing else, only when named', () => {
@@ -816,6 +847,7 @@ describe('role assignments', () => {
         'Storage Queue Data Message Sender @ outboxQueue',
         'Storage Blob Data Reader @ relaySendersContainer',
         'Storage Blob Data Contributor @ relayActivityContainer',
+        'Monitoring Metrics Publisher @ applicationInsights',
       ],
     );
     const rbac = bicep('infra/app/rbac.bicep');
@@ -835,6 +867,13 @@ describe('role assignments', () => {
     assert.equal(literal(find(main, 'var', 'mimeContainerName')?.value), CONTAINERS.mime);
     assert.equal(literal(find(main, 'var', 'outboxQueueName')?.value), QUEUES.outbox);
     assert.equal(literal(find(main, 'param', 'relayPrincipalId')?.value), '', 'no relay unless asked');
+    assert.equal(literal(find(main, 'param', 'createRelayIdentity')?.value), false, 'no relay identity unless asked');
+    assert.equal(text(property(params, 'relayIdentityName')), "createRelayIdentity ? relayIdentityName : ''");
+    assert.equal(
+      text(property(params, 'relayIdentityPrincipalId')),
+      "createRelayIdentity ? relayIdentity!.outputs.principalId : ''",
+    );
+    assert.equal(resource(main, 'relayIdentity').condition?.text, '(createRelayIdentity)');
   });
 
   test('main.bicep grants the app identity, and the deploying user only when asked', () => {

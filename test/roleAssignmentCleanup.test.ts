@@ -235,9 +235,12 @@ describe('what the template declares and how it marks its own', () => {
 
   test('every assignment carries its reason from roles.json as description, and the reasons tell them apart', () => {
     const assignments = resources(rbac).filter((r) => r.target === 'Microsoft.Authorization/roleAssignments');
-    assert.equal(assignments.length, 9);
-    for (const a of assignments)
-      assert.equal(property(a.body, 'properties.description')?.text, `${a.loop?.variable}.reason`, a.name);
+    assert.equal(assignments.length, 10);
+    for (const a of assignments) {
+      // The relay's loops go over grants (a principal and a role), the others over roles.
+      const role = a.name.startsWith('relay') ? `${a.loop?.variable}.role` : a.loop?.variable;
+      assert.equal(property(a.body, 'properties.description')?.text, `${role}.reason`, a.name);
+    }
     const reasons = ['appIdentity', 'developer', 'relay', 'retired'].flatMap((list) =>
       (roles[list as keyof typeof roles] ?? []).map((e) => e.reason),
     );
@@ -253,13 +256,18 @@ describe('what the template declares and how it marks its own', () => {
       'appKeyVaultNames',
       'appMonitoringNames',
       'empty(developerPrincipalId) ? [] : concat(developerStorageNames, developerKeyVaultNames)',
-      'empty(relayPrincipalId) ? [] : concat(relayContainerNames, relayQueueNames, relaySendersNames, relayActivityNames)',
+      // One entry per relay principal (named, created, or both): empty lists when there is none.
+      'relayContainerNames',
+      'relayQueueNames',
+      'relaySendersNames',
+      'relayActivityNames',
+      'relayMonitoringNames',
     ]);
     // Each names var lists the `name` of its resource loop, over the same roles.
     const assignments = resources(rbac).filter((r) => r.target === 'Microsoft.Authorization/roleAssignments');
     for (const a of assignments) {
       const names = find(rbac, 'var', `${a.name.replace(/Roles$/, '')}Names`)?.value?.text.replace(/\s+/g, ' ');
-      assert.equal(names, `[for (role, i) in ${a.loop?.source.text}: ${a.name}[i].name]`, a.name);
+      assert.equal(names, `[for (${a.loop?.variable}, i) in ${a.loop?.source.text}: ${a.name}[i].name]`, a.name);
     }
     assert.equal(find(main, 'output', 'ROLE_ASSIGNMENT_NAMES')?.value?.text, "join(rbac.outputs.roleAssignmentNames, ',')");
     assert.equal(find(main, 'output', 'AZURE_RESOURCE_GROUP_ID')?.value?.text, 'rg.id');

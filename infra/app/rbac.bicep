@@ -1,6 +1,6 @@
 // Least-privilege role assignments, each at the narrowest scope that works: the storage account, the Key Vault,
-// the Application Insights component, and for the SMTP relay one blob container and one queue. The roles are listed
-// once, with the reason for each, in infra/roles.json.
+// the Application Insights component, and for the SMTP relay three blob containers, one queue and Application
+// Insights. The roles are listed once, with the reason for each, in infra/roles.json.
 //
 // Each assignment's description is its reason from roles.json: that is how the post-provision hook
 // (infra/hooks/removeStaleRoleAssignments.mjs) tells the assignments this template made from any made by hand, and
@@ -34,6 +34,12 @@ param relayPrincipalId string = ''
 
 @description('principalType of the relay\'s role assignments.')
 param relayPrincipalType string = 'ServicePrincipal'
+
+@description('Name of the user-assigned identity this deployment created for the relay; empty when it created none.')
+param relayIdentityName string = ''
+
+@description('Principal (object) id of that identity.')
+param relayIdentityPrincipalId string = ''
 
 var roles = loadJsonContent('../roles.json')
 
@@ -137,49 +143,70 @@ resource developerKeyVaultRoles 'Microsoft.Authorization/roleAssignments@2022-04
 }]
 
 // The SMTP relay, optional: it writes MIME blobs to one container and sends to one queue; it reads the allowed senders
-// the app publishes in a second container and writes its device report to a third. Nothing else.
+// the app publishes in a second container, writes its device report to a third and may send its events to Application
+// Insights. Nothing else. The relay is the principal named by relayPrincipalId, the identity this deployment created
+// for it (relayIdentityName), or both. An assignment's name must be known when the deployment starts, so the created
+// identity is named in it by its resource id, not by its principal id (known only once it exists).
 
-resource relayContainerRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in filter(roles.relay, r => r.scope == 'mimeContainer'): if (!empty(relayPrincipalId)) {
-  name: guid(mimeContainer.id, relayPrincipalId, role.id)
+var relayIdentityId = empty(relayIdentityName) ? '' : resourceId('Microsoft.ManagedIdentity/userAssignedIdentities', relayIdentityName)
+var relayGrantees = concat(
+  empty(relayPrincipalId) ? [] : [{ key: relayPrincipalId, created: false }],
+  empty(relayIdentityName) ? [] : [{ key: relayIdentityId, created: true }]
+)
+var relayGrants = flatten(map(relayGrantees, grantee => map(roles.relay, role => { grantee: grantee, role: role })))
+
+resource relayContainerRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for grant in filter(relayGrants, g => g.role.scope == 'mimeContainer'): {
+  name: guid(mimeContainer.id, grant.grantee.key, grant.role.id)
   scope: mimeContainer
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.id)
-    principalId: relayPrincipalId
-    principalType: relayPrincipalType
-    description: role.reason
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', grant.role.id)
+    principalId: grant.grantee.created ? relayIdentityPrincipalId : relayPrincipalId
+    principalType: grant.grantee.created ? 'ServicePrincipal' : relayPrincipalType
+    description: grant.role.reason
   }
 }]
 
-resource relayQueueRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in filter(roles.relay, r => r.scope == 'outboxQueue'): if (!empty(relayPrincipalId)) {
-  name: guid(outboxQueue.id, relayPrincipalId, role.id)
+resource relayQueueRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for grant in filter(relayGrants, g => g.role.scope == 'outboxQueue'): {
+  name: guid(outboxQueue.id, grant.grantee.key, grant.role.id)
   scope: outboxQueue
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.id)
-    principalId: relayPrincipalId
-    principalType: relayPrincipalType
-    description: role.reason
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', grant.role.id)
+    principalId: grant.grantee.created ? relayIdentityPrincipalId : relayPrincipalId
+    principalType: grant.grantee.created ? 'ServicePrincipal' : relayPrincipalType
+    description: grant.role.reason
   }
 }]
 
-resource relaySendersRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in filter(roles.relay, r => r.scope == 'relaySendersContainer'): if (!empty(relayPrincipalId)) {
-  name: guid(relaySendersContainer.id, relayPrincipalId, role.id)
+resource relaySendersRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for grant in filter(relayGrants, g => g.role.scope == 'relaySendersContainer'): {
+  name: guid(relaySendersContainer.id, grant.grantee.key, grant.role.id)
   scope: relaySendersContainer
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.id)
-    principalId: relayPrincipalId
-    principalType: relayPrincipalType
-    description: role.reason
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', grant.role.id)
+    principalId: grant.grantee.created ? relayIdentityPrincipalId : relayPrincipalId
+    principalType: grant.grantee.created ? 'ServicePrincipal' : relayPrincipalType
+    description: grant.role.reason
   }
 }]
 
-resource relayActivityRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for role in filter(roles.relay, r => r.scope == 'relayActivityContainer'): if (!empty(relayPrincipalId)) {
-  name: guid(relayActivityContainer.id, relayPrincipalId, role.id)
+resource relayActivityRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for grant in filter(relayGrants, g => g.role.scope == 'relayActivityContainer'): {
+  name: guid(relayActivityContainer.id, grant.grantee.key, grant.role.id)
   scope: relayActivityContainer
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.id)
-    principalId: relayPrincipalId
-    principalType: relayPrincipalType
-    description: role.reason
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', grant.role.id)
+    principalId: grant.grantee.created ? relayIdentityPrincipalId : relayPrincipalId
+    principalType: grant.grantee.created ? 'ServicePrincipal' : relayPrincipalType
+    description: grant.role.reason
+  }
+}]
+
+resource relayMonitoringRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for grant in filter(relayGrants, g => g.role.scope == 'applicationInsights'): {
+  name: guid(applicationInsights.id, grant.grantee.key, grant.role.id)
+  scope: applicationInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', grant.role.id)
+    principalId: grant.grantee.created ? relayIdentityPrincipalId : relayPrincipalId
+    principalType: grant.grantee.created ? 'ServicePrincipal' : relayPrincipalType
+    description: grant.role.reason
   }
 }]
 
@@ -190,15 +217,20 @@ var appKeyVaultNames = [for (role, i) in filter(roles.appIdentity, r => r.scope 
 var appMonitoringNames = [for (role, i) in filter(roles.appIdentity, r => r.scope == 'applicationInsights'): appMonitoringRoles[i].name]
 var developerStorageNames = [for (role, i) in filter(roles.developer, r => r.scope == 'storageAccount'): developerStorageRoles[i].name]
 var developerKeyVaultNames = [for (role, i) in filter(roles.developer, r => r.scope == 'keyVault'): developerKeyVaultRoles[i].name]
-var relayContainerNames = [for (role, i) in filter(roles.relay, r => r.scope == 'mimeContainer'): relayContainerRoles[i].name]
-var relayQueueNames = [for (role, i) in filter(roles.relay, r => r.scope == 'outboxQueue'): relayQueueRoles[i].name]
-var relaySendersNames = [for (role, i) in filter(roles.relay, r => r.scope == 'relaySendersContainer'): relaySendersRoles[i].name]
-var relayActivityNames = [for (role, i) in filter(roles.relay, r => r.scope == 'relayActivityContainer'): relayActivityRoles[i].name]
+var relayContainerNames = [for (grant, i) in filter(relayGrants, g => g.role.scope == 'mimeContainer'): relayContainerRoles[i].name]
+var relayQueueNames = [for (grant, i) in filter(relayGrants, g => g.role.scope == 'outboxQueue'): relayQueueRoles[i].name]
+var relaySendersNames = [for (grant, i) in filter(relayGrants, g => g.role.scope == 'relaySendersContainer'): relaySendersRoles[i].name]
+var relayActivityNames = [for (grant, i) in filter(relayGrants, g => g.role.scope == 'relayActivityContainer'): relayActivityRoles[i].name]
+var relayMonitoringNames = [for (grant, i) in filter(relayGrants, g => g.role.scope == 'applicationInsights'): relayMonitoringRoles[i].name]
 
 output roleAssignmentNames array = concat(
   appStorageNames,
   appKeyVaultNames,
   appMonitoringNames,
   empty(developerPrincipalId) ? [] : concat(developerStorageNames, developerKeyVaultNames),
-  empty(relayPrincipalId) ? [] : concat(relayContainerNames, relayQueueNames, relaySendersNames, relayActivityNames)
+  relayContainerNames,
+  relayQueueNames,
+  relaySendersNames,
+  relayActivityNames,
+  relayMonitoringNames
 )

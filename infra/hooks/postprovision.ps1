@@ -63,6 +63,9 @@ if ($env:API_IDENTITY_PRINCIPAL_ID -and $env:AZURE_TENANT_ID) {
   Write-Output '     audience: api://AzureADTokenExchange'
   Write-Output ''
 }
+node (Join-Path $PSScriptRoot 'writeRelayConfig.mjs')
+if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+Write-Output ''
 if ($env:MONITORING_WORKBOOK_ID) {
   Write-Output "Monitoring: workbook `"oauth-outbox`" and alert rules in resource group $resourceGroup (Azure portal > Monitor)."
   Write-Output "   Alerts mail ALERT_RECIPIENTS and each account's `"alerts`" receivers (docs/deployment.md, Monitoring)."

@@ -65,6 +65,8 @@ if [ -n "${API_IDENTITY_PRINCIPAL_ID:-}" ] && [ -n "${AZURE_TENANT_ID:-}" ]; the
   echo "     audience: api://AzureADTokenExchange"
   echo ""
 fi
+node "$(dirname "$0")/writeRelayConfig.mjs"
+echo ""
 if [ -n "${MONITORING_WORKBOOK_ID:-}" ]; then
   echo "Monitoring: workbook \"oauth-outbox\" and alert rules in resource group $resource_group (Azure portal > Monitor)."
   echo "   Alerts mail ALERT_RECIPIENTS and each account's \"alerts\" receivers (docs/deployment.md, Monitoring)."
