@@ -1,13 +1,22 @@
 /**
  * Failed logins per client address: each failure within the window makes the next answer slower, and after
  * `maxFailures` the address is refused outright (without checking the password) until the block expires.
- * In memory, per relay process: enough against guessing; a restart, or SIGUSR2 (main.ts), lifts every block.
+ * In memory, per relay process: enough against guessing; a restart, SIGUSR2 (main.ts) or `unblock` (the health
+ * port's /logins routes) lifts blocks.
  */
 import type { LoginFailurePolicy } from './config';
 
 interface Entry {
   failures: number[];
   blockedUntil: number;
+}
+
+/** A client address with recent failed logins, as the `unblock` command lists it. */
+export interface BlockedAddress {
+  address: string;
+  failures: number;
+  /** Seconds until the block ends; 0 while the address may still try. */
+  blockedForSeconds: number;
 }
 
 /** Addresses kept at most; the oldest are forgotten first, so a flood of addresses cannot exhaust memory. */
@@ -53,6 +62,20 @@ export class LoginThrottle {
       return count;
     }
     return this.entries.delete(address) ? 1 : 0;
+  }
+
+  /** Addresses blocked now or with failures in the window, the longest blocked first (at most `limit`). */
+  list(limit = 100): BlockedAddress[] {
+    const now = this.now();
+    const listed: BlockedAddress[] = [];
+    for (const [address, entry] of this.entries) {
+      const blockedForSeconds = Math.ceil(Math.max(0, entry.blockedUntil - now) / 1000);
+      // A block starts the count again: while it lasts, it stands for the failures that caused it.
+      const recent = entry.failures.filter((t) => t > now - this.policy.windowMs).length;
+      const failures = blockedForSeconds > 0 ? Math.max(recent, this.policy.maxFailures) : recent;
+      if (failures > 0 || blockedForSeconds > 0) listed.push({ address, failures, blockedForSeconds });
+    }
+    return listed.sort((a, b) => b.blockedForSeconds - a.blockedForSeconds || b.failures - a.failures).slice(0, limit);
   }
 
   /** Entries are in the order of their last failure, so the stale ones are at the front. */

@@ -7,6 +7,7 @@
  *   send-test       prove the storage identity's role assignments with one request of each kind
  *   hash-password   read a password (prompt, or one line on stdin) and print its hash for "passwordHash"
  *                   --generate: make up a strong password, print it on stderr and its hash on stdout
+ *   unblock         list the addresses with failed logins in the running relay, or lift one's block (or --all)
  *
  * SIGTERM/SIGINT stop gracefully (messages in DATA finish); SIGHUP re-reads the TLS certificate and key;
  * SIGUSR2 lifts every failed-login block.
@@ -20,6 +21,7 @@ import { loadRelayConfig, RELAY_CONFIG_SETTING } from './config';
 import { hashPassword } from './passwordHash';
 import { sendTest } from './sendTest';
 import { startRelay } from './startRelay';
+import { unblock } from './unblockCommand';
 
 const USAGE = `Usage: npm run relay [-- <command>]
 
@@ -32,12 +34,16 @@ Commands:
                    device report with the configured identity: proves its role assignments
   hash-password    print the hash of a password for a device's "passwordHash"
                    (asks for it, or reads one line from stdin: echo -n 'secret' | npm run relay -- hash-password)
-    --generate     make up a strong password instead: the password goes to stderr, the hash to stdout`;
+    --generate     make up a strong password instead: the password goes to stderr, the hash to stdout
+  unblock [address]
+                   list the client addresses with failed logins in the running relay, or lift the block of one
+    --all          lift every block (as SIGUSR2 or a restart does)
+                   (through the health port, from the relay's own machine: docker exec / kubectl exec in a container)`;
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { help: { type: 'boolean', short: 'h' }, generate: { type: 'boolean' } },
+    options: { help: { type: 'boolean', short: 'h' }, generate: { type: 'boolean' }, all: { type: 'boolean' } },
   });
   const command = positionals[0] ?? 'run';
   if (values.help) return void console.log(USAGE);
@@ -50,6 +56,8 @@ async function main(): Promise<void> {
       return printSendTest();
     case 'hash-password':
       return printHash(Boolean(values.generate));
+    case 'unblock':
+      return printUnblock(positionals[1], Boolean(values.all));
     default:
       console.error(`Unknown command "${command}".\n\n${USAGE}`);
       process.exitCode = 2;
@@ -101,6 +109,12 @@ async function printSendTest(): Promise<void> {
   const steps = await sendTest(config);
   for (const { step, ok, detail } of steps) console.log(`${ok ? 'ok  ' : 'FAIL'} ${step.padEnd(20)} ${detail}`);
   if (steps.some((s) => !s.ok)) process.exitCode = 1;
+}
+
+async function printUnblock(address: string | undefined, all: boolean): Promise<void> {
+  const config = loadRelayConfig(process.env);
+  const lines = await unblock(config, all ? { kind: 'all' } : address ? { kind: 'one', address } : { kind: 'list' });
+  console.log(lines.join('\n'));
 }
 
 async function printHash(generate: boolean): Promise<void> {

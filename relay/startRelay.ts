@@ -4,7 +4,6 @@
  * shutdown; what each step of the dialogue checks is listed, in order, in dialogue/dialogueChecks.ts.
  */
 import { readFile } from 'node:fs/promises';
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
@@ -16,6 +15,7 @@ import { AccountSenders } from './accountSenders';
 import { parseRelayConfig, type ListenerConfig, type ListenerKind, type RelayConfig, type RelayConfigInput } from './config';
 import { DeviceActivityLog } from './deviceActivity';
 import { DeviceRegistry } from './devices';
+import { startHealthServer } from './healthServer';
 import { dialogueHandlers } from './dialogue/dialogueChecks';
 import type { Dialogue, SessionState } from './dialogue/dialogue';
 import { LoginThrottle } from './loginThrottle';
@@ -151,8 +151,17 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
     throw error;
   }
 
+  const unblockLogins = (address?: string) => {
+    const count = dialogue.throttle.unblock(address);
+    log.info('relay.logins_unblocked', { address: address ?? 'all', addresses: count });
+    return count;
+  };
   const health = config.health
-    ? await startHealth(config.health, () => (stopping ? 'stopping' : storageHealth.problems()))
+    ? await startHealthServer(config.health, {
+        condition: () => (stopping ? 'stopping' : storageHealth.problems()),
+        blockedLogins: () => dialogue.throttle.list(),
+        unblockLogins,
+      })
     : undefined;
   const ports = Object.fromEntries(servers.map(({ listener, port }) => [listener.kind, port])) as Partial<
     Record<ListenerKind, number>
@@ -198,11 +207,7 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
       log.info('relay.tls_reloaded', { notAfter: new X509Certificate(tlsMaterial.cert).validTo });
     },
     refreshAllowedSenders: () => senders.refresh(),
-    unblockLogins() {
-      const count = dialogue.throttle.unblock();
-      log.info('relay.logins_unblocked', { addresses: count });
-      return count;
-    },
+    unblockLogins: () => unblockLogins(),
     flushActivity: () => activity.flush(),
   };
 }
@@ -245,51 +250,4 @@ function listen(server: SMTPServer, listener: ListenerConfig): Promise<number> {
       resolve((server.server.address() as AddressInfo).port);
     });
   });
-}
-
-/**
- * GET /health: 200 `ok` while the relay accepts mail and its last storage requests succeeded; 503 `stopping`
- * once a shutdown has begun (so a load balancer drains it), 503 `storage_failing` naming what failed.
- */
-async function startHealth(
-  address: { host: string | undefined; port: number },
-  condition: () => 'stopping' | ReturnType<StorageHealth['problems']>,
-): Promise<{ port: number; close(): Promise<void> }> {
-  const server = http.createServer((request, response) => {
-    const path = (request.url ?? '').split('?')[0];
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      response.writeHead(405, { allow: 'GET, HEAD' }).end();
-      return;
-    }
-    if (path !== '/health') {
-      response.writeHead(404, { 'content-type': 'application/json' }).end('{"status":"not found"}');
-      return;
-    }
-    const now = condition();
-    const body =
-      now === 'stopping'
-        ? { status: 'stopping' }
-        : now.length > 0
-          ? { status: 'storage_failing', failing: now.map(({ part, since }) => ({ part, since })) }
-          : { status: 'ok' };
-    response
-      .writeHead(body.status === 'ok' ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' })
-      .end(JSON.stringify(body));
-  });
-  server.keepAliveTimeout = 1_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(address.port, address.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
 }

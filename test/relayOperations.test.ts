@@ -17,6 +17,7 @@ import { RELAY_CONTAINERS } from '../shared/names';
 import { ALLOWED_SENDERS_BLOB, type AllowedSendersDocument } from '../shared/relay/allowedSenders';
 import { spawnRelayProcess, startTestRelay, testRelayConfig } from './support/relayHarness';
 import { SmtpDialogue } from './support/relayDevice';
+import { isLocalCaller } from '../relay/healthServer';
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '..');
@@ -205,6 +206,64 @@ describe('relay certificates', () => {
 });
 
 describe('relay failed-login blocks', () => {
+  it('`unblock` lists the blocked addresses and lifts one, leaving the others blocked', async () => {
+    const config = await testRelayConfig(azurite.connectionString, [SCANNER], {
+      loginFailures: { maxFailures: 1, windowSeconds: 60, blockSeconds: 600, delayStepMs: 0, maxDelayMs: 0 },
+    });
+    const relay = await spawnRelayProcess(config);
+    const login = async (localAddress: string, password: string) => {
+      const smtp = await SmtpDialogue.connect({ port: relay.port, localAddress });
+      try {
+        return (await smtp.openAndLogin(SCANNER.user, password)).code;
+      } finally {
+        smtp.end();
+      }
+    };
+    try {
+      // The command finds the running relay by the health port of the same configuration file.
+      const file = await configFile('unblock.json', { ...config, health: { host: '127.0.0.1', port: relay.healthPort } });
+      assert.match((await relayCli(['unblock'], { RELAY_CONFIG: file })).stdout, /No client address has failed logins/);
+      for (const address of ['127.0.0.81', '127.0.0.82']) assert.equal(await login(address, 'guess'), 535);
+      assert.equal(await login('127.0.0.81', SCANNER.password), 454, 'blocked');
+
+      const listed = await relayCli(['unblock'], { RELAY_CONFIG: file });
+      assert.equal(listed.code, 0, listed.stdout);
+      assert.match(listed.stdout, /^127\.0\.0\.81 +1 +\d+ s$/m);
+      assert.match(listed.stdout, /^127\.0\.0\.82 +1 +\d+ s$/m);
+
+      const lifted = await relayCli(['unblock', '::ffff:127.0.0.81'], { RELAY_CONFIG: file });
+      assert.equal(lifted.code, 0, lifted.stdout);
+      assert.match(lifted.stdout, /Lifted the failed logins of 127\.0\.0\.81\./);
+      assert.ok(relay.logs.some((l) => /"event":"relay\.logins_unblocked".*"address":"127\.0\.0\.81","addresses":1/.test(l)));
+      assert.equal(await login('127.0.0.81', SCANNER.password), 235, 'that address logs in again at once');
+      assert.equal(await login('127.0.0.82', SCANNER.password), 454, 'the other stays blocked');
+
+      assert.match(
+        (await relayCli(['unblock', '--all'], { RELAY_CONFIG: file })).stdout,
+        /Lifted the failed logins of 1 address/,
+      );
+      assert.equal(await login('127.0.0.82', SCANNER.password), 235);
+
+      const noHealth = await configFile('unblock-no-health.json', { ...config, health: undefined });
+      const refused = await relayCli(['unblock', '127.0.0.82'], { RELAY_CONFIG: noHealth });
+      assert.equal(refused.code, 1);
+      assert.match(refused.stdout, /through its health port: add "health"/);
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  it("the login routes answer only callers on the relay's own machine", () => {
+    assert.ok(isLocalCaller('127.0.0.1', '127.0.0.1'));
+    assert.ok(isLocalCaller('::ffff:127.0.0.5', '::ffff:127.0.0.1'));
+    assert.ok(isLocalCaller('::1', '::1'));
+    assert.ok(isLocalCaller('10.0.0.4', '10.0.0.4'), 'the machine calling its own address');
+    assert.ok(!isLocalCaller('172.17.0.1', '172.17.0.2'), "Docker's gateway in front of the container");
+    assert.ok(!isLocalCaller('10.0.0.9', '10.0.0.4'));
+    assert.ok(!isLocalCaller(undefined, '10.0.0.4'));
+    assert.ok(!isLocalCaller('fe80::1', '::1'));
+  });
+
   it('SIGUSR2 lifts them without a restart', async () => {
     const relay = await spawnRelayProcess(
       await testRelayConfig(azurite.connectionString, [SCANNER], {
