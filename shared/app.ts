@@ -159,6 +159,7 @@ export function createApp(env: Env, overrides: AppOverrides = {}): App {
     resultEvents: resultEvents(env),
     log,
     unrecorded: new Map(),
+    unsentClaims: new Map(),
   };
 
   const relaySenders = storage.container(RELAY_CONTAINERS.senders);

@@ -9,7 +9,7 @@ import { composeMimeMail } from './composeMime';
 import { chooseCarrier, type Carrier } from './carriers';
 import type { DeliveryOutcome, DeliveryServices, QueueMeta, RecordDraft } from './deliveryServices';
 import { LedgerView, MAX_DECISIONS } from './ledgerCheck';
-import { defer, deferForError, expire, fail, recordSent } from './outcomes';
+import { defer, deferForError, endUnsent, expire, fail, recordSent } from './outcomes';
 import { settleRefusal } from './refusedAttempt';
 import { attemptSend, type Settle } from './sendAttempt';
 
@@ -152,6 +152,6 @@ export async function deliverMessage(services: DeliveryServices, payload: unknow
   const ended =
     attempt.kind === 'sent'
       ? await recordSent(services, attempt.claim, attempt.sent)
-      : await settleRefusal(services, account, message, attempt.claim, attempt);
+      : await endUnsent(services, attempt.claim, () => settleRefusal(services, account, message, attempt.claim, attempt));
   return ended === 'lost' ? afterLost() : ended;
 }

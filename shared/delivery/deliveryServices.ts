@@ -39,6 +39,11 @@ export interface DeliveryServices {
   log: Logger;
   /** Outcomes the SMTP server accepted but the ledger did not take yet (kept for the retry of the same message). */
   unrecorded: Map<string, DeliveryRecord>;
+  /**
+   * Claims of this instance that ended without a send (a 4xx, a refused token) whose outcome write failed: id to
+   * the claim's ETag. The retry of the same message on this instance knows the `sending` row hides no mail.
+   */
+  unsentClaims: Map<string, string>;
 }
 
 export interface QueueMeta {

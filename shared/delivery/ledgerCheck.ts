@@ -98,6 +98,12 @@ export async function checkLedger(
       ...(existing?.etag ? { etag: existing.etag } : {}),
     };
     if (existing?.status !== 'sending') return { existing, draft };
+    // This instance's own claim, unchanged since it ended unsent: nothing went out, so the message may be sent.
+    if (existing.etag !== undefined && services.unsentClaims.get(id) === existing.etag) {
+      services.unsentClaims.delete(id);
+      log.info('mail.unsent_claim_released', { messageId: id, account: existing.account });
+      return { existing, draft };
+    }
 
     const sameQueueMessage = existing.queueMessageId === meta.queueMessageId;
     const leaseLive = existing.sendingUntil !== undefined && Date.parse(existing.sendingUntil) > now;

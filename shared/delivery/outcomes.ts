@@ -50,7 +50,15 @@ export async function defer(
     ...(options.lineSlot !== undefined ? { lineSlot: new Date(options.lineSlot).toISOString() } : {}),
   };
   delete deferred.sendingUntil;
-  if ((await services.ledger.write(deferred)) === undefined) {
+  let written: string | undefined;
+  try {
+    written = await services.ledger.write(deferred);
+  } catch (error) {
+    // Not recorded: the retry of this message decides again, and must not meet a second copy of it later.
+    await services.outbox.remove(copy).catch(() => undefined);
+    throw error;
+  }
+  if (written === undefined) {
     await services.outbox.remove(copy);
     return 'lost';
   }
@@ -149,6 +157,27 @@ export async function recordSent(services: DeliveryServices, claim: RecordDraft,
   } catch (error) {
     // The server has the mail: the retry of this invocation must record it, never send it again.
     services.unrecorded.set(done.id, done);
+    throw error;
+  }
+}
+
+/** Claims remembered at most, so that retries that land on other instances cannot grow the map without end. */
+const MAX_UNSENT_CLAIMS = 10_000;
+
+/**
+ * Ends a claimed message that was not sent (a refusal, a token that could not be had). When the ending's write
+ * fails, the claim is remembered as unsent so that the retry of the message sends it, instead of taking the
+ * `sending` row for a mail that may have gone out (`delivery_unconfirmed`).
+ */
+export async function endUnsent(services: DeliveryServices, claim: RecordDraft, end: () => Promise<Ended>): Promise<Ended> {
+  try {
+    return await end();
+  } catch (error) {
+    const claims = services.unsentClaims;
+    if (claim.etag !== undefined) {
+      if (claims.size >= MAX_UNSENT_CLAIMS) claims.delete(claims.keys().next().value!);
+      claims.set(claim.id, claim.etag);
+    }
     throw error;
   }
 }

@@ -9,7 +9,7 @@ import type { Carrier, CarrierLane } from './carriers';
 import type { ComposedMail } from './composeMail';
 import type { DeliveryOutcome, DeliveryServices, RecordDraft } from './deliveryServices';
 import { MAX_DECISIONS, type LedgerCheck, type LedgerView } from './ledgerCheck';
-import { defer, deferForError, expire, type Ended } from './outcomes';
+import { defer, deferForError, endUnsent, expire, type Ended } from './outcomes';
 
 export type Claim = RecordDraft & { status: 'sending' };
 
@@ -107,7 +107,7 @@ async function sendOnLane(
       } catch (tokenError) {
         // Not sent: the claim becomes a deferral that does not count as an attempt.
         const unclaimed = { ...claimed, attempts: claimed.attempts - 1 };
-        const ended = await deferForError(services, message, unclaimed, tokenError);
+        const ended = await endUnsent(services, claimed, () => deferForError(services, message, unclaimed, tokenError));
         return done(ended === 'lost' ? await attempt.afterLost() : ended);
       }
     }

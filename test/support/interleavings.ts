@@ -37,7 +37,15 @@ const GRAPH_503 = new GraphFailure('503 Service Unavailable', {
 });
 import type { SmtpSink } from '../../local/peers/smtpSink';
 
-export const CRASH_POINTS = ['none', 'afterClaim', 'after250', 'afterEvent', 'beforeOutcome', 'storageError'] as const;
+export const CRASH_POINTS = [
+  'none',
+  'afterClaim',
+  'after250',
+  'afterEvent',
+  'beforeOutcome',
+  'storageError',
+  'deferStorageError',
+] as const;
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 
 /** Passing trouble once per run: no connection free for one copy, or one SMTP `451` (both defer a copy). */
@@ -78,6 +86,7 @@ class Crash extends Error {
 interface Instance {
   dead: boolean;
   unrecorded: DeliveryServices['unrecorded'];
+  unsentClaims: DeliveryServices['unsentClaims'];
 }
 
 interface Invocation {
@@ -167,7 +176,7 @@ export async function runRace(
   const crashNow = (instance: Instance, point: CrashPoint): boolean => {
     if (crashUsed || race.crash !== point) return false;
     crashUsed = true;
-    if (point !== 'storageError') instance.dead = true;
+    if (point !== 'storageError' && point !== 'deferStorageError') instance.dead = true;
     return true;
   };
 
@@ -180,6 +189,9 @@ export async function runRace(
         if (status === 'sent' && crashNow(instance, 'storageError'))
           throw Object.assign(new Error('simulated storage outage'), { statusCode: 503 });
       }
+      // A deferral that cannot be written (after a 451 on a claimed message, or before any claim).
+      if (phase === 'before' && status === 'deferred' && crashNow(instance, 'deferStorageError'))
+        throw Object.assign(new Error('simulated storage outage'), { statusCode: 503 });
     });
     const outbox = {
       sendMessage: (text: string) =>
@@ -209,6 +221,7 @@ export async function runRace(
       outbox: new OutboxQueue(outbox as unknown as QueueClient),
       results: results as unknown as DeliveryServices['results'],
       unrecorded: instance.unrecorded,
+      unsentClaims: instance.unsentClaims,
       senderFor: (account) =>
         gatedSender(base.senderFor(account), instance, step, {
           after250: () => crashNow(instance, 'after250'),
@@ -222,7 +235,7 @@ export async function runRace(
     };
   };
 
-  const fresh = (): Instance => ({ dead: false, unrecorded: new Map() });
+  const fresh = (): Instance => ({ dead: false, unrecorded: new Map(), unsentClaims: new Map() });
   const payload = encodeQueueJson({ id, account: accountId, to: ['race@example.com'], subject: id, text: `race [${id}]` });
   let pending: Invocation[] = Array.from({ length: race.copies }, (_, i) => ({
     queueMessageId: `q-${id}-${i}`,
@@ -298,6 +311,11 @@ export function brokenInvariants(race: RaceCase, outcome: RaceOutcome): string[]
     broken.push('an attempt that died after the 250 was recorded as sent');
   if (race.crash === 'after250' && outcome.crashed && outcome.finalCode !== 'delivery_unconfirmed')
     broken.push(`an attempt that died after the 250 ended ${outcome.finalStatus}/${outcome.finalCode}, not delivery_unconfirmed`);
+  // Only a claim that looks dead (lease 0, or its instance died) may end a message "unconfirmed": a storage error
+  // on a write is not a death, and the retry on the same instance knows what it did.
+  const claimMayLookDead = race.leaseMs === 0 || ['afterClaim', 'after250', 'afterEvent', 'beforeOutcome'].includes(race.crash);
+  if (!claimMayLookDead && outcome.finalCode === 'delivery_unconfirmed')
+    broken.push(`ended delivery_unconfirmed with ${outcome.mails} mail(s), though no attempt died (${race.crash})`);
   return broken;
 }
 
