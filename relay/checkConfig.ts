@@ -8,7 +8,7 @@ import { access } from 'node:fs/promises';
 import { readFile } from 'node:fs/promises';
 import { parseAllowedSenders, ALLOWED_SENDERS_BLOB, type AllowedSendersDocument } from '../shared/relay/allowedSenders';
 import { certificateExpiry, EXPIRY_WARNING_DAYS } from './certificateExpiry';
-import { loadRelayConfig, type RelayConfig } from './config';
+import { APP_INSIGHTS_SETTING, loadRelayConfig, type RelayConfig } from './config';
 import { createStorageTarget } from './storageTarget';
 
 export interface ConfigCheck {
@@ -17,7 +17,7 @@ export interface ConfigCheck {
 }
 
 export async function checkConfig(file: string): Promise<ConfigCheck> {
-  const config = loadRelayConfig({ RELAY_CONFIG: file });
+  const config = loadRelayConfig({ RELAY_CONFIG: file, [APP_INSIGHTS_SETTING]: process.env[APP_INSIGHTS_SETTING] });
   const lines = [`${file}: valid.`, ...describe(config)];
   const problems = await unreadableFiles(config);
   if (problems.length === 0) {
@@ -47,6 +47,7 @@ function describe(config: RelayConfig): string[] {
     ),
     `  health     ${config.health ? `${config.health.host ?? '*'}:${config.health.port}/health` : 'off'}`,
     `  storage    ${'connectionString' in config.storage ? 'connection string' : `${config.storage.blobServiceUrl.split('?')[0]} (${config.storage.credential.type})`}`,
+    `  telemetry  ${config.applicationInsights ? `Application Insights at ${new URL(config.applicationInsights.ingestionEndpoint).host} (${config.applicationInsights.authentication})` : 'console only'}`,
     ...config.devices.map(
       (d) =>
         `  device     ${d.name}: ${d.user ? `user ${d.user}` : 'by address'}${d.sourceRanges.length ? ` from ${d.sourceRanges.map((r) => r.text).join(', ')}` : ''} → account ${d.account}, From ${d.allowedFrom.join(', ')}; ≤ ${d.maxMessageBytes} bytes, ≤ ${d.maxRecipients} recipients`,

@@ -7,6 +7,7 @@ import os from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from '../shared/errors';
 import type { Env } from '../shared/settings';
+import { parseAppInsightsConnection, type AppInsightsConnection } from './appInsightsConnection';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_MAX_RECIPIENTS,
@@ -51,6 +52,12 @@ export interface LoginFailurePolicy {
   maxDelayMs: number;
 }
 
+/** Where the relay's log lines go as traces, and how it proves itself there. */
+export interface ApplicationInsightsConfig extends AppInsightsConnection {
+  /** `entra`: a token from the storage identity, for a resource with local authentication off. */
+  authentication: 'entra' | 'instrumentationKey';
+}
+
 export type StorageConfig = StorageInput;
 export type CredentialConfig = CredentialInput;
 
@@ -67,9 +74,12 @@ export interface RelayConfig {
   devices: Device[];
   /** The largest message any device may send: what EHLO announces as SIZE. */
   maxMessageBytes: number;
+  applicationInsights: ApplicationInsightsConfig | undefined;
 }
 
 export const RELAY_CONFIG_SETTING = 'RELAY_CONFIG';
+/** Used when the file has no `applicationInsights` section (the name every Application Insights SDK reads). */
+export const APP_INSIGHTS_SETTING = 'APPLICATIONINSIGHTS_CONNECTION_STRING';
 
 export function loadRelayConfig(env: Env = process.env): RelayConfig {
   const file = env[RELAY_CONFIG_SETTING]?.trim();
@@ -87,16 +97,19 @@ export function loadRelayConfig(env: Env = process.env): RelayConfig {
   } catch (error) {
     throw new ConfigError(`${source} is not valid JSON: ${(error as Error).message}`);
   }
-  return parseRelayConfig(json, RELAY_CONFIG_SETTING);
+  return parseRelayConfig(json, RELAY_CONFIG_SETTING, env);
 }
 
-export function parseRelayConfig(json: unknown, source = RELAY_CONFIG_SETTING): RelayConfig {
+/** `env` only supplies APPLICATIONINSIGHTS_CONNECTION_STRING. */
+export function parseRelayConfig(json: unknown, source = RELAY_CONFIG_SETTING, env: Env = {}): RelayConfig {
   const parsed = relayConfigInputSchema.safeParse(json);
   if (!parsed.success) throw new ConfigError(formatIssues(source, parsed.error));
   const input = parsed.data;
   const problems = crossFieldProblems(input).map((p) => `${source}.${p}`);
+  const telemetry = applicationInsights(input, source, env);
+  if (telemetry.problem) problems.push(telemetry.problem);
   if (problems.length > 0) throw new ConfigError(`Invalid relay configuration:\n  ${problems.join('\n  ')}`);
-  return resolve(input);
+  return resolve(input, telemetry.config);
 }
 
 function formatIssues(source: string, error: z.ZodError): string {
@@ -161,9 +174,37 @@ function crossFieldProblems(input: ParsedInput): string[] {
   return problems;
 }
 
+/** The file's section, or the environment variable when the file has none (then with Entra authentication). */
+function applicationInsights(
+  input: ParsedInput,
+  source: string,
+  env: Env,
+): { config?: ApplicationInsightsConfig; problem?: string } {
+  const section = input.applicationInsights;
+  const fromEnv = env[APP_INSIGHTS_SETTING]?.trim();
+  if (!section && !fromEnv) return {};
+  const text = section?.connectionString ?? fromEnv;
+  if (!text) return { problem: `${source}.applicationInsights.connectionString: required (or set ${APP_INSIGHTS_SETTING})` };
+  let connection: AppInsightsConnection;
+  try {
+    connection = parseAppInsightsConnection(text);
+  } catch (error) {
+    // The file's string passed the schema: this one came from the environment.
+    return { problem: `${APP_INSIGHTS_SETTING}: ${(error as Error).message}` };
+  }
+  const authentication = section?.authentication ?? 'entra';
+  if (authentication === 'entra' && 'connectionString' in input.storage)
+    return {
+      problem: section
+        ? `${source}.applicationInsights.authentication: "entra" (the default) takes its token from the storage identity, and storage has a connection string instead: give storage its service URLs and a credential, or set "authentication": "instrumentationKey"`
+        : `${APP_INSIGHTS_SETTING} is set, so the relay sends its logs to Application Insights with the storage identity, and storage has a connection string instead: add "applicationInsights": { "authentication": "instrumentationKey" } to ${source}, or unset ${APP_INSIGHTS_SETTING}`,
+    };
+  return { config: { ...connection, authentication } };
+}
+
 const deviceName = (device: DeviceInput) => device.name ?? device.user ?? '';
 
-function resolve(input: ParsedInput): RelayConfig {
+function resolve(input: ParsedInput, applicationInsights: ApplicationInsightsConfig | undefined): RelayConfig {
   const limits = input.limits ?? {};
   const devices = input.devices.map((device): Device => {
     const account = input.accounts?.[device.account] ?? {};
@@ -202,6 +243,7 @@ function resolve(input: ParsedInput): RelayConfig {
     shutdownGraceMs: (input.shutdownGraceSeconds ?? 30) * 1000,
     devices,
     maxMessageBytes: Math.max(...devices.map((d) => d.maxMessageBytes)),
+    applicationInsights,
   };
 }
 

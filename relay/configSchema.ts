@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseAppInsightsConnection } from './appInsightsConnection';
 import { parseIpRange } from './ipRanges';
 import { passwordHashProblem } from './passwordHash';
 
@@ -93,6 +94,25 @@ const tlsSchema = z.union([
   z.object({ cert: z.string().includes('-----BEGIN'), key: z.string().includes('-----BEGIN') }).strict(),
 ]);
 
+/** The relay's log lines as traces in Application Insights, next to the app's (the workbook reads both). */
+const applicationInsightsSchema = z
+  .object({
+    /** Default: the environment variable APPLICATIONINSIGHTS_CONNECTION_STRING. */
+    connectionString: z
+      .string()
+      .superRefine((value, ctx) => {
+        try {
+          parseAppInsightsConnection(value);
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        }
+      })
+      .optional(),
+    /** `entra` (default): a token from the storage identity; `instrumentationKey`: the key alone (local authentication). */
+    authentication: z.enum(['entra', 'instrumentationKey']).optional(),
+  })
+  .strict();
+
 export const deviceInputSchema = z
   .object({
     /** How the device appears in logs; defaults to the user name. Required for a device without a user name. */
@@ -174,6 +194,7 @@ export const relayConfigInputSchema = z
       .optional(),
     /** On SIGTERM: how long messages already in DATA may take to finish. */
     shutdownGraceSeconds: z.number().int().min(0).max(3600).optional(),
+    applicationInsights: applicationInsightsSchema.optional(),
     devices: z.array(deviceInputSchema).min(1, { error: 'configure at least one device' }),
   })
   .strict();
@@ -182,3 +203,4 @@ export type RelayConfigInput = z.input<typeof relayConfigInputSchema>;
 export type DeviceInput = z.infer<typeof deviceInputSchema>;
 export type StorageInput = z.infer<typeof storageSchema>;
 export type CredentialInput = z.infer<typeof credentialSchema>;
+export type ApplicationInsightsInput = z.infer<typeof applicationInsightsSchema>;

@@ -9,7 +9,8 @@ import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import type { TokenCredential } from '@azure/identity';
 import { SMTPServer } from 'smtp-server';
-import { consoleLogger, type Logger } from '../shared/log/logger';
+import { ConfigError } from '../shared/errors';
+import { consoleLogger, createLogger, teeLogger, type Logger } from '../shared/log/logger';
 import { ALLOWED_SENDERS_BLOB } from '../shared/relay/allowedSenders';
 import { AccountSenders } from './accountSenders';
 import { parseRelayConfig, type ListenerConfig, type ListenerKind, type RelayConfig, type RelayConfigInput } from './config';
@@ -23,6 +24,7 @@ import { blobStore, type MimeStore } from './mimeStore';
 import { REPLIES } from './replies';
 import { StorageHealth } from './storageHealth';
 import { createStorageTarget, type StorageTarget } from './storageTarget';
+import { TelemetryExport, type TelemetryTiming } from './telemetryExport';
 import { logCertificateExpiry } from './certificateExpiry';
 import { describeTlsError, IMPLICIT_TLS_HINT, TLS_TOO_OLD_HINT, watchForImplicitTls, type ConnectionError } from './tlsErrors';
 
@@ -37,6 +39,10 @@ export interface StartRelayOptions {
   sendersRefreshMs?: number;
   /** How often, at most, the device report is written (default 5 s). */
   activityFlushMs?: number;
+  /** The identity that gets the Application Insights token, instead of the storage identity (tests: a stub). */
+  credential?: TokenCredential;
+  /** How often the trace export sends, retries and reports its problems (tests). */
+  telemetryTiming?: Partial<TelemetryTiming>;
 }
 
 export interface Relay {
@@ -64,8 +70,18 @@ const isResolved = (config: RelayConfig | RelayConfigInput): config is RelayConf
 
 export async function startRelay(options: StartRelayOptions): Promise<Relay> {
   const config = isResolved(options.config) ? options.config : parseRelayConfig(options.config, 'relay config');
-  const log = options.log ?? consoleLogger;
+  const consoleLog = options.log ?? consoleLogger;
   const target: StorageTarget | undefined = options.store ? undefined : createStorageTarget(config.storage);
+  const telemetry = config.applicationInsights
+    ? startTelemetry(config, options.credential ?? target?.credential, consoleLog, options.telemetryTiming)
+    : undefined;
+  // The export's own problems go to the console only: a failing export must not feed itself.
+  const log = telemetry ? teeLogger(consoleLog, createLogger(telemetry.add)) : consoleLog;
+  if (config.applicationInsights)
+    log.info('relay.telemetry_export', {
+      endpoint: new URL(config.applicationInsights.ingestionEndpoint).host,
+      authentication: config.applicationInsights.authentication,
+    });
   const store = options.store ?? blobStore(target!.container, target!.queue);
   const storage = target?.describe ?? 'custom store';
   if (config.storage.createIfMissing) {
@@ -148,6 +164,7 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
     await closeServers();
     senders.stop();
     await activity.close();
+    await telemetry?.close(TELEMETRY_CLOSE_MS);
     throw error;
   }
 
@@ -198,6 +215,7 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
         await activity.close();
         await health?.close();
         log.info('relay.stopped', {});
+        await telemetry?.close(TELEMETRY_CLOSE_MS);
       })()),
     async reloadTls() {
       if (!config.tls) return;
@@ -210,6 +228,32 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
     unblockLogins: () => unblockLogins(),
     flushActivity: () => activity.flush(),
   };
+}
+
+/** Within the few seconds relay/main.ts allows after the grace period. */
+const TELEMETRY_CLOSE_MS = 3_000;
+
+function startTelemetry(
+  config: RelayConfig,
+  identity: TokenCredential | undefined,
+  problems: Logger,
+  timing: Partial<TelemetryTiming> | undefined,
+): TelemetryExport {
+  const settings = config.applicationInsights!;
+  if (settings.authentication === 'entra' && !identity)
+    throw new ConfigError(
+      'applicationInsights.authentication: "entra" takes its token from the storage identity, and there is none',
+    );
+  return new TelemetryExport(
+    {
+      instrumentationKey: settings.instrumentationKey,
+      ingestionEndpoint: settings.ingestionEndpoint,
+      credential: settings.authentication === 'entra' ? identity : undefined,
+      roleInstance: config.hostname,
+    },
+    problems,
+    timing,
+  );
 }
 
 /**

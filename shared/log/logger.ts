@@ -36,6 +36,15 @@ export function createLogger(write: LogWriter, base: LogFields = {}): Logger {
   };
 }
 
+/** Each call goes to every one of them, in order (the console and an export, say). */
+export function teeLogger(...loggers: Logger[]): Logger {
+  return {
+    info: (event, fields) => loggers.forEach((logger) => logger.info(event, fields)),
+    warn: (event, fields) => loggers.forEach((logger) => logger.warn(event, fields)),
+    error: (event, fields) => loggers.forEach((logger) => logger.error(event, fields)),
+  };
+}
+
 export const consoleLogger: Logger = createLogger((level, line) => {
   if (level === 'error') console.error(line);
   else if (level === 'warn') console.warn(line);
