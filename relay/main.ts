@@ -15,7 +15,6 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../shared/errors';
-import { consoleLogger } from '../shared/log/logger';
 import { checkConfig } from './checkConfig';
 import { loadRelayConfig, RELAY_CONFIG_SETTING } from './config';
 import { hashPassword } from './passwordHash';
@@ -83,12 +82,8 @@ async function run(): Promise<void> {
   process.on('SIGINT', stop);
   // After fixing a device's password: its address may log in again at once (Windows has no SIGUSR2: restart).
   process.on('SIGUSR2', () => void relay.unblockLogins());
-  process.on(
-    'SIGHUP',
-    // A failed reload (a half-written renewal) keeps the certificate in use.
-    () =>
-      void relay.reloadTls().catch((error: Error) => consoleLogger.error('relay.tls_reload_failed', { error: error.message })),
-  );
+  // A failed reload (a half-written renewal) keeps the certificate in use; the relay logs why.
+  process.on('SIGHUP', () => void relay.reloadTls().catch(() => undefined));
 }
 
 async function printConfigCheck(file: string | undefined): Promise<void> {

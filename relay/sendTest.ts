@@ -4,12 +4,14 @@
  * on `mail-outbox`, the allowed-senders document read from `relay-senders`, and a file written to and deleted from
  * `relay-activity`. The queue message is deleted again when the identity may (the relay's own role only adds
  * messages); otherwise it stays invisible for a minute and expires a second later, so sendMail is unlikely to
- * see it (if it does, it fails it as an invalid message, with its id in the ledger).
+ * see it (if it does, it fails it as an invalid message, with its id in the ledger). With `applicationInsights`
+ * configured, one trace `relay.send_test` is sent there too.
  */
 import { randomBytes } from 'node:crypto';
 import { ALLOWED_SENDERS_BLOB } from '../shared/relay/allowedSenders';
 import type { RelayConfig } from './config';
 import { createStorageTarget } from './storageTarget';
+import { TelemetryExport } from './telemetryExport';
 
 export interface SendTestStep {
   step: string;
@@ -38,7 +40,7 @@ export async function sendTest(config: RelayConfig): Promise<SendTestStep[]> {
     ]).catch(() => undefined);
   const id = `relay-send-test-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
   const body = `Subject: ${id}\r\n\r\nWritten and deleted by npm run relay -- send-test.\r\n`;
-  return [
+  const steps = [
     await step('blob mail-mime', ROLES.blob, async () => {
       const blob = target.container.getBlockBlobClient(`send-test/${id}.eml`);
       await blob.upload(body, Buffer.byteLength(body));
@@ -76,6 +78,29 @@ export async function sendTest(config: RelayConfig): Promise<SendTestStep[]> {
       return `wrote and deleted ${blob.name}`;
     }),
   ];
+  const insights = config.applicationInsights;
+  if (insights) {
+    // The export's own errors name the role (401/403), so the step adds no hint of its own.
+    const telemetry = new TelemetryExport(
+      {
+        ...insights,
+        credential: insights.authentication === 'entra' ? target.credential : undefined,
+        roleInstance: config.hostname,
+      },
+      { info() {}, warn() {}, error() {} },
+    );
+    steps.push(
+      await step('Application Insights', 'Monitoring Metrics Publisher on the Application Insights resource', async () => {
+        try {
+          await telemetry.probe('info', JSON.stringify({ event: 'relay.send_test', id }));
+        } finally {
+          await telemetry.close(0);
+        }
+        return `sent trace relay.send_test (${id}) to ${new URL(insights.ingestionEndpoint).host}`;
+      }),
+    );
+  }
+  return steps;
 }
 
 async function step(name: string, role: string, run: () => Promise<string>): Promise<SendTestStep> {

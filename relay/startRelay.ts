@@ -219,7 +219,13 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
       })()),
     async reloadTls() {
       if (!config.tls) return;
-      tlsMaterial = await loadTls(config.tls, log);
+      try {
+        tlsMaterial = await loadTls(config.tls, log);
+      } catch (error) {
+        // A half-written renewal: the pair in use stays. Logged here, so that it also reaches Application Insights.
+        log.error('relay.tls_reload_failed', { error: (error as Error).message });
+        throw error;
+      }
       // Every STARTTLS and implicit TLS handshake from now on uses the new pair, with or without SNI.
       for (const { server } of servers) server.updateSecureContext({ key: tlsMaterial.key, cert: tlsMaterial.cert });
       log.info('relay.tls_reloaded', { notAfter: new X509Certificate(tlsMaterial.cert).validTo });

@@ -119,6 +119,15 @@ export class TelemetryExport {
     return this.closing;
   }
 
+  /**
+   * Sends one line now, outside the buffer (send-test): resolves when the service accepted it, rejects with
+   * the reason (and the missing role, for 401/403) otherwise.
+   */
+  async probe(level: LogLevel, line: string): Promise<void> {
+    const answer = await this.post([this.envelope(level, line)]);
+    if (answer.status !== 200) throw new Error(this.describe(answer.status, answer.body?.errors?.[0]?.message));
+  }
+
   private envelope(level: LogLevel, line: string): TraceEnvelope {
     return {
       name: 'Microsoft.ApplicationInsights.Message',

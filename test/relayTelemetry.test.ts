@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TokenCredential } from '@azure/identity';
 import { startAzurite, type Azurite } from '../local/peers/azurite';
+import { sendTest } from '../relay/sendTest';
 import { createLogger, type Logger } from '../shared/log/logger';
 import { DEFAULT_INGESTION_ENDPOINT, parseAppInsightsConnection } from '../relay/appInsightsConnection';
 import { parseRelayConfig } from '../relay/config';
@@ -528,6 +529,24 @@ describe('a relay that exports its logs', () => {
       consoleLines.find((l) => l.includes('"relay.telemetry_export_failed"'))!,
       /HTTP 400/,
     );
+  });
+
+  it('send-test sends one trace, and names what is wrong when the resource refuses it', async () => {
+    const config = parseRelayConfig(
+      await testRelayConfig(azurite.connectionString, [DEVICE], {
+        applicationInsights: { connectionString: keyDouble.connectionString(), authentication: 'instrumentationKey' },
+      }),
+    );
+    const passed = (await sendTest(config)).find((s) => s.step === 'Application Insights');
+    assert.ok(passed?.ok, passed?.detail);
+    assert.match(passed.detail, /^sent trace relay\.send_test \(relay-send-test-\S+\) to 127\.0\.0\.1:\d+$/);
+    assert.equal(traces(keyDouble, 'relay.send_test').length, 1);
+
+    keyDouble.answerNext({ status: 403 });
+    const refused = (await sendTest(config)).find((s) => s.step === 'Application Insights');
+    assert.equal(refused?.ok, false);
+    assert.match(refused!.detail, /HTTP 403.*accepts Entra authentication only/);
+    assert.ok(!refused!.detail.includes(KEY), 'the key is not repeated');
   });
 
   it('sends relay.stopped before close() returns', async () => {
