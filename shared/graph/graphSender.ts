@@ -1,5 +1,6 @@
 import type { Account } from '../config/account';
 import type { ConnectionSlots } from '../limits/connectionSlots';
+import { LanePool, type PooledLane } from '../limits/lanePool';
 import { graphTokenProblem } from '../oauth/graphToken';
 import type { SentInfo } from '../smtp/accountSender';
 import { GraphFailure } from './graphFailure';
@@ -29,12 +30,6 @@ export interface GraphSenderOptions {
 
 export const DEFAULT_GRAPH_TIMEOUT_MS = 60_000;
 
-interface Lane {
-  slot: number;
-  busy: boolean;
-  idleTimer?: NodeJS.Timeout;
-}
-
 /**
  * Microsoft Graph sendMail for one account. Graph allows 4 concurrent requests per app and mailbox across all
  * instances: each request runs on a lane that holds one of the mailbox's cross-instance slots (ConnectionSlots,
@@ -42,10 +37,7 @@ interface Lane {
  * The token is checked (audience, Mail.Send) before its first request; failures are thrown as GraphFailure.
  */
 export class GraphSender {
-  private readonly lanes: Lane[] = [];
-  private readonly waiters: Array<() => void> = [];
-  private opening = 0;
-  private closed = false;
+  private readonly lanes: LanePool<PooledLane>;
   private readonly url: string;
   /** The last token that passed the preflight: each new token is checked once. */
   private checkedToken: string | undefined;
@@ -54,24 +46,21 @@ export class GraphSender {
 
   constructor(
     private readonly account: Account,
-    private readonly slots: ConnectionSlots,
+    slots: ConnectionSlots,
     private readonly options: GraphSenderOptions,
   ) {
     const baseUrl = (options.baseUrl ?? account.graph?.baseUrl ?? 'https://graph.microsoft.com').replace(/\/+$/, '');
     this.url = `${baseUrl}/v1.0/users/${encodeURIComponent(account.user)}/sendMail`;
-    slots.onLost = (slot) => {
-      const lane = this.lanes.find((l) => l.slot === slot);
-      if (lane && !lane.busy) void this.closeLane(lane);
-    };
-  }
-
-  private get limit(): number {
-    return this.account.graph?.concurrentRequests ?? 4;
+    this.lanes = new LanePool(slots, {
+      limit: () => this.account.graph?.concurrentRequests ?? 4,
+      idleMs: options.idleMs,
+      create: (slot) => ({ slot, busy: true }),
+    });
   }
 
   /** A lane within `maxWaitMs`, or undefined when all the mailbox's slots stay taken (defer the message). */
   async acquire(maxWaitMs: number): Promise<GraphLane | undefined> {
-    const lane = await this.acquireLane(Date.now() + maxWaitMs);
+    const lane = await this.lanes.acquire(Date.now() + maxWaitMs);
     if (!lane) return undefined;
     let released = false;
     return {
@@ -82,20 +71,18 @@ export class GraphSender {
       release: () => {
         if (released) return;
         released = true;
-        this.releaseLane(lane);
+        this.lanes.release(lane);
       },
     };
   }
 
   /** Gives back every slot (shutdown, tests). */
-  async close(): Promise<void> {
-    this.closed = true;
-    await Promise.all([...this.lanes].map((lane) => this.closeLane(lane)));
-    await this.slots.releaseAll();
+  close(): Promise<void> {
+    return this.lanes.close();
   }
 
   get heldSlots(): number {
-    return this.lanes.length;
+    return this.lanes.size;
   }
 
   private async post(request: GraphRequest, token: GraphToken): Promise<SentInfo> {
@@ -157,75 +144,6 @@ export class GraphSender {
       // 503 is Graph's "busy, come back" (with Retry-After); any other 5xx came after the message was received.
       maybeDelivered: status >= 500 && status !== 503,
     });
-  }
-
-  private async acquireLane(deadline: number): Promise<Lane | undefined> {
-    for (;;) {
-      const free = this.takeFreeLane();
-      if (free) return free;
-      if (!this.closed && this.lanes.length + this.opening < this.limit) {
-        const lane = (await this.tryOpenLane()) ?? this.takeFreeLane();
-        if (lane) return lane;
-      }
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) return undefined;
-      // Wait for one of our lanes to come free, or look again for a slot another instance gave back.
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, Math.min(remaining, this.lanes.length > 0 ? 2_000 : 500));
-        const waiters = this.waiters;
-        function done() {
-          clearTimeout(timer);
-          const at = waiters.indexOf(done);
-          if (at !== -1) waiters.splice(at, 1);
-          resolve();
-        }
-        waiters.push(done);
-      });
-    }
-  }
-
-  private takeFreeLane(): Lane | undefined {
-    const free = this.lanes.find((lane) => !lane.busy);
-    if (!free) return undefined;
-    free.busy = true;
-    if (free.idleTimer) clearTimeout(free.idleTimer);
-    return free;
-  }
-
-  private async tryOpenLane(): Promise<Lane | undefined> {
-    this.opening++;
-    let slot: number | undefined;
-    try {
-      slot = await this.slots.tryAcquire();
-    } finally {
-      this.opening--;
-    }
-    if (slot === undefined) return undefined;
-    if (this.closed) {
-      await this.slots.release(slot);
-      return undefined;
-    }
-    const lane: Lane = { slot, busy: true };
-    this.lanes.push(lane);
-    return lane;
-  }
-
-  private releaseLane(lane: Lane): void {
-    lane.busy = false;
-    if (this.closed || !this.lanes.includes(lane)) void this.closeLane(lane);
-    else {
-      lane.idleTimer = setTimeout(() => void this.closeLane(lane), this.options.idleMs);
-      lane.idleTimer.unref();
-    }
-    this.waiters[0]?.();
-  }
-
-  private closeLane(lane: Lane): Promise<void> {
-    const index = this.lanes.indexOf(lane);
-    if (index === -1) return Promise.resolve();
-    this.lanes.splice(index, 1);
-    if (lane.idleTimer) clearTimeout(lane.idleTimer);
-    return this.slots.release(lane.slot);
   }
 }
 

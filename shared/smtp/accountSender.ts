@@ -4,6 +4,7 @@ import type Mail from 'nodemailer/lib/mailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import type { Account } from '../config/account';
 import type { ConnectionSlots } from '../limits/connectionSlots';
+import { LanePool, type PooledLane } from '../limits/lanePool';
 import { classifySmtpFailure, type SmtpFailure } from './classifyReply';
 import { XOAUTH2_CHECKED, xoauth2Login } from './xoauth2Login';
 
@@ -38,17 +39,12 @@ export interface SmtpLane {
   release(): void;
 }
 
-interface Lane {
-  slot: number;
+interface Lane extends PooledLane {
   /** Created on first use, and again when the token changes. */
   transport?: Transporter<SMTPPool.SentMessageInfo>;
   accessToken: string;
-  busy: boolean;
   /** The message being sent has been handed to the server in full (after DATA's 354). */
   handedOver: boolean;
-  /** Opened with a grant that is no longer current: closed as soon as its message is done. */
-  retired?: boolean;
-  idleTimer?: NodeJS.Timeout;
 }
 
 /**
@@ -58,25 +54,23 @@ interface Lane {
  * never refreshes by itself (its refresh would drop rotated refresh tokens).
  */
 export class AccountSender {
-  private readonly lanes: Lane[] = [];
-  private readonly waiters: Array<() => void> = [];
+  private readonly lanes: LanePool<Lane>;
   /** Access tokens the server refused (535): messages already waiting for a connection do not try them again. */
   private readonly refusedTokens = new Set<string>();
-  /** Slot requests on their way to storage: each may become a connection, so they count towards the limit. */
-  private opening = 0;
-  private closed = false;
   private readonly ca: string | undefined;
 
   constructor(
     private readonly account: Account,
-    private readonly slots: ConnectionSlots,
+    slots: ConnectionSlots,
     private readonly options: { idleMs: number; timeouts: SmtpTimeouts },
   ) {
     this.ca = account.smtp.caFile ? readFileSync(account.smtp.caFile, 'utf8') : undefined;
-    slots.onLost = (slot) => {
-      const lane = this.lanes.find((l) => l.slot === slot);
-      if (lane && !lane.busy) void this.closeLane(lane);
-    };
+    this.lanes = new LanePool<Lane>(slots, {
+      limit: () => this.account.limits.concurrentConnections,
+      idleMs: options.idleMs,
+      create: (slot) => ({ slot, accessToken: '', busy: true, handedOver: false }),
+      dispose: (lane) => lane.transport?.close(),
+    });
   }
 
   /**
@@ -87,7 +81,7 @@ export class AccountSender {
    * nothing.
    */
   async acquire(maxWaitMs: number): Promise<SmtpLane | undefined> {
-    const lane = await this.acquireLane(Date.now() + maxWaitMs);
+    const lane = await this.lanes.acquire(Date.now() + maxWaitMs);
     if (!lane) return undefined;
     let released = false;
     return {
@@ -95,7 +89,7 @@ export class AccountSender {
       release: () => {
         if (released) return;
         released = true;
-        this.releaseLane(lane);
+        this.lanes.release(lane);
       },
     };
   }
@@ -142,95 +136,16 @@ export class AccountSender {
    * a connection that is already authenticated.
    */
   closeConnections(): void {
-    for (const lane of [...this.lanes]) {
-      if (lane.busy) lane.retired = true;
-      else void this.closeLane(lane);
-    }
+    this.lanes.retireAll();
   }
 
   /** Closes every connection; resolves once their slots are given back, so another instance can take them. */
-  async close(): Promise<void> {
-    this.closed = true;
-    await Promise.all([...this.lanes].map((lane) => this.closeLane(lane)));
-    await this.slots.releaseAll();
+  close(): Promise<void> {
+    return this.lanes.close();
   }
 
   get openConnections(): number {
-    return this.lanes.length;
-  }
-
-  private async acquireLane(deadline: number): Promise<Lane | undefined> {
-    for (;;) {
-      const free = this.takeFreeLane();
-      if (free) return free;
-      // Every send that finds no free connection asks for a slot of its own, up to the limit: sends arriving
-      // while a connection is being opened open the next one instead of queueing behind it.
-      if (!this.closed && this.lanes.length + this.opening < this.account.limits.concurrentConnections) {
-        const lane = (await this.tryOpenLane()) ?? this.takeFreeLane();
-        if (lane) return lane;
-      }
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) return undefined;
-      // Wait for one of our lanes to come free, or look again for a slot another instance gave back.
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, Math.min(remaining, this.lanes.length > 0 ? 2_000 : 500));
-        const waiters = this.waiters;
-        function done() {
-          clearTimeout(timer);
-          const at = waiters.indexOf(done);
-          if (at !== -1) waiters.splice(at, 1);
-          resolve();
-        }
-        waiters.push(done);
-      });
-    }
-  }
-
-  private takeFreeLane(): Lane | undefined {
-    const free = this.lanes.find((lane) => !lane.busy);
-    if (!free) return undefined;
-    free.busy = true;
-    if (free.idleTimer) clearTimeout(free.idleTimer);
-    return free;
-  }
-
-  private async tryOpenLane(): Promise<Lane | undefined> {
-    this.opening++;
-    let slot: number | undefined;
-    try {
-      slot = await this.slots.tryAcquire();
-    } finally {
-      this.opening--;
-    }
-    if (slot === undefined) return undefined;
-    if (this.closed) {
-      await this.slots.release(slot);
-      return undefined;
-    }
-    const lane: Lane = { slot, accessToken: '', busy: true, handedOver: false };
-    this.lanes.push(lane);
-    return lane;
-  }
-
-  private releaseLane(lane: Lane): void {
-    lane.busy = false;
-    if (lane.retired) void this.closeLane(lane);
-    else {
-      // Whoever takes the lane next clears this.
-      lane.idleTimer = setTimeout(() => void this.closeLane(lane), this.options.idleMs);
-      lane.idleTimer.unref();
-    }
-    this.waiters[0]?.();
-  }
-
-  /** Closes the connection; the promise settles once its slot is given back. */
-  private closeLane(lane: Lane): Promise<void> {
-    const index = this.lanes.indexOf(lane);
-    if (index === -1) return Promise.resolve();
-    this.lanes.splice(index, 1);
-    if (lane.idleTimer) clearTimeout(lane.idleTimer);
-    lane.transport?.close();
-    return this.slots.release(lane.slot);
+    return this.lanes.size;
   }
 
   private createTransport(token: SmtpToken, lane: Lane): Transporter<SMTPPool.SentMessageInfo> {
