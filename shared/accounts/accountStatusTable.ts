@@ -1,4 +1,5 @@
 import { odata, type TableClient } from '@azure/data-tables';
+import { readRow } from '../storage/conditionalWrite';
 import type { AccountStatus, StatusPatchFields } from './accountStatus';
 
 const PARTITION = 'account';
@@ -33,13 +34,8 @@ export class AccountStatusTable {
   }
 
   async get(accountId: string): Promise<AccountStatus | undefined> {
-    try {
-      const entity = await this.table.getEntity<Record<string, unknown>>(PARTITION, accountId);
-      return fromEntity(entity);
-    } catch (error) {
-      if ((error as { statusCode?: number }).statusCode === 404) return undefined;
-      throw error;
-    }
+    const entity = await readRow<Record<string, unknown>>(this.table, PARTITION, accountId);
+    return entity ? fromEntity(entity) : undefined;
   }
 
   async list(): Promise<AccountStatus[]> {

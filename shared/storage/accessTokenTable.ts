@@ -1,4 +1,5 @@
-import { RestError, type TableClient } from '@azure/data-tables';
+import type { TableClient } from '@azure/data-tables';
+import { readRow } from './conditionalWrite';
 
 /** A row: nothing in it can be read or changed without the key. */
 export interface SealedAccessToken {
@@ -17,15 +18,10 @@ export class AccessTokenTable {
   constructor(private readonly table: TableClient) {}
 
   async read(accountId: string, audience: 'smtp' | 'graph' = 'smtp'): Promise<SealedAccessToken | undefined> {
-    try {
-      const row = await this.table.getEntity<{ keyId?: unknown; sealed?: unknown }>(partition(accountId), rowOf(audience));
-      return typeof row.keyId === 'string' && typeof row.sealed === 'string'
-        ? { keyId: row.keyId, sealed: row.sealed }
-        : undefined;
-    } catch (error) {
-      if (error instanceof RestError && error.statusCode === 404) return undefined;
-      throw error;
-    }
+    const row = await readRow<{ keyId?: unknown; sealed?: unknown }>(this.table, partition(accountId), rowOf(audience));
+    return typeof row?.keyId === 'string' && typeof row.sealed === 'string'
+      ? { keyId: row.keyId, sealed: row.sealed }
+      : undefined;
   }
 
   /** Last writer wins: every writer holds a token the provider just issued, any of them is good. */
