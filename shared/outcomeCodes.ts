@@ -36,6 +36,11 @@ export const OUTCOME_CODES = {
   quota_exceeded: { status: 'deferred', meaning: "The mailbox's daily sending quota is used up." },
   mailbox_full: { status: 'deferred', meaning: 'The sending mailbox is full.' },
   paused: { status: 'deferred', meaning: 'The account is paused.' },
+  poisoned: {
+    status: 'deferred',
+    meaning:
+      'The Functions host gave up after its maximum of failed tries; the message lies in mail-outbox-poison until put back (npm run poison -- --retry).',
+  },
   transport_switched: {
     status: 'deferred',
     meaning:

@@ -22,6 +22,7 @@ const queriesDir = join(repo, 'infra/app/queries');
  * "Message has reached MaxDequeueCount of {n}. Moving message to queue '{poison queue}'." (Azure WebJobs
  * storage queues extension, QueueProcessor.CopyMessageToPoisonQueueAsync).
  */
+/** Queries that also read a line the platform writes (besides the app's events, if any). */
 const PLATFORM_QUERIES: Record<string, string> = {
   'poison-queue.kql': `Moving message to queue '${QUEUES.poison}'`,
 };
@@ -111,8 +112,7 @@ describe('the monitoring queries', () => {
       const platformText = PLATFORM_QUERIES[query.file];
       if (platformText) {
         assert.ok(query.text.includes(platformText), `${query.file} looks for "${platformText}"`);
-        assert.deepEqual(query.events, [], 'a platform query names no event of the code');
-        return;
+        if (query.events.length === 0) return;
       }
       assert.ok(query.events.length > 0, `${query.file} names at least one event`);
       const written = query.events.map((name) => {

@@ -190,7 +190,7 @@ var rules = [
   {
     name: 'poison-queue'
     displayName: 'oauth-outbox: a message went to the poison queue'
-    description: 'The Functions host moved a message to mail-outbox-poison after sendMail failed on it repeatedly. Look at it with Azure Storage Explorer or az storage message peek; the alert stays until resolved by hand.'
+    description: 'The Functions host moved a message to mail-outbox-poison after sendMail failed on each of its tries. npm run poison lists them with the ledger row (code poisoned, the last error); npm run poison -- --retry puts them back once the cause is fixed.'
     severity: 1
     query: loadTextContent('queries/poison-queue.kql')
     measure: 'moved'

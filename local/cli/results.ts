@@ -11,6 +11,7 @@ import { DeliveryLedger, type DeliveryRecord } from '../../shared/storage/delive
 import { decodeQueueJson } from '../../shared/message/queueJson';
 import type { ResultEvent } from '../../shared/message/resultEvent';
 import { explainStorageError, STORAGE_OPTIONS, STORAGE_USAGE, storageTarget } from './storageTarget';
+import { detail, shortTime, table } from './textTable';
 
 const USAGE = `Usage: npm run results [-- options]
 
@@ -144,7 +145,10 @@ function printReport(report: Report, where: string, id: string | undefined): voi
     for (const d of report.deliveries) out.push('', `Delivery ${d.id}:`, ...fields(d, DELIVERY_FIELDS));
     for (const e of report.events) out.push('', `Result event ${e.id} (${e.at}):`, ...fields(e, EVENT_FIELDS));
   }
-  out.push('', `Waiting on ${QUEUES.outbox}: ${report.waiting}. In ${QUEUES.poison}: ${report.poisoned}.`);
+  out.push(
+    '',
+    `Waiting on ${QUEUES.outbox}: ${report.waiting}. In ${QUEUES.poison}: ${report.poisoned}${report.poisoned > 0 ? ' (npm run poison lists them)' : ''}.`,
+  );
   console.log(out.join('\n'));
 }
 
@@ -186,23 +190,6 @@ function fields<T extends object>(record: T, names: readonly (keyof T & string)[
     const [first = '', ...rest] = String(value).split(/\r?\n/);
     return [`  ${`${name}:`.padEnd(width)}${first}`, ...rest.map((line) => `  ${' '.repeat(width)}${line}`)];
   });
-}
-
-function table(header: string[], rows: string[][]): string[] {
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));
-  const width = Math.max(60, process.stdout.columns ?? 160);
-  return [header, ...rows].map((row) => {
-    const line = `  ${row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column] ?? 0))).join('  ')}`;
-    return line.length > width ? `${line.slice(0, width - 1)}…` : line;
-  });
-}
-
-function detail(code: string | undefined, text: string | undefined): string {
-  return [code, text].filter(Boolean).join(': ').replace(/\s+/g, ' ');
-}
-
-function shortTime(iso: string): string {
-  return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }
 
 main().catch((error: unknown) => {
