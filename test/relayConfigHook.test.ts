@@ -92,6 +92,12 @@ describe('post-provision: relay.json for the relay identity', () => {
     assert.equal(config.storage.credential.tenantId, OUTPUTS.AZURE_TENANT_ID);
     assert.match(config.storage.credential.clientId!, /application \(client\) id/);
     parseRelayConfig(config);
+    const named = runHook({
+      ...OUTPUTS,
+      RELAY_PRINCIPAL_ID: '00000000-0000-0000-0000-00000000000e',
+      RELAY_CLIENT_ID: 'app-client-id',
+    });
+    assert.equal(written(named.file).storage.credential.clientId, 'app-client-id', 'RELAY_CLIENT_ID fills it in');
   });
 
   test('keeps a relay.json that is there, prints what it would write, and writes nothing without a relay identity', () => {
