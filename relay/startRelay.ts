@@ -76,7 +76,7 @@ export async function startRelay(options: StartRelayOptions): Promise<Relay> {
     ? startTelemetry(config, options.credential ?? target?.credential, consoleLog, options.telemetryTiming)
     : undefined;
   // The export's own problems go to the console only: a failing export must not feed itself.
-  const log = telemetry ? teeLogger(consoleLog, createLogger(telemetry.add)) : consoleLog;
+  const log = telemetry ? teeLogger(consoleLog, createLogger(telemetry.add, {}, { observed: false })) : consoleLog;
   if (config.applicationInsights)
     log.info('relay.telemetry_export', {
       endpoint: new URL(config.applicationInsights.ingestionEndpoint).host,

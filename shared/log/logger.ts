@@ -23,11 +23,13 @@ export function observeLogs(observer: LogWriter): () => void {
   return () => observers.delete(observer);
 }
 
-export function createLogger(write: LogWriter, base: LogFields = {}): Logger {
+/** `observed: false` for a second destination of lines another logger already writes (observers see each once). */
+export function createLogger(write: LogWriter, base: LogFields = {}, options: { observed?: boolean } = {}): Logger {
+  const observed = options.observed ?? true;
   const emit = (level: LogLevel, event: string, fields?: LogFields) => {
     const line = JSON.stringify(redact({ event, ...base, ...fields }));
     write(level, line);
-    for (const observer of observers) observer(level, line);
+    if (observed) for (const observer of observers) observer(level, line);
   };
   return {
     info: (event, fields) => emit('info', event, fields),
