@@ -14,7 +14,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { addressBytes, clientKey } from './ipRanges';
+import { clientKey, inAnyRange, parseIpRange } from './ipRanges';
 import type { BlockedAddress } from './loginThrottle';
 
 export type HealthCondition = 'stopping' | { part: string; since: string }[];
@@ -29,14 +29,11 @@ export interface HealthServerHandlers {
 /** Largest request body the login routes read. */
 const MAX_BODY_BYTES = 1024;
 
+const LOOPBACK = ['127.0.0.0/8', '::1/128'].map(parseIpRange);
+
 export function isLocalCaller(remote: string | undefined, local: string | undefined): boolean {
   if (!remote) return false;
-  const bytes = addressBytes(remote);
-  if (!bytes) return false;
-  const mappedV4 = bytes.subarray(0, 12).equals(Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]));
-  if (mappedV4 && bytes[12] === 127) return true;
-  if (bytes.equals(Buffer.from([...new Array<number>(15).fill(0), 1]))) return true;
-  return remote === local;
+  return inAnyRange(remote, LOOPBACK) || remote === local;
 }
 
 export async function startHealthServer(

@@ -14,6 +14,7 @@ import type { Attachment, MailMessage } from '../../shared/message/messageSchema
 import { CONTAINERS, QUEUES } from '../../shared/names';
 import { encodeQueueJson } from '../../shared/message/queueJson';
 import { explainStorageError, STORAGE_OPTIONS, STORAGE_USAGE, storageTarget, type StorageTarget } from './storageTarget';
+import { runCommand } from './runCommand';
 
 const USAGE = `Usage: npm run enqueue -- --to <address> [options]
 
@@ -177,10 +178,4 @@ async function bodyArgument(value: string | undefined): Promise<string | undefin
   }
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof ConfigError || error instanceof InvalidMailMessageError) console.error(error.message);
-  else if (error instanceof TypeError && (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))
-    console.error(`${error.message}\n\n${USAGE}`);
-  else console.error(error);
-  process.exit(1);
-});
+runCommand(main, USAGE, (error) => error instanceof InvalidMailMessageError);

@@ -9,6 +9,7 @@ import { DeliveryLedger } from '../../shared/storage/deliveryLedger';
 import { listPoisoned, retryPoisoned } from './poisonQueue';
 import { explainStorageError, STORAGE_OPTIONS, STORAGE_USAGE, storageTarget } from './storageTarget';
 import { detail, shortTime, table } from './textTable';
+import { runCommand } from './runCommand';
 
 const USAGE = `Usage: npm run poison [-- options]
 
@@ -72,10 +73,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof ConfigError) console.error(error.message);
-  else if (error instanceof TypeError && (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))
-    console.error(`${error.message}\n\n${USAGE}`);
-  else console.error(error);
-  process.exit(1);
-});
+runCommand(main, USAGE);

@@ -12,6 +12,7 @@ import { decodeQueueJson } from '../../shared/message/queueJson';
 import type { ResultEvent } from '../../shared/message/resultEvent';
 import { explainStorageError, STORAGE_OPTIONS, STORAGE_USAGE, storageTarget } from './storageTarget';
 import { detail, shortTime, table } from './textTable';
+import { runCommand } from './runCommand';
 
 const USAGE = `Usage: npm run results [-- options]
 
@@ -192,10 +193,4 @@ function fields<T extends object>(record: T, names: readonly (keyof T & string)[
   });
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof ConfigError) console.error(error.message);
-  else if (error instanceof TypeError && (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))
-    console.error(`${error.message}\n\n${USAGE}`);
-  else console.error(error);
-  process.exit(1);
-});
+runCommand(main, USAGE);
