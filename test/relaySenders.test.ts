@@ -13,6 +13,7 @@ import { startAzurite, type Azurite } from '../local/peers/azurite';
 import { type SmtpSink } from '../local/peers/smtpSink';
 import { RELAY_CONTAINERS } from '../shared/names';
 import { ALLOWED_SENDERS_BLOB, parseAllowedSenders } from '../shared/relay/allowedSenders';
+import { publishAllowedSenders } from '../shared/relay/publishAllowedSenders';
 import { composeMime, deviceTransport, queuedId, sendMime, SmtpDialogue } from './support/relayDevice';
 import { relayStorage, startTestRelay, type TestRelay } from './support/relayHarness';
 import { startSendHarness, startTokenSink, testAccount, type SendHarness } from './support/sendHarness';
@@ -120,6 +121,23 @@ describe('relay: the accounts as the app publishes them', () => {
     assert.ok(parsed.ok);
     assert.deepEqual(parsed.document.accounts, { scans: { allowedFrom: ['scanner@contoso.test'], state: 'ready' } });
     assert.doesNotMatch(blob.toString('utf8'), /token|secret|refresh/i);
+  });
+
+  it('a publication built earlier does not land over a newer one (instances publish concurrently)', async () => {
+    const container = harness.runtime.storage.container(RELAY_CONTAINERS.senders);
+    const sources = { accounts: [], accountStatus: harness.runtime.accountStatus, container };
+    const read = async () =>
+      parseAllowedSenders((await container.getBlockBlobClient(ALLOWED_SENDERS_BLOB).downloadToBuffer()).toString('utf8'));
+    const later = new Date(Date.now() + 60_000);
+    await publishAllowedSenders(sources, later);
+    await publishAllowedSenders(sources, new Date(later.getTime() - 1_000));
+    const kept = await read();
+    assert.ok(kept.ok);
+    assert.equal(kept.document.publishedAt, later.toISOString(), 'the older build was not written');
+    // The app's own next publication (built now, earlier than `later`) would be skipped too: put the real one back.
+    await container.getBlockBlobClient(ALLOWED_SENDERS_BLOB).delete();
+    await harness.runtime.publishAllowedSenders();
+    assert.ok((await read()).ok);
   });
 
   it('refuses at MAIL FROM (550) a sender the device may use but its account does not allow, and queues nothing', async () => {
